@@ -1,0 +1,240 @@
+"""``build_policy``: tokenizer + model built locally, SFT warm start, saved as a Hugging Face directory.
+
+The result loads offline with ``AutoModelForCausalLM.from_pretrained(out_dir)`` and
+``AutoTokenizer.from_pretrained(out_dir)`` (or :func:`agents.policy.load_policy`), next to an
+``eapo_policy.json`` that records how it was built and how well its first turn follows the protocol.
+
+Example (about a minute on 2 CPU cores)::
+
+    python -m agents.policy.build --out runs/policy --size tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from agents.policy.model import build_model, count_parameters
+from agents.policy.tokenizer import build_tokenizer, encode_prompt, tag_token_ids
+from agents.sft import sft_train
+from agents.traces import TraceConfig, make_traces, trace_text
+from eapo_env import prompts
+from eapo_env.problems import Problem, load_problems
+from eapo_env.protocol import STOP_STRINGS, parse_action
+
+POLICY_INFO_FILE = "eapo_policy.json"
+#: Defaults for the quickstart budget (~1-2 minutes on 2 CPU cores for the tiny model).
+DEFAULT_SFT_STEPS = {"tiny": 300, "small": 300}
+DEFAULT_LR = {"tiny": 3e-3, "small": 1e-3}
+
+
+def _take(source: Any, start: int, count: int) -> list[Problem]:
+    n = len(source)
+    return [source[i] for i in range(start, min(n, start + count))]
+
+
+def tokenizer_corpus(problems: Sequence[Problem], traces: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
+    """Texts the BPE is trained on: problems, solutions, every fixed env text, and the traces."""
+    fixed = [
+        prompts.TRAIN_PROMPT, prompts.EVAL_PROMPT, prompts.NUDGE, prompts.EMPTY_CONSULT,
+        prompts.CONSULT_DISABLED, prompts.render_experts_block(["x", None]), "user\n", "assistant\n",
+    ]
+    texts = list(fixed)
+    for p in problems:
+        texts += [p.question, p.solution, p.answer]
+    texts += [trace_text(t) for t in traces]
+    return texts
+
+
+@torch.no_grad()
+def first_turns(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_texts: Sequence[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+) -> list[str]:
+    """Greedy first policy turn for each prompt, stopped at ``</answer>``/``</consult>``/EOS.
+
+    A measurement helper (uses HF ``generate``), not the rollout engine.
+    """
+    stop_ids = tag_token_ids(tokenizer, STOP_STRINGS) + [tokenizer.eos_token_id]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    out: list[str] = []
+    for start in range(0, len(prompt_texts), batch_size):
+        encoded = [encode_prompt(tokenizer, p) for p in prompt_texts[start : start + batch_size]]
+        width = max(len(e) for e in encoded)
+        # Left padding, so every row's generation starts at the same position.
+        ids = torch.tensor([[pad_id] * (width - len(e)) + e for e in encoded], device=device)
+        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=device)
+        gen = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+            eos_token_id=stop_ids, pad_token_id=pad_id,
+        )
+        out += tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+    return out
+
+
+def format_compliance(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    problems: Sequence[Problem],
+    eval_mode: bool = False,
+    max_new_tokens: int = 64,
+    max_experts: int = 3,
+    max_turns: int = 8,
+) -> dict[str, float]:
+    """Share of greedy first turns that are a well-formed action, and of each action kind."""
+    texts = [prompts.render_prompt(p.question, eval_mode=eval_mode, max_experts=max_experts, max_turns=max_turns) for p in problems]
+    turns = first_turns(model, tokenizer, texts, max_new_tokens)
+    kinds = [parse_action(t, max_experts) for t in turns]
+    n = max(1, len(kinds))
+    answers = [(a.answer, p.answer) for a, p in zip(kinds, problems) if a.kind == "answer"]
+    return {
+        "n": len(kinds),
+        "well_formed": sum(k.kind != "reason" and not k.format_error for k in kinds) / n,
+        "answer": sum(k.kind == "answer" for k in kinds) / n,
+        "consult": sum(k.kind == "consult" for k in kinds) / n,
+        "exact_answer": sum(a == gold for a, gold in answers) / n,  # string match: a floor, not the verifier
+    }
+
+
+def build_policy(
+    out_dir: str | Path,
+    size: str = "tiny",
+    sft_steps: int | None = None,
+    seed: int = 0,
+    problems: Any = "generated",
+    *,
+    n_train: int = 3000,
+    n_heldout: int = 64,
+    vocab_size: int = 4096,
+    batch_size: int = 16,
+    lr: float | None = None,
+    trace_config: TraceConfig | None = None,
+    lora_r: int | None = None,
+    threads: int | None = None,
+    log_every: int = 50,
+    verbose: bool = True,
+) -> Path:
+    """Build a policy directory: tokenizer, model, SFT warm start, build info.
+
+    Args:
+        out_dir: where to write (created; existing files of the same names are overwritten).
+        size: ``"tiny"`` (~1M parameters) or ``"small"`` (~15M).
+        sft_steps: SFT steps (default per size; 0 skips SFT and leaves the random init).
+        seed: seeds the model init, the traces and the SFT batch order.
+        problems: problem spec for :func:`eapo_env.problems.load_problems`; the first ``n_train``
+            give the traces and the tokenizer corpus, the next ``n_heldout`` the compliance check.
+        threads: ``torch.set_num_threads`` for the build (``None`` leaves it as is).
+
+    Returns:
+        ``out_dir`` as a :class:`Path`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    say = print if verbose else (lambda *_: None)
+    hf_logging.disable_progress_bar()
+    steps = DEFAULT_SFT_STEPS[size] if sft_steps is None else sft_steps
+    t0 = time.perf_counter()
+
+    source = load_problems(problems)
+    train = _take(source, 0, n_train)
+    heldout = _take(source, n_train, n_heldout)
+    cfg = trace_config or TraceConfig()
+    traces = make_traces(train, seed=seed, config=cfg)
+    t_traces = time.perf_counter()
+
+    tokenizer = build_tokenizer(tokenizer_corpus(train, traces), vocab_size=vocab_size)
+    t_tok = time.perf_counter()
+    model = build_model(tokenizer, size, seed=seed)
+    say(f"built tokenizer ({len(tokenizer)} tokens, {t_tok - t_traces:.1f}s) and {size} model ({count_parameters(model):,} params)")
+
+    sft_info: dict[str, Any] = {"steps": 0}
+    if steps > 0:
+        result = sft_train(
+            model, tokenizer, traces, steps=steps, batch_size=batch_size, lr=lr or DEFAULT_LR[size],
+            lora_r=lora_r, seed=seed, log_every=log_every if verbose else 0,
+        )
+        model = result.model
+        sft_info = {
+            "steps": steps, "batch_size": batch_size, "lr": lr or DEFAULT_LR[size], "lora_r": lora_r,
+            "loss_first": result.losses[0], "loss_last": sum(result.losses[-10:]) / len(result.losses[-10:]),
+            "seconds": round(result.seconds, 2), "steps_per_s": round(result.steps_per_s, 3),
+            "tokens_per_s": round(result.tokens / result.seconds, 1),
+        }
+        say(f"sft: {steps} steps in {result.seconds:.1f}s, loss {sft_info['loss_first']:.3f} -> {sft_info['loss_last']:.3f}")
+    t_sft = time.perf_counter()
+
+    compliance: dict[str, Any] = {}
+    if heldout:
+        model.eval()
+        compliance = {
+            "train_prompt": format_compliance(model, tokenizer, heldout, eval_mode=False),
+            "eval_prompt": format_compliance(model, tokenizer, heldout, eval_mode=True),
+        }
+        say(f"held-out first-turn compliance: {json.dumps(compliance)}")
+    t_eval = time.perf_counter()
+
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    info = {
+        "format": "eapo-policy/1",
+        "size": size,
+        "seed": seed,
+        "parameters": count_parameters(model),
+        "vocab_size": len(tokenizer),
+        "problems": problems if isinstance(problems, str) else type(problems).__name__,
+        "n_train": len(train),
+        "n_heldout": len(heldout),
+        # How the rollout engine must encode the first observation (see agents.policy.tokenizer).
+        "chat_template": True,
+        "stop_strings": list(STOP_STRINGS),
+        "trace_config": {k: v for k, v in vars(cfg).items()},
+        "sft": sft_info,
+        "compliance": compliance,
+        "timings_s": {
+            "traces": round(t_traces - t0, 2), "tokenizer": round(t_tok - t_traces, 2),
+            "sft": round(t_sft - t_tok, 2), "compliance": round(t_eval - t_sft, 2),
+            "total": round(time.perf_counter() - t0, 2),
+        },
+        "torch_threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    (out / POLICY_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    say(f"policy written to {out} in {info['timings_s']['total']:.1f}s")
+    return out
+
+
+def read_policy_info(path: str | Path) -> dict[str, Any] | None:
+    """The ``eapo_policy.json`` of a built policy directory, or ``None`` (e.g. a hub model)."""
+    f = Path(path) / POLICY_INFO_FILE
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build a policy locally: tokenizer, model, SFT warm start.")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--size", default="tiny", choices=["tiny", "small"])
+    parser.add_argument("--sft-steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--problems", default="generated")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    build_policy(args.out, args.size, args.sft_steps, args.seed, args.problems, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Small Qwen2 causal LMs built from scratch (no download), and a loader for any HF causal LM.
+
+Sizes (with the ~2-4k vocabulary of our locally trained tokenizer):
+
+* ``tiny``: hidden 128, 4 layers, 4 heads (2 kv heads), MLP 384: about 1-1.5M parameters. Trains at
+  a few steps per second on 2 CPU cores: the quickstart policy.
+* ``small``: hidden 384, 8 layers, 6 heads (2 kv heads), MLP 1152: about 15M parameters.
+
+Embeddings are tied (at this size the embedding matrix is a large share of the parameters).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, Qwen2Config
+
+#: Architecture of each named size; everything else comes from :func:`build_model`'s defaults.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
+    "small": dict(hidden_size=384, num_hidden_layers=8, num_attention_heads=6, num_key_value_heads=2, intermediate_size=1152),
+}
+
+
+def model_config(tokenizer: PreTrainedTokenizerBase, size: str = "tiny", max_position_embeddings: int = 2048) -> Qwen2Config:
+    """The Qwen2 config of a named size, with the vocabulary and special ids of ``tokenizer``."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; known sizes: {', '.join(SIZES)}")
+    # Round the vocabulary up to a multiple of 64: friendlier matmul shapes, and room for a few
+    # tokens added later without resizing.
+    vocab = (len(tokenizer) + 63) // 64 * 64
+    return Qwen2Config(
+        vocab_size=vocab,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 10_000.0},
+        rms_norm_eps=1e-6,
+        initializer_range=0.02,
+        use_sliding_window=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **SIZES[size],
+    )
+
+
+def build_model(tokenizer: PreTrainedTokenizerBase, size: str = "tiny", seed: int = 0) -> PreTrainedModel:
+    """A freshly initialised Qwen2 causal LM sized for ``tokenizer``; same seed → same weights.
+
+    Example:
+        >>> from agents.policy.tokenizer import build_tokenizer
+        >>> tok = build_tokenizer(["a b c"] * 8, vocab_size=300)
+        >>> m = build_model(tok, "tiny", seed=0)
+        >>> m.config.model_type, m.config.hidden_size
+        ('qwen2', 128)
+    """
+    config = model_config(tokenizer, size)
+    # A private generator state: seed, build, then restore, so building a model does not disturb
+    # the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Unique parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def load_policy(
+    name_or_path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = None,
+    **model_kwargs: Any,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load ``(model, tokenizer)`` from a directory written by ``build_policy`` or any HF causal LM.
+
+    Args:
+        name_or_path: a local directory, or a hub id (resolved from the local cache when
+            ``HF_HUB_OFFLINE=1``).
+        device: where to put the model.
+        dtype: e.g. ``torch.bfloat16`` or ``"bfloat16"``; ``None`` keeps float32 on CPU and picks
+            bfloat16 on CUDA.
+        model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``attn_implementation``).
+
+    The tokenizer gets a pad token (the eos token) when it has none, since batched rollouts pad.
+    """
+    device = torch.device(device)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype, **model_kwargs)
+    model.to(device)
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,124 @@
+"""On-device sampling (temperature, top-p) with the sampling log-probs, and per-turn stop detection.
+
+Pure tensor functions; shapes: ``n`` rows being sampled, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from eapo_env.protocol import STOP_STRINGS
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one token per row.
+
+    Args:
+        logits: [n, V] next-token logits (any float dtype; computed in float32).
+        temperature: ``<= 0`` means greedy (argmax).
+        top_p: nucleus mass in (0, 1]; 1.0 disables the (sorting) filter.
+        generator: RNG on ``logits.device`` (reproducible rollouts).
+
+    Returns:
+        tokens [n] long, logprobs [n] float32: ``log_softmax(logits / T)[token]`` — the tempered
+        distribution the learner recomputes with ``token_logprobs(..., temperature=T)``. The top-p
+        renormalisation is deliberately *not* folded in (it is not differentiable through the
+        learner's forward; with the default top_p = 1.0 the two agree). Greedy rows report T = 1.
+    """
+    logits = logits.float()
+    if temperature <= 0.0:
+        logp = torch.log_softmax(logits, dim=-1)
+        tokens = logp.argmax(dim=-1)
+        return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
+    logp = torch.log_softmax(logits / temperature, dim=-1)
+    filtered = logp if top_p >= 1.0 else _top_p_filter(logp, top_p)
+    # Exponential race (Gumbel-max in disguise): argmax p_i / E_i with E_i ~ Exp(1) draws i with
+    # probability p_i. One kernel, no CPU sync, unlike torch.multinomial's CPU fallback paths.
+    noise = torch.empty_like(filtered).exponential_(1.0, generator=generator)
+    tokens = (filtered - noise.log()).argmax(dim=-1)
+    return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
+
+
+def _top_p_filter(logp: torch.Tensor, top_p: float) -> torch.Tensor:
+    """[n, V] log-probs with everything outside the top-p nucleus set to -inf (top-1 always kept)."""
+    sorted_logp, order = logp.sort(dim=-1, descending=True)
+    probs = sorted_logp.exp()
+    # mass strictly before each token; a token is kept while that mass is < top_p
+    before = probs.cumsum(dim=-1) - probs
+    sorted_logp = sorted_logp.masked_fill(before >= top_p, float("-inf"))
+    return torch.full_like(logp, float("-inf")).scatter(-1, order, sorted_logp)
+
+
+class StopCriteria:
+    """When does a policy turn end: a stop tag (``</consult>``, ``</answer>``) or EOS.
+
+    Stop tags that are single tokens of the tokenizer (ours: added tokens) are detected by id on the
+    device; others fall back to checking the decoded tail of the turn for the string.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        stop_strings: the turn-closing strings (default: the protocol's).
+        eos_ids: extra end-of-sequence ids (the tokenizer's ``eos_token_id`` is always included).
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        stop_strings: Sequence[str] = STOP_STRINGS,
+        eos_ids: Sequence[int] = (),
+    ) -> None:
+        self.tokenizer = tokenizer
+        stop_ids: list[int] = []
+        self.string_stops: list[str] = []
+        for s in stop_strings:
+            ids = tokenizer.encode(s, add_special_tokens=False)
+            if len(ids) == 1:
+                stop_ids.append(ids[0])
+            else:
+                self.string_stops.append(s)
+        eos = set(int(e) for e in eos_ids)
+        if tokenizer.eos_token_id is not None:
+            eos.add(int(tokenizer.eos_token_id))
+        self.eos_ids: frozenset[int] = frozenset(eos)
+        self.stop_ids: frozenset[int] = frozenset(stop_ids)
+        self.all_ids = sorted(self.eos_ids | self.stop_ids)
+        # enough tokens to contain the longest string stop (a token holds at least one character)
+        self._tail = max((len(s) for s in self.string_stops), default=0) + 1
+        self._ids_cache: dict[torch.device, torch.Tensor] = {}
+
+    def ids_tensor(self, device: torch.device) -> torch.Tensor:
+        """[k] long: every stop/EOS id, on ``device``."""
+        t = self._ids_cache.get(device)
+        if t is None:
+            t = torch.tensor(self.all_ids or [-1], dtype=torch.long, device=device)
+            self._ids_cache[device] = t
+        return t
+
+    def token_stop(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[n] bool: the just-sampled token ends the turn (stop tag id or EOS)."""
+        return torch.isin(tokens, self.ids_tensor(tokens.device))
+
+    @property
+    def needs_text_check(self) -> bool:
+        return bool(self.string_stops)
+
+    def text_stop(self, turn_ids: Sequence[int]) -> bool:
+        """The decoded tail of the turn contains a multi-token stop string (fallback path)."""
+        tail = self.tokenizer.decode(
+            list(turn_ids[-self._tail :]), skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+        return any(s in tail for s in self.string_stops)
+
+    def turn_text(self, turn_ids: Sequence[int]) -> str:
+        """The text handed to the env: the turn decoded with its tags, a trailing EOS left out."""
+        ids = list(turn_ids)
+        if ids and ids[-1] in self.eos_ids:
+            ids = ids[:-1]
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)

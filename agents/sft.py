@@ -1,0 +1,191 @@
+"""Supervised fine-tuning on segment traces: loss on policy tokens only (plain torch loop).
+
+Tokenization is per segment and the ids are concatenated (the prompt through the chat template,
+every later segment on its own), never the joined text re-tokenized: that is exactly how the rollout
+engine builds a sequence (sampled policy tokens + observation tokens appended), so the positions
+the loss sees are the positions RL will see. Labels are ``-100`` on every non-policy token.
+
+Used for the warm start of the built-in policy and for the distillation-SFT baseline (DESIGN §8),
+optionally with LoRA (peft).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from agents.policy.tokenizer import encode_prompt, encode_segment
+
+IGNORE_INDEX = -100
+LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class Example:
+    """One tokenized trace: ``labels[i] == input_ids[i]`` on policy tokens, ``-100`` elsewhere."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class SFTResult:
+    """What :func:`sft_train` did: the per-step mean loss, throughput, and the trained model.
+
+    ``model`` is the model to use afterwards: the same object that was passed in (with LoRA, the
+    adapters are merged back into it unless ``merge_lora=False``, in which case it is the peft model).
+    """
+
+    losses: list[float]
+    seconds: float
+    tokens: int
+    model: torch.nn.Module = field(repr=False)
+
+    @property
+    def steps_per_s(self) -> float:
+        return len(self.losses) / self.seconds if self.seconds > 0 else float("nan")
+
+
+def tokenize_trace(
+    tokenizer: PreTrainedTokenizerBase,
+    trace: Sequence[tuple[str, str]],
+    use_chat_template: bool = True,
+    max_len: int | None = None,
+) -> Example:
+    """Token ids and labels of one trace, segment by segment.
+
+    The first ``prompt`` segment goes through :func:`encode_prompt` (the chat template); every
+    other segment is tokenized on its own. ``max_len`` keeps the first ``max_len`` tokens.
+    """
+    ids: list[int] = []
+    labels: list[int] = []
+    for i, (source, text) in enumerate(trace):
+        if source == "prompt" and i == 0:
+            seg = encode_prompt(tokenizer, text, use_chat_template)
+        else:
+            seg = encode_segment(tokenizer, text)
+        ids.extend(seg)
+        labels.extend(seg if source == "policy" else [IGNORE_INDEX] * len(seg))
+    if max_len is not None:
+        ids, labels = ids[:max_len], labels[:max_len]
+    return Example(ids, labels)
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch; padding has attention 0 and label -100."""
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        input_ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        attention[row, :n] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def _apply_lora(model: PreTrainedModel, r: int, alpha: int | None, dropout: float) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model  # optional dependency: imported only when asked for
+
+    config = LoraConfig(
+        r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout, target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"
+    )
+    return get_peft_model(model, config)
+
+
+def sft_train(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    traces: Sequence[Sequence[tuple[str, str]]],
+    steps: int = 200,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    *,
+    warmup_steps: int = 10,
+    weight_decay: float = 0.01,
+    grad_clip: float = 1.0,
+    max_len: int = 512,
+    use_chat_template: bool = True,
+    lora_r: int | None = None,
+    lora_alpha: int | None = None,
+    lora_dropout: float = 0.0,
+    merge_lora: bool = True,
+    seed: int = 0,
+    log_every: int = 0,
+    log_fn: Callable[[str], None] = print,
+) -> SFTResult:
+    """Train ``model`` on ``traces`` for ``steps`` AdamW steps (cosine decay after a linear warm-up).
+
+    Args:
+        model: a causal LM (trained in place).
+        tokenizer: its tokenizer.
+        traces: lists of ``(source, text)``; only ``policy`` segments contribute to the loss.
+        steps, batch_size, lr: the optimisation budget. Batches are drawn without replacement
+            (reshuffled each epoch) from a ``torch.Generator`` seeded with ``seed``.
+        max_len: longer examples are cut (their tail loses its loss).
+        use_chat_template: wrap the prompt with the tokenizer's chat template (as the rollout
+            engine does); must match how the policy is used later.
+        lora_r: when set, train LoRA adapters of this rank (peft) instead of all weights.
+        merge_lora: merge the adapters back into ``model`` at the end.
+        log_every: print the loss every this many steps (0: never).
+
+    Returns:
+        :class:`SFTResult` with the loss of every step.
+    """
+    examples = [tokenize_trace(tokenizer, t, use_chat_template, max_len) for t in traces]
+    examples = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
+    if not examples:
+        raise ValueError("no trace has a policy token within max_len")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+
+    train_model: torch.nn.Module = _apply_lora(model, lora_r, lora_alpha, lora_dropout) if lora_r else model
+    params = [p for p in train_model.parameters() if p.requires_grad]
+    # No weight decay on norms and biases (1-d tensors), the usual AdamW recipe.
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+
+    def lr_at(step: int) -> float:
+        if step < warmup_steps:
+            return lr * (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+        return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    gen = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    losses: list[float] = []
+    tokens = 0
+    train_model.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        if len(order) < batch_size:  # refill: a fresh permutation each epoch
+            order += torch.randperm(len(examples), generator=gen).tolist()
+        idx, order = order[:batch_size], order[batch_size:]
+        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        # HF's causal-LM loss: mean over the non-ignored (policy) tokens of the whole batch.
+        loss = train_model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        losses.append(float(loss.detach()))
+        tokens += int(batch["attention_mask"].sum())
+        if log_every and (step + 1) % log_every == 0:
+            log_fn(f"sft step {step + 1}/{steps} loss {losses[-1]:.4f} lr {lr_at(step):.2e}")
+    seconds = time.perf_counter() - start
+    train_model.eval()
+    if lora_r and merge_lora:
+        train_model = train_model.merge_and_unload()
+    return SFTResult(losses=losses, seconds=seconds, tokens=tokens, model=train_model)

@@ -1,0 +1,158 @@
+"""The action protocol: parse one policy turn into *reason*, *consult* or *answer*.
+
+Grammar (tags are literal and case-sensitive)::
+
+    free reasoning text (optionally inside <think>...</think>)
+    <consult><query>q1</query><query>q2</query>...</consult>     # 1..K queries
+    <answer>final answer</answer>
+
+Resolution (DESIGN §3): the first *complete* ``<answer>…</answer>`` or ``<consult>…</consult>``
+block — the one whose closing tag comes first and has an opening tag before it — decides the turn.
+Its body starts after the *last* opening tag before that closing tag, so a repeated or nested
+opener (``<answer>1 <answer>2</answer>``) resolves to the innermost body (``2``). No complete block
+means a reasoning turn. Inside a consult, ``<query>…</query>`` pairs are read in order; an unclosed
+trailing ``<query>`` is ignored; blank queries are dropped; queries beyond ``max_queries`` are dropped
+and counted. A consult with no query left is a format error.
+
+The parser only ever reads the action string; it is linear in its length and never raises for any
+``str`` input.
+
+Example:
+    >>> a = parse_action("Let me ask. <consult><query>What is 6*7?</query></consult>", max_queries=3)
+    >>> a.kind, a.queries
+    ('consult', ('What is 6*7?',))
+    >>> parse_action("so <answer>42</answer> done", 3).answer
+    '42'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+CONSULT_OPEN, CONSULT_CLOSE = "<consult>", "</consult>"
+QUERY_OPEN, QUERY_CLOSE = "<query>", "</query>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+EXPERTS_OPEN, EXPERTS_CLOSE = "<experts>", "</experts>"
+#: Generation stops at the first of these (a turn is over once a block closes).
+STOP_STRINGS: tuple[str, ...] = (CONSULT_CLOSE, ANSWER_CLOSE)
+#: Every tag of the protocol; tokenizers add them as single tokens.
+PROTOCOL_TAGS: tuple[str, ...] = (
+    THINK_OPEN, THINK_CLOSE, CONSULT_OPEN, CONSULT_CLOSE, QUERY_OPEN, QUERY_CLOSE,
+    ANSWER_OPEN, ANSWER_CLOSE, EXPERTS_OPEN, EXPERTS_CLOSE,
+)
+
+ActionKind = Literal["reason", "consult", "answer"]
+FormatError = Literal["", "empty_consult"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAction:
+    """The meaning of one policy turn.
+
+    Attributes:
+        kind: ``"reason"``, ``"consult"`` or ``"answer"``.
+        answer: the answer body, stripped (``kind == "answer"`` only).
+        queries: the kept queries, stripped, at most ``max_queries`` (``kind == "consult"`` only).
+        dropped_queries: non-blank queries beyond ``max_queries``, dropped.
+        blank_queries: empty or whitespace-only queries, dropped.
+        format_error: ``"empty_consult"`` when a consult kept no query, else ``""``.
+    """
+
+    kind: ActionKind
+    answer: str | None = None
+    queries: tuple[str, ...] = ()
+    dropped_queries: int = 0
+    blank_queries: int = 0
+    format_error: FormatError = ""
+
+
+REASON = ParsedAction("reason")
+
+
+def _first_complete_block(text: str) -> tuple[ActionKind, str] | None:
+    """(kind, body) of the block whose closing tag comes first and has an opener before it."""
+    pos = 0
+    while True:
+        a_close = text.find(ANSWER_CLOSE, pos)
+        c_close = text.find(CONSULT_CLOSE, pos)
+        if a_close < 0 and c_close < 0:
+            return None
+        if c_close < 0 or 0 <= a_close < c_close:
+            close, opener, kind = a_close, ANSWER_OPEN, "answer"
+            next_pos = a_close + len(ANSWER_CLOSE)
+        else:
+            close, opener, kind = c_close, CONSULT_OPEN, "consult"
+            next_pos = c_close + len(CONSULT_CLOSE)
+        start = text.rfind(opener, 0, close)
+        if start >= 0:
+            return kind, text[start + len(opener) : close]  # type: ignore[return-value]
+        pos = next_pos  # a stray closing tag: keep looking after it
+
+
+def _split_queries(body: str) -> tuple[list[str], int]:
+    """Non-blank query texts in order, and the number of blank ones."""
+    queries: list[str] = []
+    blank = 0
+    pos = 0
+    while True:
+        start = body.find(QUERY_OPEN, pos)
+        if start < 0:
+            break
+        start += len(QUERY_OPEN)
+        end = body.find(QUERY_CLOSE, start)
+        if end < 0:
+            break  # unclosed trailing query: ignored
+        # a repeated opener inside a query starts the query afresh (same rule as blocks)
+        inner = body.rfind(QUERY_OPEN, start, end)
+        if inner >= 0:
+            start = inner + len(QUERY_OPEN)
+        query = body[start:end].strip()
+        if query:
+            queries.append(query)
+        else:
+            blank += 1
+        pos = end + len(QUERY_CLOSE)
+    return queries, blank
+
+
+def parse_action(action: str, max_queries: int) -> ParsedAction:
+    """Parse one policy turn. Never raises for a ``str``; see the module docstring for the rules."""
+    if not isinstance(action, str):
+        raise TypeError(f"action must be str, got {type(action).__name__}")
+    if "</" not in action:  # fast path: no closing tag at all → reasoning turn
+        return REASON
+    block = _first_complete_block(action)
+    if block is None:
+        return REASON
+    kind, body = block
+    if kind == "answer":
+        return ParsedAction("answer", answer=body.strip())
+    queries, blank = _split_queries(body)
+    kept = tuple(queries[:max_queries])
+    dropped = len(queries) - len(kept)
+    return ParsedAction(
+        "consult",
+        queries=kept,
+        dropped_queries=dropped,
+        blank_queries=blank,
+        format_error="" if kept else "empty_consult",
+    )
+
+
+def escape_expert_text(text: str) -> str:
+    """Make expert text safe to embed in an experts block.
+
+    Every ``</expert`` (which also covers ``</experts>``) becomes ``<\\/expert``, so the transcript
+    always parses back into the same entries; an existing ``<\\`` is doubled first so that
+    :func:`unescape_expert_text` is an exact inverse (no expert text is ever lost).
+    """
+    if "</expert" not in text and "<\\" not in text:
+        return text
+    return text.replace("<\\", "<\\\\").replace("</expert", "<\\/expert")
+
+
+def unescape_expert_text(text: str) -> str:
+    """Exact inverse of :func:`escape_expert_text`."""
+    return text.replace("<\\/expert", "</expert").replace("<\\\\", "<\\")

@@ -1,0 +1,334 @@
+"""Schedules: the global training step (int >= 0) -> a float (DESIGN §6).
+
+The annealing wrappers drive the expert acceptance probability and the turn budget with these. Every
+schedule is a frozen dataclass (value equality, hashable), prints as a canonical short string that
+:func:`parse_schedule` reads back to an equal schedule, and round-trips through
+:meth:`~Schedule.to_dict` / :func:`schedule_from_dict` for checkpoints.
+
+Grammar (numbers are Python floats; ``steps``/``every`` and piecewise steps are integers):
+
+====================================  =============================================================
+``const:V`` or ``V``                  ``V``
+``linear:START:END:STEPS``            straight line, then ``END`` from ``STEPS`` on
+``exp:START:DECAY[:FLOOR]``           ``max(START * DECAY**step, FLOOR)``, ``FLOOR`` default 0
+``cosine:START:END:STEPS``            half cosine from ``START`` to ``END``, then ``END``
+``step:START:GAMMA:EVERY``            ``START * GAMMA**(step // EVERY)``
+``piecewise:S0=V0,S1=V1,...``         linear between points, clamped to the first/last value
+====================================  =============================================================
+
+Example:
+    >>> s = parse_schedule("linear:1.0:0.0:500")
+    >>> s(0), s(250), s(500), s(10_000)
+    (1.0, 0.5, 0.0, 0.0)
+    >>> parse_schedule(str(s)) == s, str(s)
+    (True, 'linear:1.0:0.0:500')
+    >>> schedule_from_dict(parse_schedule("piecewise:0=1,100=0.5").to_dict())(50)
+    0.75
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "GRAMMAR",
+    "Constant",
+    "Cosine",
+    "Exponential",
+    "Linear",
+    "Piecewise",
+    "Schedule",
+    "Step",
+    "as_schedule",
+    "parse_schedule",
+    "schedule_from_dict",
+]
+
+GRAMMAR = (
+    "accepted schedules: 'const:V' or a bare number 'V', 'linear:START:END:STEPS', "
+    "'exp:START:DECAY[:FLOOR]', 'cosine:START:END:STEPS', 'step:START:GAMMA:EVERY', "
+    "'piecewise:STEP=VALUE,STEP=VALUE,...' (STEPS/EVERY/STEP integers > 0, >= 0 for points)"
+)
+
+
+def _num(x: float) -> str:
+    # repr() of a float is the shortest string that reads back to the same float: exact round-trip.
+    return repr(float(x))
+
+
+def _check_float(name: str, v: Any, allow_inf: bool = False) -> float:
+    ok = not isinstance(v, bool) and isinstance(v, (int, float))
+    if not ok or math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise ValueError(f"{name}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def _floats(obj: Any, *names: str) -> None:
+    # Validate and store as float, so Constant(1) and Constant(1.0) print and compare the same.
+    for n in names:
+        object.__setattr__(obj, n, _check_float(f"{obj.kind} {n}", getattr(obj, n)))
+
+
+def _positive_int(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+
+class Schedule:
+    """Base class: ``schedule(step) -> float`` for integer ``step >= 0``."""
+
+    kind: ClassVar[str] = ""
+
+    def __call__(self, step: int) -> float:
+        if isinstance(step, bool) or not isinstance(step, int):
+            try:
+                as_int = int(step)  # numpy integers and integral floats are fine
+            except (TypeError, ValueError):
+                raise TypeError(f"schedule step must be an int, got {type(step).__name__}") from None
+            if as_int != step:
+                raise ValueError(f"schedule step must be an integer, got {step!r}")
+            step = as_int
+        if step < 0:
+            raise ValueError(f"schedule step must be >= 0, got {step}")
+        return float(self._value(step))
+
+    def _value(self, step: int) -> float:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :func:`schedule_from_dict` reads it back."""
+        return {"kind": self.kind, "spec": str(self)}
+
+
+@dataclass(frozen=True)
+class Constant(Schedule):
+    """Always ``value``. ``str`` is ``const:V``."""
+
+    value: float
+    kind: ClassVar[str] = "const"
+
+    def __post_init__(self) -> None:
+        _floats(self, "value")
+
+    def _value(self, step: int) -> float:
+        return self.value
+
+    def __str__(self) -> str:
+        return f"const:{_num(self.value)}"
+
+
+@dataclass(frozen=True)
+class Linear(Schedule):
+    """From ``start`` at step 0 to ``end`` at ``steps``, then ``end``."""
+
+    start: float
+    end: float
+    steps: int
+    kind: ClassVar[str] = "linear"
+
+    def __post_init__(self) -> None:
+        _floats(self, "start", "end")
+        _positive_int("linear steps", self.steps)
+
+    def _value(self, step: int) -> float:
+        if step >= self.steps:
+            return self.end
+        return self.start + (self.end - self.start) * (step / self.steps)
+
+    def __str__(self) -> str:
+        return f"linear:{_num(self.start)}:{_num(self.end)}:{self.steps}"
+
+
+@dataclass(frozen=True)
+class Exponential(Schedule):
+    """``max(start * decay**step, floor)``; ``floor`` is a lower bound (``-inf`` allowed)."""
+
+    start: float
+    decay: float
+    floor: float = 0.0
+    kind: ClassVar[str] = "exp"
+
+    def __post_init__(self) -> None:
+        _floats(self, "start", "decay")
+        object.__setattr__(self, "floor", _check_float("exp floor", self.floor, allow_inf=True))
+        if self.decay <= 0:
+            raise ValueError(f"exp decay must be > 0, got {self.decay!r}")
+
+    def _value(self, step: int) -> float:
+        try:
+            v = self.start * self.decay**step
+        except OverflowError:
+            v = math.copysign(math.inf, self.start)
+        return max(v, self.floor)
+
+    def __str__(self) -> str:
+        tail = f":{_num(self.floor)}" if self.floor != 0.0 else ""
+        return f"exp:{_num(self.start)}:{_num(self.decay)}{tail}"
+
+
+@dataclass(frozen=True)
+class Cosine(Schedule):
+    """Half-cosine from ``start`` to ``end`` over ``steps``, then ``end``."""
+
+    start: float
+    end: float
+    steps: int
+    kind: ClassVar[str] = "cosine"
+
+    def __post_init__(self) -> None:
+        _floats(self, "start", "end")
+        _positive_int("cosine steps", self.steps)
+
+    def _value(self, step: int) -> float:
+        if step >= self.steps:
+            return self.end
+        return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * step / self.steps))
+
+    def __str__(self) -> str:
+        return f"cosine:{_num(self.start)}:{_num(self.end)}:{self.steps}"
+
+
+@dataclass(frozen=True)
+class Step(Schedule):
+    """``start * gamma**(step // every)``: multiply by ``gamma`` every ``every`` steps."""
+
+    start: float
+    gamma: float
+    every: int
+    kind: ClassVar[str] = "step"
+
+    def __post_init__(self) -> None:
+        _floats(self, "start", "gamma")
+        _positive_int("step every", self.every)
+
+    def _value(self, step: int) -> float:
+        try:
+            return self.start * self.gamma ** (step // self.every)
+        except OverflowError:
+            return math.copysign(math.inf, self.start)
+
+    def __str__(self) -> str:
+        return f"step:{_num(self.start)}:{_num(self.gamma)}:{self.every}"
+
+
+@dataclass(frozen=True)
+class Piecewise(Schedule):
+    """Linear interpolation between ``(step, value)`` points (strictly increasing steps)."""
+
+    points: tuple[tuple[int, float], ...]
+    kind: ClassVar[str] = "piecewise"
+
+    def __post_init__(self) -> None:
+        pts: list[tuple[int, float]] = []
+        for point in self.points:
+            s, v = point
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise ValueError(f"piecewise step must be an integer >= 0, got {s!r}")
+            pts.append((s, _check_float("piecewise value", v)))
+        if not pts:
+            raise ValueError("piecewise needs at least one point")
+        if any(a[0] >= b[0] for a, b in zip(pts, pts[1:])):
+            raise ValueError(f"piecewise steps must be strictly increasing, got {[s for s, _ in pts]}")
+        object.__setattr__(self, "points", tuple(pts))  # a tuple of tuples: hashable, comparable
+
+    def _value(self, step: int) -> float:
+        pts = self.points
+        if step <= pts[0][0]:
+            return pts[0][1]
+        for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+            if step <= s1:
+                return v0 + (v1 - v0) * ((step - s0) / (s1 - s0))
+        return pts[-1][1]
+
+    def __str__(self) -> str:
+        return "piecewise:" + ",".join(f"{s}={_num(v)}" for s, v in self.points)
+
+
+def _float(text: str, spec: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"bad number {text!r} in schedule {spec!r}; {GRAMMAR}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"non-finite number {text!r} in schedule {spec!r}; {GRAMMAR}")
+    return v
+
+
+def _int(text: str, spec: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"bad integer {text!r} in schedule {spec!r}; {GRAMMAR}") from None
+
+
+def parse_schedule(text: str) -> Schedule:
+    """Parse a short schedule string (see the module grammar); ``ValueError`` on anything else.
+
+    >>> parse_schedule("0.5"), parse_schedule("exp:1.0:0.99")(1)
+    (Constant(value=0.5), 0.99)
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"schedule spec must be a str, got {type(text).__name__}")
+    spec = text.strip()
+    kind, _, rest = spec.partition(":")
+    args = rest.split(":") if rest else []
+    arity = {"const": (1,), "linear": (3,), "exp": (2, 3), "cosine": (3,), "step": (3,)}
+    try:
+        if not _ and kind not in arity and kind != "piecewise":
+            return Constant(_float(spec, spec))
+        if kind == "piecewise":
+            if not rest:
+                raise ValueError("no points")
+            points = []
+            for item in rest.split(","):
+                s, eq, v = item.partition("=")
+                if not eq:
+                    raise ValueError(f"point {item!r} is not STEP=VALUE")
+                points.append((_int(s.strip(), spec), _float(v.strip(), spec)))
+            return Piecewise(tuple(points))
+        if kind not in arity or len(args) not in arity[kind]:
+            raise ValueError("unknown kind or wrong number of fields")
+        if kind == "const":
+            return Constant(_float(args[0], spec))
+        if kind == "exp":
+            floor = args[2].strip() if len(args) == 3 else "0"
+            return Exponential(_float(args[0], spec), _float(args[1], spec),
+                               -math.inf if floor == "-inf" else _float(floor, spec))
+        a, b = _float(args[0], spec), _float(args[1], spec)
+        n = _int(args[2], spec)
+        return {"linear": Linear, "cosine": Cosine, "step": Step}[kind](a, b, n)
+    except ValueError as exc:
+        msg = str(exc)
+        if GRAMMAR in msg:
+            raise
+        raise ValueError(f"bad schedule {text!r} ({msg}); {GRAMMAR}") from None
+
+
+def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
+    """Inverse of :meth:`Schedule.to_dict`."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("spec"), str):
+        raise ValueError(f"not a schedule dict (expected {{'kind': ..., 'spec': ...}}): {data!r}")
+    schedule = parse_schedule(data["spec"])
+    if "kind" in data and data["kind"] != schedule.kind:
+        raise ValueError(f"schedule dict kind {data['kind']!r} does not match its spec {data['spec']!r}")
+    return schedule
+
+
+def as_schedule(value: Schedule | str | float | int | Sequence[Any] | Mapping[str, Any]) -> Schedule:
+    """Coerce a config value into a schedule: a schedule, a string, a number, or a ``to_dict`` dict.
+
+    >>> as_schedule(0.25), as_schedule("step:1:0.5:10")(25)
+    (Constant(value=0.25), 0.25)
+    """
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, str):
+        return parse_schedule(value)
+    if isinstance(value, Mapping):
+        return schedule_from_dict(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Constant(float(value))
+    raise TypeError(f"cannot make a schedule from {type(value).__name__}; {GRAMMAR}")

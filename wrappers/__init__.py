@@ -1,0 +1,26 @@
+"""Gymnasium wrappers for the EAPO envs (importable without torch).
+
+- :class:`AcceptanceAnnealing` — anneal p(t), the expert acceptance probability.
+- :class:`TurnBudget` — anneal the per-episode turn budget.
+- :class:`RewardVerification` — reward = verified correctness of the answer (the default reward).
+- :class:`ConsultPenalty` — subtract a (scheduled) cost per consulting turn.
+- :class:`EvalMode` — consultation off, evaluation prompt.
+- :class:`RecordEpisodes` — append finished episodes to JSONL.
+"""
+
+from wrappers.annealing import AcceptanceAnnealing, ScheduledKnob, TurnBudget
+from wrappers.eval_mode import EvalMode
+from wrappers.recorder import RecordEpisodes
+from wrappers.reward import ConsultPenalty, RewardVerification, Verifier, verify_problem
+
+__all__ = [
+    "AcceptanceAnnealing",
+    "ConsultPenalty",
+    "EvalMode",
+    "RecordEpisodes",
+    "RewardVerification",
+    "ScheduledKnob",
+    "TurnBudget",
+    "Verifier",
+    "verify_problem",
+]

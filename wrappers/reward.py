@@ -1,0 +1,92 @@
+"""Reward wrappers: verified correctness of the final answer, and a consultation penalty."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from eapo_env.problems import Problem
+from eapo_env.progress import set_progress
+from eapo_env.schedules import Schedule
+from eapo_env.verify import Verdict, verify
+from wrappers.annealing import as_schedule
+
+#: verifier(prediction, problem) -> Verdict; swap in F1, unit tests for code, an LLM judge, ...
+Verifier = Callable[[str, Problem], Verdict]
+
+
+def verify_problem(prediction: str, problem: Problem) -> Verdict:
+    """The default verifier: :func:`eapo_env.verify` against the problem's reference answer."""
+    return verify(prediction, problem.answer, answer_type=str(problem.meta.get("answer_type", "math")))
+
+
+class RewardVerification(gym.Wrapper[str, str, str, str]):
+    """Reward = the verifier's score of the final answer (1.0 correct, 0.0 otherwise by default).
+
+    On the step that ends the episode, ``info`` gains ``verdict`` (a status of
+    :data:`eapo_env.verify.VERDICT_STATUSES`, or ``"no_answer"`` when the turn budget ran out) and
+    ``correct``. Other steps pass through unchanged (reward 0 from the env).
+
+    Example:
+        >>> import gymnasium as gym, eapo_env
+        >>> env = gym.make("EAPO-Math-v0", problems="generated:arithmetic")
+        >>> _ = env.reset(seed=0)
+        >>> answer = env.unwrapped.problem.answer
+        >>> env.step(f"<answer>{answer}</answer>")[1]
+        1.0
+    """
+
+    def __init__(self, env: gym.Env[str, str], verifier: Verifier = verify_problem) -> None:
+        super().__init__(env)
+        self.verifier = verifier
+
+    def set_progress(self, step: int) -> None:
+        set_progress(self.env, step)
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated and info.get("answer") is not None:
+            verdict = self.verifier(info["answer"], self.env.unwrapped.problem)
+            reward = float(reward) + verdict.score
+            info["verdict"] = verdict.status
+            info["correct"] = verdict.status == "correct"
+        elif terminated or truncated:
+            info["verdict"] = "no_answer"
+            info["correct"] = False
+        return obs, reward, terminated, truncated, info
+
+
+class ConsultPenalty(gym.Wrapper[str, str, str, str]):
+    """Subtract ``penalty`` from the reward of every turn that consulted (optionally per query).
+
+    The penalty may be a schedule (DESIGN §6), driven by ``set_progress`` like the annealing
+    wrappers; it is read at each consult. ``info["consult_penalty"]`` records what was subtracted.
+
+    Example:
+        >>> import gymnasium as gym, eapo_env
+        >>> env = ConsultPenalty(gym.make("EAPO-Math-v0"), penalty=0.1)
+        >>> _ = env.reset(seed=0)
+        >>> env.step("<consult><query>hint?</query></consult>")[1]
+        -0.1
+    """
+
+    def __init__(self, env: gym.Env[str, str], penalty: float | str | Schedule = 0.1, per_query: bool = False) -> None:
+        super().__init__(env)
+        self.penalty: Schedule = as_schedule(penalty)
+        self.per_query = per_query
+        self._step = 0
+
+    def set_progress(self, step: int) -> None:
+        self._step = int(step)
+        set_progress(self.env, step)
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if info.get("action") == "consult" and not info.get("format_error"):
+            units = info.get("queries", 1) if self.per_query else 1
+            cost = float(self.penalty(self._step)) * units
+            reward = float(reward) - cost
+            info["consult_penalty"] = cost
+        return obs, reward, terminated, truncated, info
