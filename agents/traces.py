@@ -75,9 +75,9 @@ class TraceConfig:
     self_levels: tuple[int, ...] = (1, 2)
     eval_prompt_frac: float = 0.3
     unavailable_prob: float = 0.15
-    max_reply_chars: int = 160
+    max_reply_chars: int = 100
     max_reason_chars: int = 160
-    max_consult_chars: int = 600
+    max_consult_chars: int = 400
     max_experts: int = 3
     max_turns: int = 8
 
@@ -88,18 +88,17 @@ def solution_steps(problem: Problem) -> str:
 
 
 def _shorten(text: str, max_chars: int) -> str:
-    """Keep the *last* sentences that fit (the end of a solution carries the result)."""
+    """The shortest tail of ``text`` that starts at a sentence and fits ``max_chars``.
+
+    Cut at sentence starts, never rewritten (newlines kept), so the tail is verbatim expert text;
+    the end of a worked solution carries the result (``The answer is \\boxed{X}.``).
+    """
     if len(text) <= max_chars:
         return text
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    kept: list[str] = []
-    total = 0
-    for s in reversed(sentences):
-        if total + len(s) + 1 > max_chars:
-            break
-        kept.append(s)
-        total += len(s) + 1
-    return " ".join(reversed(kept)) if kept else text[-max_chars:]
+    for m in re.finditer(r"(?<=[.!?])\s+", text):
+        if len(text) - m.end() <= max_chars:
+            return text[m.end() :]
+    return text[-max_chars:]
 
 
 def solution_reply(problem: Problem, query: str) -> str:

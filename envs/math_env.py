@@ -14,10 +14,11 @@ from typing import Any, Literal
 import gymnasium as gym
 
 from eapo_env import prompts
-from eapo_env.experts import Expert, ExpertRequest, consult_blocking, make_expert
+from eapo_env.experts import Expert, consult_blocking, make_expert
 from eapo_env.problems import Problem, ProblemSource, load_problems
 from eapo_env.protocol import parse_action
 from eapo_env.spaces import TextSpace
+from envs import turns
 
 Source = Literal["prompt", "policy", "expert", "env"]
 
@@ -168,28 +169,13 @@ class EAPOMathEnv(gym.Env[str, str]):
             if not self._started:
                 raise RuntimeError("call reset() before step()")
             raise RuntimeError("the episode is over (terminated or truncated); call reset() before step()")
-        if not isinstance(action, str):
-            raise TypeError(f"action must be str, got {type(action).__name__}")
-        action_truncated = len(action) > self.action_space.max_length
-        if action_truncated:
-            action = action[: self.action_space.max_length]
+        # The turn semantics live in envs.turns, shared with the vector env (one implementation).
+        action, action_truncated = turns.clip_action(action, self.action_space.max_length)
         assert self.problem is not None
         self._turn += 1
         self.transcript.append(("policy", action))
         parsed = parse_action(action, self.max_experts)
-        info: dict[str, Any] = {
-            "problem_id": self.problem.id,
-            "action": parsed.kind,
-            "queries": len(parsed.queries),
-            "accepted": 0,
-            "unavailable": 0,
-            "dropped_queries": parsed.dropped_queries,
-            "blank_queries": parsed.blank_queries,
-            "format_error": bool(parsed.format_error),
-            "action_truncated": action_truncated,
-            "expert_timeouts": 0,
-            "expert_errors": 0,
-        }
+        info = turns.base_step_info(self.problem.id, parsed, action_truncated)
         terminated = False
         if parsed.kind == "answer":
             terminated = True
@@ -201,7 +187,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         else:
             obs = prompts.NUDGE
             self.transcript.append(("env", obs))
-        truncated = not terminated and self._turn >= self.max_turns
+        truncated = turns.is_truncated(terminated, self._turn, self.max_turns)
         info["turn"] = self._turn
         info["turns_left"] = self.max_turns - self._turn
         info["consults"] = self._consults
@@ -211,66 +197,42 @@ class EAPOMathEnv(gym.Env[str, str]):
         return obs, 0.0, terminated, truncated, info
 
     def _consult(self, queries: tuple[str, ...], info: dict[str, Any]) -> str:
-        if not queries:
-            obs = prompts.EMPTY_CONSULT.format(max_experts=self.max_experts)
-            self.transcript.append(("env", obs))
-            return obs
-        if self.eval_mode:
-            info["consult_disabled"] = True
-            self.transcript.append(("env", prompts.CONSULT_DISABLED))
-            return prompts.CONSULT_DISABLED
-        accepted = self._draw_acceptance(len(queries))
-        replies = self.call_experts([q for q, ok in zip(queries, accepted) if ok], info)
-        texts: list[str | None] = []
-        it = iter(replies)
-        for ok in accepted:
-            texts.append(next(it) if ok else None)
-        info["accepted"] = sum(accepted)
-        info["unavailable"] = sum(t is None for t in texts)
-        obs = prompts.render_experts_block(texts)
+        early, accepted = turns.plan_consult(
+            queries,
+            max_experts=self.max_experts,
+            eval_mode=self.eval_mode,
+            acceptance_prob=self._acceptance_prob,
+            rng=self.np_random,
+        )
+        if early is not None:
+            if self.eval_mode and queries:
+                info["consult_disabled"] = True
+            self.transcript.append(("env", early))
+            return early
+        texts = self.call_experts([q for q, ok in zip(queries, accepted) if ok], info)
+        obs, info["accepted"], info["unavailable"] = turns.experts_observation(accepted, texts)
         self.transcript.append(("expert", obs))
         return obs
 
     def _draw_acceptance(self, n: int) -> list[bool]:
         """Each kept query is accepted independently with probability p (env's own RNG)."""
-        p = self._acceptance_prob
-        if p >= 1.0:  # no draw: p = 1 and p = 0 leave the RNG stream untouched
-            return [True] * n
-        if p <= 0.0:
-            return [False] * n
-        draws = self.np_random.random(n)
-        return [bool(d < p) for d in draws]
+        return turns.draw_acceptance(self.np_random, self._acceptance_prob, n)
 
     def call_experts(self, queries: Sequence[str], info: dict[str, Any]) -> list[str | None]:
         """Send accepted queries as one batch; returns reply texts, ``None`` for failed ones."""
         if not queries:
             return []
         assert self.problem is not None
-        requests = [
-            ExpertRequest(f"e{self._episode}/{self._turn}/{i}", self.problem, q) for i, q in enumerate(queries)
-        ]
+        requests = turns.expert_requests(f"e{self._episode}/{self._turn}", self.problem, queries, [True] * len(queries))
         replies = consult_blocking(self.expert, requests, timeout_s=self.expert_timeout_s)
-        texts: list[str | None] = []
-        cut = 0
-        slots = []
-        for reply in replies:
-            self.expert_latency_s += reply.latency_s
-            if reply.status == "ok":
-                text = reply.text
-                if len(text) > self.max_reply_chars:
-                    text = text[: self.max_reply_chars]
-                    cut += 1
-                texts.append(text)
-                slots.append(reply.expert)
-            else:
-                texts.append(None)
-                if reply.status == "timeout":
-                    info["expert_timeouts"] += 1
-                else:
-                    info["expert_errors"] += 1
-        info["expert_slots"] = tuple(slots)
-        if cut:
-            info["replies_cut"] = cut
+        stats = turns.ReplyStats()
+        texts = turns.read_replies(replies, self.max_reply_chars, stats)
+        self.expert_latency_s += stats.latency_s
+        info["expert_timeouts"] += stats.timeouts
+        info["expert_errors"] += stats.errors
+        info["expert_slots"] = stats.slots
+        if stats.cut:
+            info["replies_cut"] = stats.cut
         return texts
 
     def render(self) -> str | None:

@@ -43,6 +43,19 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
     return x * cos + rotated * sin
 
 
+def _sdpa(q, k, v, mask, scale: float, gqa: bool) -> torch.Tensor:
+    """SDPA with grouped K/V heads; torch < 2.5 has no ``enable_gqa`` and gets repeated heads."""
+    if gqa and not _HAS_GQA:
+        rep = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        gqa = False
+    kw = {"enable_gqa": True} if gqa else {}
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, **kw)
+
+
+_HAS_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
+
+
 class StaticCacheDecoder:
     """Forward of a Llama-family HF causal LM over a static per-row KV cache.
 
@@ -143,7 +156,7 @@ class StaticCacheDecoder:
             self.kv[i, 0][rows, :, write] = k.transpose(1, 2).to(self.dtype)
             self.kv[i, 1][rows, :, write] = v.to(self.dtype)
             kc, vc = self.kv[i, 0, :n, :, :span], self.kv[i, 1, :n, :, :span]
-            o = F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask, scale=self.scaling, enable_gqa=self.gqa)
+            o = _sdpa(q, kc, vc, mask, self.scaling, self.gqa)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(n, m, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         x = x[:, -1] if last is None else x[torch.arange(n, device=x.device), last]
@@ -401,7 +414,8 @@ class RolloutEngine:
                 traj.truncated = traj.overlong = True
                 ended.add(t)
                 continue
-            obs, over = record_step(traj, self.stop.turn_text(ids), envs[t].step(self.stop.turn_text(ids)))
+            text = self.stop.turn_text(ids)
+            obs, over = record_step(traj, text, envs[t].step(text))
             if over:
                 ended.add(t)
                 continue

@@ -39,10 +39,12 @@ def sample_tokens(
         return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
     logp = torch.log_softmax(logits / temperature, dim=-1)
     filtered = logp if top_p >= 1.0 else _top_p_filter(logp, top_p)
-    # Exponential race (Gumbel-max in disguise): argmax p_i / E_i with E_i ~ Exp(1) draws i with
-    # probability p_i. One kernel, no CPU sync, unlike torch.multinomial's CPU fallback paths.
-    noise = torch.empty_like(filtered).exponential_(1.0, generator=generator)
-    tokens = (filtered - noise.log()).argmax(dim=-1)
+    # Inverse-CDF sampling: one uniform per row (not one per vocabulary entry as Gumbel-max or
+    # an exponential race), no CPU sync. A zero-probability (filtered) token never has the first
+    # cdf value above u, so it is never drawn.
+    cdf = filtered.exp().cumsum(dim=-1)  # [n, V]
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]
+    tokens = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
 
 

@@ -1,7 +1,7 @@
 r"""Generated problem families: exact answers, worked solutions, derived from ``(seed, index)``.
 
 Every item is a pure function of ``(family, level, index, seed)``: a private ``random.Random`` is
-seeded from a stable 64-bit mix of those four values (never Python's ``hash()`` of a string, which is
+seeded from a stable integer packing of those four values (never Python's ``hash()`` of a string, which is
 salted per process, and never the global RNG), so the same id names the same problem in every process.
 Generation avoids sympy: it is on the ``reset`` path of every episode.
 
@@ -36,6 +36,7 @@ from eapo_env.problems.families import (
     arithmetic,
     counting,
     fmt_number,
+    fmt_ratio,
     fractions,
     linear,
     modular,
@@ -45,6 +46,7 @@ from eapo_env.problems.base import Problem
 
 __all__ = [
     "fmt_number",
+    "fmt_ratio",
     "FAMILIES",
     "LEVELS",
     "Generated",
@@ -67,16 +69,7 @@ FAMILIES: dict[str, GeneratorFn] = {
 }
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
-_MASK = (1 << 64) - 1
 _ID_RE = re.compile(r"gen/([a-z_][a-z0-9_]*)/L(\d+)/(\d+)(?:@(\d+))?")
-
-
-def _splitmix(x: int) -> int:
-    # SplitMix64 finaliser: a cheap, well-mixed, process-independent integer hash.
-    x = (x + 0x9E3779B97F4A7C15) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
 
 
 def _family_code(name: str) -> int:
@@ -88,13 +81,16 @@ _CODES: dict[str, int] = {}
 
 
 def _item_seed(seed: int, family: str, level: int, index: int) -> int:
+    """The integer that seeds item ``(seed, family, level, index)``'s private ``random.Random``.
+
+    The fields are packed side by side (index: 64 bits, level: 8, family crc32: 32, seed: the rest),
+    so distinct items get distinct keys; ``random.Random`` hashes the whole key into its state
+    (``init_by_array``), which is cheaper than mixing it in Python first.
+    """
     code = _CODES.get(family)
     if code is None:
         code = _CODES[family] = _family_code(family)
-    h = _splitmix(seed & _MASK)
-    h = _splitmix(h ^ code)
-    h = _splitmix(h ^ level)
-    return _splitmix(h ^ (index & _MASK))
+    return index | level << 64 | code << 72 | seed << 104
 
 
 def problem_id(family: str, level: int, index: int, seed: int = 0) -> str:
@@ -127,8 +123,8 @@ def _check(family: str, level: int, index: int, seed: int) -> None:
         raise ValueError(f"unknown family {family!r}; known families: {', '.join(FAMILIES)}")
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    if index < 0 or seed < 0:
-        raise ValueError(f"index and seed must be >= 0, got index={index}, seed={seed}")
+    if not 0 <= index < 1 << 64 or seed < 0:
+        raise ValueError(f"need 0 <= index < 2**64 and seed >= 0, got index={index}, seed={seed}")
 
 
 def generate(family: str, level: int, index: int, seed: int = 0) -> Problem:

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import re
 
+from ._types import MAX_ANSWER_CHARS
+
 _BOX_CMDS = ("\\boxed", "\\fbox")
+_MAX_BOXES = 64
 _BRACE = re.compile(r"\\[{}]|[{}]")
 
 # Unicode and LaTeX spellings folded onto one form before anything else looks at the text.
@@ -63,71 +66,59 @@ def extract_answer(text: str) -> str | None:
 
 
 def _last_boxed(text: str) -> str | None:
-    """Content of the last balanced ``\\boxed{}``; linear in ``len(text)``."""
-    starts = [i for cmd in _BOX_CMDS for i in _find_all(text, cmd)]
-    if not starts:
-        return None
-    starts.sort()
-    # Fast path: the last box is usually balanced; only scan from it.
-    for idx in reversed(starts):
-        body = _box_body(text, idx, None)
-        if body is not None:
-            return body
-        break
-    # Slow path (unbalanced last box): one pass from the first box gives every match.
-    matches = _match_braces(text, starts[0])
-    for idx in reversed(starts[:-1]):
-        body = _box_body(text, idx, matches)
+    """Content of the last balanced ``\\boxed{}``.
+
+    Cost is bounded whatever the text: at most ``_MAX_BOXES`` candidates, from the last, and
+    each brace scan stops after ``MAX_ANSWER_CHARS`` characters (a longer box content is
+    returned as is, and rejected later as too long).
+    """
+    last = text.rfind("\\boxed{")
+    if last >= 0 and text.find("\\fbox", last) < 0:  # fast path: a last box without nesting
+        close = text.find("}", last + 7)
+        if close >= 0 and "{" not in text[last + 7:close]:
+            return text[last + 7:close]
+    starts = sorted(i for cmd in _BOX_CMDS for i in _find_last(text, cmd, _MAX_BOXES))
+    for idx in reversed(starts[-_MAX_BOXES:]):
+        body = _box_body(text, idx)
         if body is not None:
             return body
     return None
 
 
-def _find_all(text: str, needle: str) -> list[int]:
-    out, i = [], text.find(needle)
-    while i >= 0:
+def _find_last(text: str, needle: str, k: int) -> list[int]:
+    """Start indices of the last ``k`` occurrences of ``needle``."""
+    out, i = [], text.rfind(needle)
+    while i >= 0 and len(out) < k:
         out.append(i)
-        i = text.find(needle, i + 1)
+        i = text.rfind(needle, 0, i)
     return out
 
 
-def _box_body(text: str, idx: int, matches: dict[int, int] | None) -> str | None:
-    cmd_end = text.find("{", idx)
+def _box_body(text: str, idx: int) -> str | None:
     name_end = idx + (6 if text.startswith("\\boxed", idx) else 5)
-    between = text[name_end:cmd_end] if cmd_end >= 0 else text[name_end:name_end + 1]
-    if cmd_end < 0 or between.strip():
+    open_idx = text.find("{", name_end, name_end + 64)
+    if open_idx < 0 or text[name_end:open_idx].strip():
         # "\boxed 5" form: the next whitespace-delimited token.
         m = re.match(r"\s+([^\s$]+)", text[name_end:name_end + 200])
         return m.group(1) if m else None
-    if matches is not None:
-        close = matches.get(cmd_end, -1)
-    else:
-        close = _match_one(text, cmd_end)
-    return text[cmd_end + 1:close] if close >= 0 else None
+    close = _match_one(text, open_idx)
+    if close == -2:  # still open after MAX_ANSWER_CHARS: too long to be an answer
+        return text[open_idx + 1:open_idx + MAX_ANSWER_CHARS + 2]
+    return text[open_idx + 1:close] if close >= 0 else None
 
 
 def _match_one(text: str, open_idx: int) -> int:
+    """Index of the brace closing ``text[open_idx]``; -1 if none, -2 if beyond the window."""
     depth = 0
-    for m in _BRACE.finditer(text, open_idx):
+    limit = open_idx + MAX_ANSWER_CHARS + 1
+    for m in _BRACE.finditer(text, open_idx, min(limit, len(text))):
         tok = m.group()
         if len(tok) == 2:
             continue  # escaped \{ or \} is content, not grouping
         depth += 1 if tok == "{" else -1
         if depth == 0:
             return m.start()
-    return -1
-
-
-def _match_braces(text: str, start: int) -> dict[int, int]:
-    stack: list[int] = []
-    out: dict[int, int] = {}
-    for m in _BRACE.finditer(text, start):
-        tok = m.group()
-        if tok == "{":
-            stack.append(m.start())
-        elif tok == "}" and stack:
-            out[stack.pop()] = m.start()
-    return out
+    return -2 if limit < len(text) else -1
 
 
 def clean_answer(answer: str) -> tuple[str, str | None]:
@@ -176,6 +167,8 @@ def _strip_delims(s: str) -> str:
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
             return s[len(left):len(s) - len(right)].strip()
+    if s.count("$") == 1:  # a currency sign: "$5"
+        return s.replace("$", "").strip()
     # "x is $5$": keep the last $...$ span when the rest is words.
     if s.count("$") >= 2 and not s.startswith("$"):
         j = s.rfind("$")

@@ -118,15 +118,14 @@ def parse(text: str) -> Node:
 class _Parser:
     def __init__(self, toks: list[tuple[str, str]]) -> None:
         self.toks = toks
+        # What peek() returns per position: the operator itself, or the token kind; "" at end.
+        self.keys = [val if kind == "op" else kind for kind, val in toks] + [""]
         self.i = 0
         self.depth = 0
 
     # -- token helpers -------------------------------------------------------------------
     def peek(self) -> str:
-        if self.i >= len(self.toks):
-            return ""
-        kind, val = self.toks[self.i]
-        return val if kind == "op" else kind
+        return self.keys[self.i]
 
     def take(self) -> tuple[str, str]:
         if self.i >= len(self.toks):

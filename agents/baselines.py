@@ -1,0 +1,173 @@
+"""The methods compared in the paper, runnable from one :class:`~agents.config.TrainConfig` (DESIGN §8).
+
+``config.method`` picks one:
+
+* ``base`` — evaluate the policy as is (held-out, consultation off).
+* ``self_explore`` — self-exploratory RL: the same learner, consultation off (the run trains on
+  ``EAPO-Math-Eval-v0``: evaluation prompt, consults refused, no expert called).
+* ``eapo`` — RL with consultation, p(t) and the turn budget annealed.
+* ``distill_sft`` — distillation SFT on expert trajectories: the expert answers each training
+  question, replies whose extracted answer verifies correct (rejection sampling) become
+  ``[evaluation prompt, expert solution + <answer>]`` traces, :func:`agents.sft.sft_train`
+  trains on them (LoRA when ``lora_r`` > 0), then the result is evaluated.
+* ``expert_workflow`` — offline, evaluation-time: each held-out question is shown together with the
+  expert's reply to it (an experts block in the prompt); the policy answers alone. No training.
+
+Every runner writes ``<out>/result.json`` and returns the same dict: ``method``, ``eval`` (the
+:meth:`~agents.evaluation.EvalResult.summary` of the final policy, when evaluated), ``policy_dir``,
+``seconds``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agents.config import TrainConfig
+
+RESULT_FILE = "result.json"
+
+
+def _finish(out: Path, result: dict[str, Any]) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def _evaluate_dir(config: TrainConfig, policy_dir: Path, out: Path, problems: Any = None) -> dict[str, Any]:
+    import torch
+
+    from agents.evaluation import evaluate_config
+    from agents.policy import load_policy
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model, tokenizer = load_policy(policy_dir, device="cuda" if config.device == "cuda" else "cpu")
+    return evaluate_config(model, tokenizer, config, out_dir=out, problems=problems).summary()
+
+
+def run_base(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+    from agents.trainer import resolve_policy
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    policy = resolve_policy(config, out, log)
+    ev = _evaluate_dir(config, policy, out / "eval")
+    return _finish(out, {"method": "base", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0})
+
+
+def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+    """``eapo`` and ``self_explore``: :func:`agents.trainer.train`, then the held-out evaluation."""
+    from agents.trainer import train
+
+    if config.method == "self_explore" and config.consultation:
+        config = config.replace(consultation=False)
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    res = train(config, out, resume=resume, log=log)
+    result: dict[str, Any] = {"method": config.method, "policy_dir": str(res.policy_dir), "steps": res.steps,
+                              "start_step": res.start_step, "train_seconds": res.seconds, "last": res.last}
+    if config.final_eval:
+        t1 = time.perf_counter()
+        result["eval"] = _evaluate_dir(config, res.policy_dir, out / "eval")
+        result["eval_seconds"] = time.perf_counter() - t1
+    result["seconds"] = time.perf_counter() - t0
+    return _finish(out, result)
+
+
+def expert_replies(config: TrainConfig, problems: Sequence[Any], query: Callable[[Any], str] | None = None) -> list[str | None]:
+    """One reply of ``config.expert`` per problem (to the question itself by default), one batch."""
+    from eapo_env.experts import ExpertRequest, consult_blocking, make_expert
+
+    expert = make_expert(config.expert, **config.expert_kwargs)
+    requests = [ExpertRequest(f"baseline/{i}", p, query(p) if query else p.question) for i, p in enumerate(problems)]
+    replies = consult_blocking(expert, requests, timeout_s=600.0)
+    return [r.text if r.status == "ok" else None for r in replies]
+
+
+def distillation_traces(config: TrainConfig, max_reply_chars: int = 240) -> tuple[list[list[tuple[str, str]]], dict[str, int]]:
+    """Expert trajectories on training problems, kept when the expert's answer verifies correct."""
+    from eapo_env import prompts
+    from eapo_env.problems import load_problems
+    from eapo_env.verify import extract_answer, verify
+
+    source = load_problems(config.problems, seed=config.problems_seed)
+    problems = [source[i] for i in range(min(config.distill_num_problems, len(source)))]
+    traces, rejected = [], 0
+    for p, reply in zip(problems, expert_replies(config, problems)):
+        answer = extract_answer(reply) if reply else None
+        if not answer or not verify(answer, p.answer).correct:
+            rejected += 1
+            continue
+        text = reply if len(reply) <= max_reply_chars else reply[-max_reply_chars:]
+        prompt = prompts.render_prompt(p.question, eval_mode=True, max_experts=config.max_experts, max_turns=config.max_turns)
+        traces.append([("prompt", prompt), ("policy", f"{text.strip()} <answer>{answer}</answer>")])
+    return traces, {"problems": len(problems), "kept": len(traces), "rejected": rejected}
+
+
+def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+    import torch
+
+    from agents.policy import load_policy
+    from agents.sft import sft_train
+    from agents.trainer import resolve_policy
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    policy = resolve_policy(config, out, log)
+    model, tokenizer = load_policy(policy)
+    traces, counts = distillation_traces(config)
+    if not traces:
+        raise RuntimeError(f"no expert trajectory verified correct ({counts}); nothing to distill")
+    log(f"distill_sft: {counts['kept']} expert trajectories ({counts['rejected']} rejected), {config.distill_steps} SFT steps")
+    res = sft_train(model, tokenizer, traces, steps=config.distill_steps, lr=config.distill_lr,
+                    lora_r=config.lora_r or None, lora_alpha=config.lora_alpha or None, seed=config.seed)
+    final = out / "final_policy"
+    res.model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    result: dict[str, Any] = {"method": "distill_sft", "policy_dir": str(final), "traces": counts,
+                              "sft_loss_first": res.losses[0], "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds}
+    if config.final_eval:
+        result["eval"] = _evaluate_dir(config, final, out / "eval")
+    result["seconds"] = time.perf_counter() - t0
+    return _finish(out, result)
+
+
+def workflow_problems(config: TrainConfig) -> list[Any]:
+    """Held-out problems whose question carries the expert's reply (an experts block) in the prompt."""
+    from agents.evaluation import heldout_problems
+    from eapo_env import prompts
+
+    problems = heldout_problems(config.eval_problems, config.eval_num_problems, config.eval_problems_seed)
+    replies = expert_replies(config, problems)
+    return [dataclasses.replace(p, question=p.question + prompts.render_experts_block([r])) for p, r in zip(problems, replies)]
+
+
+def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+    from agents.trainer import resolve_policy
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    policy = resolve_policy(config, out, log)
+    ev = _evaluate_dir(config, policy, out / "eval", problems=workflow_problems(config))
+    return _finish(out, {"method": "expert_workflow", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0})
+
+
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "base": run_base,
+    "eapo": run_rl,
+    "self_explore": run_rl,
+    "distill_sft": run_distill_sft,
+    "expert_workflow": run_expert_workflow,
+}
+
+
+def run(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``config.method`` into ``out_dir``; returns (and writes) its result dict."""
+    return RUNNERS[config.method](config, out_dir, resume=resume, log=log)

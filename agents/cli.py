@@ -1,0 +1,231 @@
+"""The ``eapo`` command line (DESIGN §10). Every command prints a human summary; ``--json`` prints
+exactly ONE JSON line on stdout instead (logs and progress bars go to stderr).
+
+::
+
+    eapo quickstart [--out DIR]
+    eapo build-policy --out DIR [--size tiny|small] [--sft-steps N]
+    eapo train --config FILE [--out DIR] [--resume] [--set KEY=VALUE ...]
+    eapo eval --policy DIR --problems SPEC [-k 32] [--out DIR]
+    eapo bench rollout [--policy DIR] [--engine ours|hf|vllm] [--batch N] [--turns T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides; VALUE is read as a TOML value, else kept as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def cmd_quickstart(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from agents.quickstart import run_quickstart
+
+    summary = run_quickstart(args.out, log=args.log, config_path=args.config)
+    return summary, summary.pop("text", "")
+
+
+def cmd_build_policy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from agents.policy import build_policy, read_policy_info
+
+    t0 = time.perf_counter()
+    path = build_policy(args.out, args.size, args.sft_steps, seed=args.seed, problems=args.problems,
+                        threads=args.threads or None, verbose=not args.json)
+    info = read_policy_info(path) or {}
+    comp = info.get("compliance", {}).get("eval_prompt", {})
+    result = {"command": "build-policy", "policy_dir": str(path), "size": args.size, "parameters": info.get("parameters"),
+              "sft": info.get("sft"), "compliance": info.get("compliance"), "seconds": time.perf_counter() - t0}
+    text = (f"policy ({args.size}, {info.get('parameters', 0):,} params) written to {path} in {result['seconds']:.1f}s; "
+            f"held-out first turns well-formed {comp.get('well_formed', float('nan')):.2f} (evaluation prompt)")
+    return result, text
+
+
+def cmd_train(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from agents.baselines import run
+    from agents.config import load_config
+
+    overrides = _parse_set(args.set or [])
+    if args.no_progress:
+        overrides["progress_bar"] = False
+    config = load_config(args.config, **overrides)
+    out = Path(args.out or Path("runs") / Path(args.config).stem)
+    result = run(config, out, resume=args.resume, log=args.log)
+    result = {"command": "train", "out_dir": str(out), **result}
+    lines = [f"{config.method}: run in {out} ({result.get('seconds', 0):.1f}s)"]
+    last = result.get("last") or {}
+    if last:
+        lines.append(f"  steps {result.get('start_step', 0)}..{result['steps']}: last step accuracy {last.get('accuracy', 0):.2f}, "
+                     f"consult rate {last.get('consult_rate', 0):.2f}, expert call rate {last.get('expert_call_rate', 0):.2f}, "
+                     f"p(t) {last.get('p_t', float('nan')):.2f}")
+    if "eval" in result:
+        ev = result["eval"]
+        lines.append(f"  held-out Pass@{ev['k']} {ev['score_mean']:.3f} [95% CI {ev['ci95'][0]:.3f}-{ev['ci95'][1]:.3f}]")
+    lines.append(f"  policy: {result.get('policy_dir')}")
+    return result, "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    import torch
+
+    from agents.evaluation import evaluate_policy_dir
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = evaluate_policy_dir(
+        args.policy, args.problems, out_dir=args.out, device=args.device, k=args.k, num_problems=args.num_problems,
+        problems_seed=args.problems_seed, pass_ks=tuple(j for j in args.pass_k if j <= args.k) or (1,),
+        max_turns=args.max_turns, engine=args.engine, temperature=args.temperature, top_p=args.top_p,
+        max_turn_tokens=args.max_turn_tokens, max_total_tokens=args.max_total_tokens, seed=args.seed,
+    )
+    result = {"command": "eval", "policy": str(args.policy), "problems": args.problems,
+              "out_dir": str(args.out) if args.out else None, **res.summary()}
+    return result, res.describe()
+
+
+def cmd_bench(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
+    if args.what != "rollout":
+        raise SystemExit(f"unknown benchmark {args.what!r}; available: rollout")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_rollout.py"
+    if not script.is_file():
+        raise SystemExit(f"eapo bench rollout: {script} not found (the benchmarks/ folder ships with the source "
+                         "checkout, not the installed package); run it from a clone of the repository")
+    rest = list(args.rest)
+    # DESIGN §10 spells the engine flag --engine; the script takes --engines (one or more).
+    rest = ["--engines" if a == "--engine" else a for a in rest]
+    if args.json and "--json" not in rest:
+        rest.append("--json")
+    proc = subprocess.run([sys.executable, str(script), *rest])
+    raise SystemExit(proc.returncode)
+
+
+# ------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eapo", description="Expert-Assisted Policy Optimization: build, train, evaluate.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--json", action="store_true", help="print one JSON line on stdout (logs go to stderr)")
+
+    q = sub.add_parser("quickstart", help="build policy -> SFT -> eval -> EAPO RL -> eval -> plots (CPU, minutes)")
+    q.add_argument("--out", default="runs/quickstart")
+    q.add_argument("--config", default=None, help="TOML overriding the packaged quickstart config")
+    common(q)
+    q.set_defaults(func=cmd_quickstart)
+
+    b = sub.add_parser("build-policy", help="tokenizer + model built locally, then SFT warm start")
+    b.add_argument("--out", required=True)
+    b.add_argument("--size", default="tiny", choices=["tiny", "small"])
+    b.add_argument("--sft-steps", type=int, default=None)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--problems", default="generated")
+    b.add_argument("--threads", type=int, default=2)
+    common(b)
+    b.set_defaults(func=cmd_build_policy)
+
+    t = sub.add_parser("train", help="EAPO / self-exploratory RL / baselines from a TOML config")
+    t.add_argument("--config", required=True, help="a TOML file, or a packaged name (quickstart, eapo, self_explore, ...)")
+    t.add_argument("--out", default=None, help="run directory (default runs/<config name>)")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config keys (TOML values)")
+    t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    common(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="held-out Pass@k (mean score and variance), consultation off")
+    e.add_argument("--policy", required=True)
+    e.add_argument("--problems", required=True, help="problem spec, e.g. generated:arithmetic:1 or a .jsonl path")
+    e.add_argument("-k", type=int, default=32, help="samples per problem")
+    e.add_argument("--num-problems", type=int, default=64)
+    e.add_argument("--problems-seed", type=int, default=1, help="seed of generated problems (training uses 0)")
+    e.add_argument("--pass-k", type=int, nargs="*", default=[1, 8, 32], help="k values of the unbiased pass@k")
+    e.add_argument("--max-turns", type=int, default=4)
+    e.add_argument("--engine", default="ours", choices=["ours", "hf", "vllm"])
+    e.add_argument("--temperature", type=float, default=1.0)
+    e.add_argument("--top-p", type=float, default=1.0)
+    e.add_argument("--max-turn-tokens", type=int, default=64)
+    e.add_argument("--max-total-tokens", type=int, default=512)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--out", default=None, help="write eval.json and eval_problems.csv here")
+    common(e)
+    e.set_defaults(func=cmd_eval)
+
+    be = sub.add_parser("bench", help="benchmarks (delegates to benchmarks/*.py)")
+    be.add_argument("what", choices=["rollout"])
+    be.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of benchmarks/bench_rollout.py")
+    common(be)
+    be.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.rest = list(args.rest) + unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.log = _stderr_log if args.json else (lambda m: print(m, flush=True))
+    if args.json:
+        with contextlib.redirect_stdout(sys.stderr):  # anything printed by libraries goes to stderr
+            result, text = args.func(args)
+        print(json.dumps(result, default=str, allow_nan=False) if _finite(result) else json.dumps(_nan_to_none(result), default=str), flush=True)
+    else:
+        result, text = args.func(args)
+        print(text, flush=True)
+    return 0
+
+
+def _finite(obj: Any) -> bool:
+    try:
+        json.dumps(obj, default=str, allow_nan=False)
+        return True
+    except ValueError:
+        return False
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+if __name__ == "__main__":
+    sys.exit(main())

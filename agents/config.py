@@ -1,0 +1,317 @@
+"""``TrainConfig``: every knob of a training run, in one typed dataclass (TRL ``GRPOConfig`` style).
+
+Each field says what it trades off. A config is loaded from a flat TOML file (one optional
+``[expert_kwargs]`` table); unknown keys are an error that names the closest known key. The config
+is saved as JSON next to every checkpoint (``to_dict``) and read back with ``from_dict``.
+
+Example:
+    >>> cfg = TrainConfig(steps=20, group_size=4)
+    >>> cfg.acceptance_schedule                     # defaults to annealing over the run
+    'linear:1.0:0.0:20'
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from eapo_env.schedules import parse_schedule
+
+#: Values of :attr:`TrainConfig.method` (see :mod:`agents.baselines`).
+METHODS = ("eapo", "self_explore", "base", "distill_sft", "expert_workflow")
+ENGINES = ("ours", "hf")
+
+
+@dataclass
+class TrainConfig:
+    """One training (or baseline) run.
+
+    Schedules are strings in the grammar of :func:`eapo_env.schedules.parse_schedule`; an empty
+    schedule means "the default over this run's ``steps``" (filled in by ``__post_init__``).
+    """
+
+    # ------------------------------------------------------------------ what to run
+    method: str = "eapo"
+    """``eapo`` (RL with consultation), ``self_explore`` (same learner, consultation off), ``base``
+    (evaluate the policy only), ``distill_sft`` (SFT on expert trajectories, then evaluate),
+    ``expert_workflow`` (evaluation-time: expert replies given in the prompt; no training)."""
+
+    # ------------------------------------------------------------------ policy
+    policy: str = ""
+    """Policy directory (``build_policy`` output or any local HF causal LM). Empty: build one into
+    ``<out>/policy`` with ``policy_size`` / ``policy_sft_steps`` (costs SFT time up front)."""
+    policy_size: str = "tiny"
+    """Size when the policy is built: ``tiny`` (~1M params, minutes on CPU) or ``small`` (~15M)."""
+    policy_sft_steps: int = -1
+    """SFT warm-start steps when the policy is built (-1: ``build_policy``'s default). More steps:
+    better protocol compliance before RL, more time."""
+    lora_r: int = 0
+    """LoRA rank (peft); 0 trains every weight. LoRA saves optimizer memory on big models; on the
+    tiny model it only slows learning."""
+    lora_alpha: int = 0
+    """LoRA alpha; 0 means ``2 * lora_r``."""
+
+    # ------------------------------------------------------------------ problems
+    problems: str = "generated:arithmetic:1"
+    """Training problem spec (``eapo_env.problems.load_problems``)."""
+    problems_seed: int = 0
+    """Seed of generated training problems (``build_policy`` SFTs on the first items of seed 0)."""
+    eval_problems: str = "generated:arithmetic:1"
+    """Held-out evaluation spec."""
+    eval_problems_seed: int = 1
+    """Seed of generated held-out problems: a different seed than training gives different draws
+    (small families can still repeat a few questions)."""
+    eval_num_problems: int = 64
+    """Held-out problems evaluated (the first N of the source). More: tighter CI, slower eval."""
+    eval_k: int = 8
+    """Samples per held-out problem (the paper's Pass@32 uses 32). More: lower variance of the
+    per-problem mean score, linearly slower."""
+    eval_pass_ks: tuple[int, ...] = (1,)
+    """k values of the unbiased pass@k estimator (each must be <= ``eval_k``)."""
+    eval_max_turns: int = 0
+    """Turn budget at evaluation; 0 means the end value of ``turn_schedule``."""
+    final_eval: bool = True
+    """Evaluate the trained policy on the held-out set at the end of ``eapo train``."""
+
+    # ------------------------------------------------------------------ experts & env
+    consultation: bool = True
+    """False = self-exploratory RL: rollouts use ``EAPO-Math-Eval-v0`` (the evaluation prompt,
+    consults answered "disabled", no expert ever called), so the policy trains on the exact prompt it
+    is evaluated on; the turn schedule still applies."""
+    expert: str = "reference"
+    """Expert backend name (``eapo_env.experts.make_expert``)."""
+    expert_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the expert backend (TOML table ``[expert_kwargs]``)."""
+    max_experts: int = 3
+    """K: queries per consult. More: more help per consult and more expert compute."""
+    max_turns: int = 8
+    """Turn budget the env is built with (the turn schedule overrides it per episode)."""
+    acceptance_schedule: str = ""
+    """p(t): probability each expert query is answered. Default ``linear:1.0:0.0:<steps>``. Faster
+    annealing weans the policy off experts sooner, at the cost of less guided exploration."""
+    turn_schedule: str = ""
+    """Turn budget over training. Default ``linear:<max_turns>:4:<steps>``: from the training
+    budget toward the evaluation budget."""
+    consult_penalty: float = 0.0
+    """Reward subtracted per consulting turn (0 = off). Discourages reliance, may discourage
+    useful exploration."""
+
+    # ------------------------------------------------------------------ rollout
+    engine: str = "ours"
+    """Rollout engine: ``ours`` (batched, kept KV cache) or ``hf`` (``generate``, a baseline)."""
+    group_size: int = 8
+    """G: samples per prompt. Larger G: better group baselines and fewer all-0/all-1 groups,
+    linearly more rollout compute."""
+    prompts_per_step: int = 8
+    """Distinct problems per step; the batch is ``prompts_per_step * group_size`` episodes."""
+    temperature: float = 1.0
+    """Sampling temperature (paper: 1.0). Lower: less exploration, more on-policy-consistent."""
+    top_p: float = 1.0
+    """Nucleus mass (paper: 1.0). Below 1 the sampling log-probs no longer match the learner's."""
+    max_turn_tokens: int = 64
+    """Per-turn cap on policy tokens. Too small cuts reasoning; large costs decode time."""
+    max_total_tokens: int = 512
+    """Per-episode budget (prompt + response); reaching it marks the episode overlong."""
+
+    # ------------------------------------------------------------------ optimisation
+    steps: int = 100
+    """Training steps (one rollout batch and one optimizer update each)."""
+    lr: float = 1e-6
+    """AdamW learning rate (paper: 1e-6 for 7B models; tiny models need ~1e-4..1e-3)."""
+    warmup_steps: int = 10
+    """Linear learning-rate warm-up steps (paper: 10), constant afterwards."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (0 = off)."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step: the batch is split in this many pieces for backward
+    (less activation memory, same update: the loss is normalised by the whole batch's tokens)."""
+    clip_low: float = 0.20
+    """PPO ratio clip below (1 - clip_low)."""
+    clip_high: float = 0.28
+    """PPO ratio clip above (1 + clip_high); DAPO's clip-higher keeps exploration alive."""
+    kl_coef: float = 0.0
+    """k3 KL penalty to the initial policy (0 = off, as in DAPO; on costs a reference forward)."""
+    dynamic_sampling: bool = True
+    """Drop groups whose raw correctness is all 0 or all 1 (zero advantage, no signal). Fewer
+    wasted tokens in the loss; a step can end up with no group to train on (then it is skipped)."""
+    overlong_filter: bool = True
+    """Mask the loss of episodes cut by the token budget (their 0 reward is not the answer's fault)."""
+
+    # ------------------------------------------------------------------ bookkeeping
+    seed: int = 0
+    """Seeds problem draws, env resets and sampling (per step, so a resumed run repeats them)."""
+    device: str = "auto"
+    """``cpu``, ``cuda`` or ``auto``."""
+    threads: int = 2
+    """``torch.set_num_threads`` on CPU (0 leaves torch's default)."""
+    checkpoint_every: int = 10
+    """Steps between checkpoints (the last step is always saved). Each costs a model+optimizer write."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk (oldest deleted)."""
+    tensorboard: bool = True
+    """Also write TensorBoard scalars to ``<out>/tb``."""
+    progress_bar: bool = True
+    """tqdm progress bar on stderr."""
+
+    # ------------------------------------------------------------------ baselines
+    distill_steps: int = 200
+    """``distill_sft``: SFT steps on expert trajectories."""
+    distill_num_problems: int = 2000
+    """``distill_sft``: training problems turned into expert trajectories."""
+    distill_lr: float = 1e-3
+    """``distill_sft``: SFT learning rate."""
+
+    def __post_init__(self) -> None:
+        if not self.acceptance_schedule:
+            self.acceptance_schedule = f"linear:1.0:0.0:{max(1, self.steps)}"
+        if not self.turn_schedule:
+            self.turn_schedule = f"linear:{self.max_turns}:{min(4, self.max_turns)}:{max(1, self.steps)}"
+        self.eval_pass_ks = tuple(int(k) for k in self.eval_pass_ks)
+        self.expert_kwargs = dict(self.expert_kwargs)
+        if self.method == "self_explore":
+            self.consultation = False  # self-exploratory RL is, by definition, consultation off
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field on any out-of-range value."""
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"config {name} = {getattr(self, name)!r}: {what}")
+
+        need(self.method in METHODS, "method", f"one of {', '.join(METHODS)}")
+        need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
+        need(self.policy_size in ("tiny", "small"), "policy_size", "tiny or small")
+        for name in ("group_size", "prompts_per_step", "eval_k", "eval_num_problems", "max_experts",
+                     "max_turns", "max_turn_tokens", "max_total_tokens", "grad_accum", "checkpoint_every",
+                     "keep_checkpoints"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("steps", "warmup_steps", "lora_r", "lora_alpha", "eval_max_turns", "threads",
+                     "distill_steps", "seed", "problems_seed", "eval_problems_seed"):
+            need(getattr(self, name) >= 0, name, "must be >= 0")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(0 <= self.clip_low < 1, "clip_low", "must be in [0, 1)")
+        need(self.clip_high >= 0, "clip_high", "must be >= 0")
+        need(self.kl_coef >= 0, "kl_coef", "must be >= 0")
+        need(self.temperature > 0, "temperature", "must be > 0 for RL (sampling)")
+        need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        need(all(1 <= k <= self.eval_k for k in self.eval_pass_ks), "eval_pass_ks", "each k in [1, eval_k]")
+        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "auto, cpu or cuda[:i]")
+        for name in ("acceptance_schedule", "turn_schedule"):
+            try:
+                parse_schedule(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"config {name}: {exc}") from None
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["eval_pass_ks"] = list(self.eval_pass_ks)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a dict; unknown keys and wrong types raise ``ValueError`` naming them."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            hints = []
+            for k in unknown:
+                close = difflib.get_close_matches(k, known, n=1)
+                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ValueError(
+                f"{source}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(sorted(known))}"
+            )
+        hints = get_type_hints(cls)
+        kwargs = {k: _coerce(k, v, hints[k], source) for k, v in data.items()}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a TOML file (flat keys, optional ``[expert_kwargs]`` table); ``overrides`` win."""
+        path = Path(path)
+        with path.open("rb") as f:
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{path}: invalid TOML: {exc}") from None
+        data.update(overrides)
+        return cls.from_dict(data, source=str(path))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (schedules left empty in ``changes`` are re-derived)."""
+        return dataclasses.replace(self, **changes)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def batch_episodes(self) -> int:
+        return self.group_size * self.prompts_per_step
+
+    @property
+    def resolved_eval_max_turns(self) -> int:
+        """The evaluation turn budget: ``eval_max_turns`` or the end of the turn schedule."""
+        if self.eval_max_turns:
+            return self.eval_max_turns
+        s = parse_schedule(self.turn_schedule)
+        return max(1, int(round(s(10**9))))
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    """Check a TOML value against the field's annotation (ints are accepted for floats)."""
+    text = str(hint)
+
+    def bad(expected: str) -> ValueError:
+        return ValueError(f"{source}: key {name!r} expects {expected}, got {value!r} ({type(value).__name__})")
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("a boolean (true/false)")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if text.startswith("tuple"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad("a list of integers")
+        return tuple(value)
+    if text.startswith("dict"):
+        if not isinstance(value, dict):
+            raise bad("a table")
+        return dict(value)
+    return value
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """``TrainConfig.from_toml(path)``; a bare name such as ``quickstart`` reads the packaged
+    ``agents/configs/quickstart.toml``; ``None`` gives the defaults (with ``overrides``)."""
+    if path is None:
+        return TrainConfig.from_dict(overrides)
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and (packaged := Path(__file__).parent / "configs" / f"{p.name}.toml").exists():
+        p = packaged
+    if not p.exists():
+        raise FileNotFoundError(f"config file {path} not found")
+    return TrainConfig.from_toml(p, **overrides)

@@ -1,0 +1,328 @@
+"""Held-out evaluation with consultation off (DESIGN §1, §8).
+
+Per problem, ``k`` samples are drawn on ``EAPO-Math-Eval-v0`` (evaluation prompt; a consult is
+answered "consultation disabled" and no expert is ever called). Reported:
+
+* ``score_mean`` — the paper's "Pass@k" (e.g. Pass@32): the **mean of the k scores** of each
+  problem, averaged over problems. ``accuracy`` is the same number.
+* ``score_variance`` — the per-problem variance of the k scores (population variance, ddof = 0:
+  ``m(1 - m)`` for 0/1 scores), averaged over problems.
+* ``pass_at`` — the unbiased pass@k estimator of Chen et al. (2021),
+  ``1 - C(n - c, k) / C(n, k)`` per problem (n samples, c correct), averaged, for each requested k.
+* ``ci95`` — a 95% percentile-bootstrap CI of ``score_mean`` over problems (2000 resamples,
+  seeded), and ``ci95_normal`` — the normal approximation ``mean ± 1.96 s / sqrt(P)``.
+* ``consult_attempt_rate`` — share of episodes where the policy tried to consult (refused by
+  construction: ``expert_call_rate`` is 0), ``response_tokens`` / ``policy_tokens`` per episode.
+
+A per-problem table is written to ``<out>/eval_problems.csv`` and the summary to ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EVAL_JSON = "eval.json"
+EVAL_CSV = "eval_problems.csv"
+
+
+# ------------------------------------------------------------------------------ pure statistics
+
+
+def pass_at_k_unbiased(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)`` (Chen et al., 2021).
+
+    Computed as ``1 - prod_{i=n-c+1}^{n} (1 - k / i)`` (numerically stable). ``k > n`` is an error.
+
+    >>> pass_at_k_unbiased(10, 0, 1), pass_at_k_unbiased(10, 10, 5), round(pass_at_k_unbiased(4, 1, 2), 4)
+    (0.0, 1.0, 0.5)
+    """
+    if not (0 <= c <= n) or n < 1:
+        raise ValueError(f"need 0 <= c <= n and n >= 1, got n={n}, c={c}")
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 1 <= k <= n, got k={k}, n={n}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def score_stats(scores: Sequence[Sequence[float]]) -> dict[str, float]:
+    """Mean of per-problem mean scores and mean of per-problem (ddof 0) variances.
+
+    >>> score_stats([[1, 0, 1, 0], [1, 1, 1, 1]])
+    {'score_mean': 0.75, 'score_variance': 0.125, 'num_problems': 2}
+    """
+    if not scores or any(len(s) == 0 for s in scores):
+        raise ValueError("every problem needs at least one score")
+    means = [float(np.mean(s)) for s in scores]
+    variances = [float(np.var(s)) for s in scores]
+    return {"score_mean": float(np.mean(means)), "score_variance": float(np.mean(variances)), "num_problems": len(scores)}
+
+
+def ci95_bootstrap(values: Sequence[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of the mean of ``values`` (resampling the values)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    if v.size == 1:
+        return (float(v[0]), float(v[0]))
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(reps, v.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+def ci95_normal(values: Sequence[float]) -> tuple[float, float]:
+    """``mean ± 1.96 * sd / sqrt(n)`` (sample sd, ddof 1), clipped to [0, 1] for scores."""
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        m = float(v.mean()) if v.size else float("nan")
+        return (m, m)
+    half = 1.96 * float(v.std(ddof=1)) / math.sqrt(v.size)
+    m = float(v.mean())
+    return (max(0.0, m - half), min(1.0, m + half))
+
+
+# ------------------------------------------------------------------------------ result
+
+
+@dataclass
+class ProblemRow:
+    """One held-out problem's line of the CSV."""
+
+    problem_id: str
+    n: int
+    correct: int
+    mean_score: float
+    variance: float
+    pass_at: dict[str, float]
+    response_tokens: float
+    policy_tokens: float
+    consult_attempts: float
+    answered: float
+
+
+@dataclass
+class EvalResult:
+    k: int
+    num_problems: int
+    score_mean: float
+    score_variance: float
+    ci95: tuple[float, float]
+    ci95_normal: tuple[float, float]
+    pass_at: dict[str, float]
+    consult_attempt_rate: float
+    expert_call_rate: float
+    response_tokens: float
+    policy_tokens: float
+    answered_rate: float
+    seconds: float
+    problems: list[ProblemRow] = field(default_factory=list, repr=False)
+
+    @property
+    def accuracy(self) -> float:
+        return self.score_mean
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary (without the per-problem rows)."""
+        d = asdict(self)
+        d.pop("problems")
+        d["accuracy"] = self.score_mean
+        d["ci95"] = list(self.ci95)
+        d["ci95_normal"] = list(self.ci95_normal)
+        return d
+
+    def describe(self) -> str:
+        lo, hi = self.ci95
+        passes = ", ".join(f"pass@{k} {v:.3f}" for k, v in self.pass_at.items())
+        return (
+            f"Pass@{self.k} (mean score) {self.score_mean:.3f} [95% CI {lo:.3f}-{hi:.3f}] over {self.num_problems} "
+            f"problems x {self.k} samples; per-problem variance {self.score_variance:.3f}; {passes}; "
+            f"consult attempts {self.consult_attempt_rate:.2f}/episode share (experts called: 0); "
+            f"{self.policy_tokens:.1f} policy tokens/episode; {self.seconds:.1f}s"
+        )
+
+    def write(self, out_dir: str | Path) -> None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / EVAL_JSON).write_text(json.dumps(self.summary(), indent=2) + "\n")
+        write_problem_csv(self.problems, out / EVAL_CSV)
+
+
+def write_problem_csv(rows: Sequence[ProblemRow], path: str | Path) -> None:
+    ks = sorted({k for r in rows for k in r.pass_at}, key=int)
+    with Path(path).open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["problem_id", "n", "correct", "mean_score", "variance", *[f"pass@{k}" for k in ks],
+                    "response_tokens", "policy_tokens", "consult_attempts", "answered"])
+        for r in rows:
+            w.writerow([r.problem_id, r.n, r.correct, f"{r.mean_score:.6g}", f"{r.variance:.6g}",
+                        *[f"{r.pass_at[k]:.6g}" for k in ks], f"{r.response_tokens:.6g}", f"{r.policy_tokens:.6g}",
+                        f"{r.consult_attempts:.6g}", f"{r.answered:.6g}"])
+
+
+def summarize(
+    problem_ids: Sequence[str],
+    episodes: Sequence[Sequence[dict[str, Any]]],
+    k: int,
+    pass_ks: Sequence[int] = (1,),
+    seconds: float = 0.0,
+) -> EvalResult:
+    """Aggregate per-episode records (``score``, ``correct``, ``response_tokens``, ``policy_tokens``,
+    ``consult_attempts``, ``answered``, ``expert_calls``) grouped by problem into an :class:`EvalResult`."""
+    rows: list[ProblemRow] = []
+    for pid, eps in zip(problem_ids, episodes):
+        scores = [float(e["score"]) for e in eps]
+        n, c = len(eps), sum(bool(e["correct"]) for e in eps)
+        rows.append(ProblemRow(
+            problem_id=str(pid), n=n, correct=c, mean_score=float(np.mean(scores)), variance=float(np.var(scores)),
+            pass_at={str(j): pass_at_k_unbiased(n, c, j) for j in pass_ks if j <= n},
+            response_tokens=float(np.mean([e["response_tokens"] for e in eps])),
+            policy_tokens=float(np.mean([e["policy_tokens"] for e in eps])),
+            consult_attempts=float(np.mean([e["consult_attempts"] > 0 for e in eps])),
+            answered=float(np.mean([bool(e["answered"]) for e in eps])),
+        ))
+    stats = score_stats([[float(e["score"]) for e in eps] for eps in episodes])
+    means = [r.mean_score for r in rows]
+    all_eps = [e for eps in episodes for e in eps]
+    return EvalResult(
+        k=k, num_problems=len(rows), score_mean=stats["score_mean"], score_variance=stats["score_variance"],
+        ci95=ci95_bootstrap(means), ci95_normal=ci95_normal(means),
+        pass_at={str(j): float(np.mean([r.pass_at[str(j)] for r in rows])) for j in pass_ks if all(str(j) in r.pass_at for r in rows)},
+        consult_attempt_rate=float(np.mean([e["consult_attempts"] > 0 for e in all_eps])),
+        expert_call_rate=float(np.mean([e.get("expert_calls", 0) > 0 for e in all_eps])),
+        response_tokens=float(np.mean([e["response_tokens"] for e in all_eps])),
+        policy_tokens=float(np.mean([e["policy_tokens"] for e in all_eps])),
+        answered_rate=float(np.mean([bool(e["answered"]) for e in all_eps])),
+        seconds=seconds, problems=rows,
+    )
+
+
+# ------------------------------------------------------------------------------ running it
+
+
+def heldout_problems(spec: Any, num_problems: int, seed: int = 1) -> list[Any]:
+    """The first ``num_problems`` problems of ``load_problems(spec, seed=seed)``."""
+    from eapo_env.problems import load_problems
+
+    source = load_problems(spec, seed=seed)
+    return [source[i] for i in range(min(num_problems, len(source)))]
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    problems: Any,
+    *,
+    k: int = 32,
+    num_problems: int = 64,
+    problems_seed: int = 1,
+    pass_ks: Sequence[int] = (1,),
+    max_turns: int = 4,
+    max_experts: int = 3,
+    engine: str = "ours",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_turn_tokens: int = 64,
+    max_total_tokens: int = 512,
+    batch_episodes: int = 256,
+    seed: int = 0,
+    device: Any = None,
+    out_dir: str | Path | None = None,
+) -> EvalResult:
+    """Evaluate a policy with consultation off: ``k`` samples for each held-out problem.
+
+    Args:
+        model, tokenizer: the policy (``agents.policy.load_policy``).
+        problems: a spec (the first ``num_problems`` of ``load_problems(spec, seed=problems_seed)``)
+            or a list of :class:`~eapo_env.problems.Problem` (used as given).
+        k: samples per problem; ``pass_ks``: k values of the unbiased estimator (<= k).
+        max_turns: the evaluation turn budget.
+        batch_episodes: episodes rolled out together (memory / speed trade-off).
+        out_dir: when given, ``eval.json`` and ``eval_problems.csv`` are written there.
+    """
+    import functools
+
+    import gymnasium as gym
+    import torch
+
+    import eapo_env
+    from agents.metrics import episode_correct
+    from agents.policy.tokenizer import encode_prompt, encode_segment
+    from agents.rollout import make_engine
+
+    t0 = time.perf_counter()
+    if isinstance(problems, (list, tuple)) and problems and not isinstance(problems[0], (str, dict)):
+        plist = list(problems)
+    else:
+        plist = heldout_problems(problems, num_problems, problems_seed)
+    device = device if device is not None else next(model.parameters()).device
+    eng = make_engine(
+        engine, model, tokenizer, max_turn_tokens=max_turn_tokens, max_total_tokens=max_total_tokens,
+        temperature=temperature, top_p=top_p, device=device, seed=seed,
+        encode_prompt=functools.partial(encode_prompt, tokenizer),
+        encode_observation=functools.partial(encode_segment, tokenizer),
+    )
+    jobs = [(i, j) for i in range(len(plist)) for j in range(k)]
+    n_envs = min(batch_episodes, len(jobs))
+    envs = [gym.make(eapo_env.EVAL_ID, problems=plist, max_turns=max_turns, eval_max_turns=max_turns,
+                     max_experts=max_experts) for _ in range(n_envs)]
+    episodes: list[list[dict[str, Any]]] = [[] for _ in plist]
+    rng = np.random.default_rng([seed, 0xE7A1])
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(jobs), n_envs):
+            chunk = jobs[start : start + n_envs]
+            trajs = eng.rollout(
+                envs[: len(chunk)],
+                seeds=rng.integers(2**31 - 1, size=len(chunk)).tolist(),
+                options=[{"problem": plist[i]} for i, _ in chunk],
+                group_ids=[i for i, _ in chunk],
+                seed=int(rng.integers(2**62)),
+            )
+            for (i, _), t in zip(chunk, trajs):
+                episodes[i].append({
+                    "score": float(t.reward),
+                    "correct": episode_correct(t),
+                    "response_tokens": len(t.token_ids),
+                    "policy_tokens": t.num_policy_tokens,
+                    "consult_attempts": sum(1 for inf in t.infos if inf.get("action") == "consult"),
+                    "expert_calls": sum(int(inf.get("accepted", 0)) for inf in t.infos),
+                    "answered": bool(t.terminated),
+                })
+    for env in envs:
+        env.close()
+    model.train(was_training)
+    result = summarize([p.id for p in plist], episodes, k, pass_ks, seconds=time.perf_counter() - t0)
+    if out_dir is not None:
+        result.write(out_dir)
+    return result
+
+
+def evaluate_policy_dir(policy: str | Path, problems: Any, out_dir: str | Path | None = None, device: str = "cpu", **kwargs: Any) -> EvalResult:
+    """Load a policy directory and :func:`evaluate` it."""
+    from agents.policy import load_policy
+
+    model, tokenizer = load_policy(policy, device=device)
+    return evaluate(model, tokenizer, problems, out_dir=out_dir, **kwargs)
+
+
+def evaluate_config(model: Any, tokenizer: Any, config: Any, out_dir: str | Path | None = None, problems: Any = None) -> EvalResult:
+    """:func:`evaluate` with a :class:`~agents.config.TrainConfig`'s evaluation settings."""
+    return evaluate(
+        model, tokenizer, config.eval_problems if problems is None else problems,
+        k=config.eval_k, num_problems=config.eval_num_problems, problems_seed=config.eval_problems_seed,
+        pass_ks=config.eval_pass_ks, max_turns=config.resolved_eval_max_turns, max_experts=config.max_experts,
+        engine=config.engine, temperature=config.temperature, top_p=config.top_p,
+        max_turn_tokens=config.max_turn_tokens, max_total_tokens=config.max_total_tokens,
+        seed=config.seed, out_dir=out_dir,
+    )

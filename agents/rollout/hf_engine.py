@@ -1,0 +1,147 @@
+"""The Hugging Face ``generate`` baseline engine (same interface as :class:`RolloutEngine`).
+
+Fair baseline: token ids are kept (never re-tokenized) and each turn calls ``model.generate`` on the
+full token history of every live row (left-padded), stopping rows with a ``StoppingCriteria`` on the
+stop-tag ids. What it cannot do — and what our engine does — is keep the KV cache across env steps
+(every turn re-prefills the whole history), avoid ``generate``'s per-step overhead, and drop
+finished rows from the compute (``generate`` keeps them in the batch until every row stops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from agents.rollout.sampling import StopCriteria
+from agents.rollout.types import Trajectory, record_step, start_episodes
+
+
+class _TurnStop(StoppingCriteria):
+    """Per-row stop on the stop/EOS ids (and on stop strings that are not single tokens)."""
+
+    def __init__(self, stop: StopCriteria, prompt_len: int) -> None:
+        self.stop, self.prompt_len = stop, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        done = self.stop.token_stop(input_ids[:, -1])
+        if self.stop.needs_text_check:
+            tails = input_ids[:, self.prompt_len :].tolist()
+            done |= torch.tensor([self.stop.text_stop(t) for t in tails], device=done.device)
+        return done
+
+
+class HFRolloutEngine:
+    """Multi-turn rollouts with ``model.generate`` per turn. Arguments as :class:`RolloutEngine`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        max_turn_tokens: int = 256,
+        max_total_tokens: int = 2048,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        device: torch.device | str | None = None,
+        encode_prompt: Callable[[str], list[int]] | None = None,
+        encode_observation: Callable[[str], list[int]] | None = None,
+        seed: int | None = None,
+        **_: Any,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.max_turn_tokens, self.max_total_tokens = int(max_turn_tokens), int(max_total_tokens)
+        self.temperature, self.top_p = float(temperature), float(top_p)
+        self.encode_prompt = encode_prompt or (lambda s: tokenizer.encode(s, add_special_tokens=True))
+        self.encode_observation = encode_observation or (lambda s: tokenizer.encode(s, add_special_tokens=False))
+        self.stop = StopCriteria(tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.seed = seed
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        envs: Sequence[Any],
+        seeds: Sequence[int | None] | int | None = None,
+        options: Sequence[dict | None] | dict | None = None,
+        group_ids: Sequence[int] | None = None,
+        seed: int | None = None,
+    ) -> list[Trajectory]:
+        seed = self.seed if seed is None else seed
+        if seed is not None:
+            torch.manual_seed(seed)  # generate() samples from the global RNG
+        trajs = start_episodes(envs, self.encode_prompt, seeds, options, group_ids)
+        budget = self.max_total_tokens
+        live = []
+        for i, t in enumerate(trajs):
+            if len(t.prompt_ids) < budget:
+                live.append(i)
+            else:
+                t.truncated = t.overlong = True
+        while live:
+            turns = self._generate([trajs[i].prompt_ids + trajs[i].token_ids for i in live])
+            still = []
+            for i, (ids, lps) in zip(live, turns):
+                traj = trajs[i]
+                room = budget - len(traj.prompt_ids) - len(traj.token_ids)
+                ids, lps = ids[:room], lps[:room]
+                traj.add_policy(ids, lps)
+                traj.num_turns += 1
+                natural = ids[-1] in self.stop.all_ids or (self.stop.needs_text_check and self.stop.text_stop(ids))
+                if len(ids) >= room and not natural:
+                    traj.truncated = traj.overlong = True
+                    continue
+                text = self.stop.turn_text(ids)
+                obs, over = record_step(traj, text, envs[i].step(text))
+                if over:
+                    continue
+                obs_ids = self.encode_observation(obs)
+                if len(traj.prompt_ids) + len(traj.token_ids) + len(obs_ids) >= budget:
+                    traj.truncated = traj.overlong = True
+                    continue
+                traj.add_observation(obs_ids)
+                still.append(i)
+            live = still
+        return trajs
+
+    def _generate(self, histories: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+        """One turn for every history (left-padded batch); per row: (turn ids, sampling logprobs)."""
+        B, L = len(histories), max(len(h) for h in histories)
+        input_ids = torch.full((B, L), self.pad_id, dtype=torch.long)
+        attention = torch.zeros(B, L, dtype=torch.long)
+        for r, h in enumerate(histories):
+            input_ids[r, L - len(h) :] = torch.tensor(h)
+            attention[r, L - len(h) :] = 1
+        room = self.max_total_tokens - min(len(h) for h in histories)
+        sample = self.temperature > 0
+        out = self.model.generate(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention.to(self.device),
+            max_new_tokens=min(self.max_turn_tokens, room),
+            do_sample=sample,
+            temperature=self.temperature if sample else None,
+            top_p=self.top_p if sample else None,
+            top_k=0 if sample else None,
+            stopping_criteria=StoppingCriteriaList([_TurnStop(self.stop, L)]),
+            pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.stop.eos_ids) or None,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        new = out.sequences[:, L:]  # [B, n]
+        logits = torch.stack(out.logits, dim=1).float()  # [B, n, V] raw logits
+        if sample:
+            logits = logits / self.temperature
+        lps = torch.log_softmax(logits, dim=-1).gather(-1, new[..., None]).squeeze(-1)
+        results = []
+        for ids, lp in zip(new.tolist(), lps.tolist()):
+            end = len(ids)
+            for k, t in enumerate(ids):
+                if t in self.stop.all_ids or (self.stop.needs_text_check and self.stop.text_stop(ids[: k + 1])):
+                    end = k + 1
+                    break
+            results.append((ids[:end], lp[:end]))
+        return results

@@ -1,0 +1,393 @@
+"""The EAPO learner: DAPO-style GRPO over multi-turn rollouts with consultable experts (DESIGN §8).
+
+Read it top to bottom (CleanRL style). One training step:
+
+1. ``set_progress(step)`` on every env: the wrappers set p(t) and the turn budget for this step.
+2. Roll out ``prompts_per_step`` problems x ``group_size`` samples with the engine; the samples of
+   one problem share a group id. Problem draws, env seeds and the sampler seed are functions of
+   ``(seed, step)``, so a resumed run repeats exactly the steps it would have run.
+3. Rewards and raw correctness per episode.
+4. Dynamic sampling: groups whose correctness is all 0 or all 1 are dropped (zero advantage).
+   Overlong filtering: episodes cut by the token budget are masked out of the loss.
+5. Group-normalised advantages (over the whole group, before any filtering).
+6. PPO-clip loss with decoupled clip (0.20 / 0.28), token-level mean over the policy tokens of the
+   whole batch (``Trajectory.loss_mask``: env/expert tokens never contribute), current log-probs
+   recomputed by the model, old log-probs = the sampling log-probs (one update per batch, so the
+   ratio is 1 up to numerics at the first micro-batch). Optional k3 KL to the initial policy.
+7. AdamW step with linear warm-up; metrics to ``metrics.jsonl`` and TensorBoard; checkpoint.
+
+Example:
+    >>> from agents.config import TrainConfig                                   # doctest: +SKIP
+    >>> result = train(TrainConfig(policy="runs/policy", steps=20, lr=1e-4), "runs/eapo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import eapo_env
+from agents import checkpoint as ckpt_io
+from agents.config import TrainConfig
+from agents.losses import dynamic_sampling_mask, group_advantages, kl_k3, overlong_mask, policy_loss, token_logprobs
+from agents.metrics import MetricsLogger, episode_correct, episode_metrics
+from agents.rollout import RolloutBatch, make_engine
+from eapo_env.problems import load_problems
+from eapo_env.schedules import parse_schedule
+
+FINAL_POLICY_DIR = "final_policy"
+SUMMARY_FILE = "train_summary.json"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    out_dir: Path
+    policy_dir: Path  # the trained policy, a loadable HF directory
+    start_step: int  # first step run by this call (> 0 after a resume)
+    steps: int  # completed steps in total
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
+    last: dict[str, Any] = field(default_factory=dict)  # the last metrics record
+
+
+# ---------------------------------------------------------------------------------- set-up helpers
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_policy(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> Path:
+    """The policy directory: ``config.policy``, or one built into ``<out>/policy`` (reused if there)."""
+    if config.policy:
+        return Path(config.policy)
+    from agents.policy import build_policy, read_policy_info
+
+    target = out_dir / "policy"
+    if read_policy_info(target) is None:
+        log(f"building a {config.policy_size} policy into {target}")
+        build_policy(
+            target, config.policy_size, None if config.policy_sft_steps < 0 else config.policy_sft_steps,
+            seed=config.seed, threads=config.threads or None, verbose=False,
+        )
+    return target
+
+
+def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, eval_mode: bool | None = None) -> list[gym.Env]:
+    """``n`` single envs sharing one problem source and one expert object.
+
+    Training with consultation uses ``EAPO-Math-v0`` with the acceptance and turn schedules;
+    self-exploratory RL (``consultation = false``) and evaluation use ``EAPO-Math-Eval-v0``.
+    """
+    from eapo_env.experts import make_expert
+
+    eval_mode = (not config.consultation) if eval_mode is None else eval_mode
+    expert = expert if expert is not None else make_expert(config.expert, **config.expert_kwargs)
+    kwargs: dict[str, Any] = dict(problems=problems, expert=expert, max_experts=config.max_experts, max_turns=config.max_turns)
+    if eval_mode:
+        env_id = eapo_env.EVAL_ID
+        kwargs["turn_schedule"] = config.turn_schedule
+    else:
+        env_id = eapo_env.TRAIN_ID
+        kwargs.update(acceptance_schedule=config.acceptance_schedule, turn_schedule=config.turn_schedule,
+                      consult_penalty=config.consult_penalty)
+    return [gym.make(env_id, **kwargs) for _ in range(n)]
+
+
+def build_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device, temperature: float | None = None):
+    """The rollout engine, encoding prompts exactly as SFT did (chat template) and observations once."""
+    from agents.policy.tokenizer import encode_prompt, encode_segment
+
+    return make_engine(
+        config.engine, model, tokenizer,
+        max_turn_tokens=config.max_turn_tokens, max_total_tokens=config.max_total_tokens,
+        temperature=config.temperature if temperature is None else temperature, top_p=config.top_p,
+        device=device, seed=config.seed,
+        encode_prompt=functools.partial(encode_prompt, tokenizer),
+        encode_observation=functools.partial(encode_segment, tokenizer),
+    )
+
+
+def apply_lora(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``(trained_module, rollout_model)``: with LoRA, the peft model and the LoRA-injected causal LM
+    inside it (what the engines run); without, the model twice."""
+    if not config.lora_r:
+        return model, model
+    from peft import LoraConfig, get_peft_model
+
+    from agents.sft import LORA_TARGETS
+
+    peft_model = get_peft_model(model, LoraConfig(
+        r=config.lora_r, lora_alpha=config.lora_alpha or 2 * config.lora_r, lora_dropout=0.0,
+        target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM",
+    ))
+    return peft_model, peft_model.base_model.model
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The RNG of one step's problem draws and env seeds: a pure function of (seed, step)."""
+    return np.random.default_rng([seed, step, 0xEA90])
+
+
+def export_policy(module: torch.nn.Module, tokenizer: Any, out: Path, lora: bool) -> Path:
+    """Save a loadable HF policy directory (LoRA adapters merged into a copy)."""
+    out.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(module).merge_and_unload() if lora else module
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def micro_batches(rows: list[int], n: int) -> list[list[int]]:
+    """Split ``rows`` into ``n`` nearly equal contiguous pieces (empty ones dropped)."""
+    k, r = divmod(len(rows), n)
+    out, i = [], 0
+    for j in range(n):
+        size = k + (j < r)
+        if size:
+            out.append(rows[i : i + size])
+        i += size
+    return out
+
+
+# ---------------------------------------------------------------------------------- the loss step
+
+
+def update(
+    module: torch.nn.Module,
+    batch: RolloutBatch,
+    advantages: torch.Tensor,
+    loss_mask: torch.Tensor,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    ref_model: torch.nn.Module | None = None,
+) -> dict[str, float]:
+    """One optimizer step on ``batch`` (rows whose ``loss_mask`` is empty are skipped).
+
+    The token-level mean divides by the policy tokens of the whole batch, so gradient accumulation
+    over ``config.grad_accum`` micro-batches gives the same update as one big batch.
+    """
+    rows = [i for i in range(len(batch)) if loss_mask[i].sum() > 0]
+    num_tokens = loss_mask.sum()
+    stats: dict[str, float] = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clipfrac": 0.0, "clipfrac_low": 0.0,
+                               "clipfrac_high": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0, "grad_norm": 0.0}
+    if not rows:
+        return stats
+    module.train()
+    optimizer.zero_grad(set_to_none=True)
+    for mb in micro_batches(rows, config.grad_accum):
+        idx = torch.tensor(mb)
+        width = int(batch.attention_mask[idx].sum(dim=1).max())  # trim right padding
+        ids = batch.input_ids[idx, :width]
+        attn = batch.attention_mask[idx, :width]
+        mask = loss_mask[idx, :width]
+        old = batch.old_logprobs[idx, :width]
+        logprobs = token_logprobs(module, ids, attn, temperature=config.temperature)
+        pg, m = policy_loss(logprobs, old, advantages[idx], mask, config.clip_low, config.clip_high, num_tokens=num_tokens)
+        loss = pg
+        if ref_model is not None and config.kl_coef > 0:
+            with torch.no_grad():
+                ref = token_logprobs(ref_model, ids, attn, temperature=config.temperature)
+            kl = kl_k3(logprobs, ref, mask, num_tokens=num_tokens)
+            loss = loss + config.kl_coef * kl
+            stats["kl"] += float(kl.detach())
+        loss.backward()
+        share = float(mask.sum() / num_tokens)  # token share of this micro-batch: weights its ratios
+        stats["loss"] += float(loss.detach())
+        stats["pg_loss"] += float(pg.detach())
+        for k in ("clipfrac", "clipfrac_low", "clipfrac_high", "approx_kl", "ratio_mean"):
+            stats[k] += m[k] * share
+    params = [p for p in module.parameters() if p.requires_grad]
+    if config.max_grad_norm > 0:
+        stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+    else:
+        stats["grad_norm"] = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+    optimizer.step()
+    return stats
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Run (or resume) RL training; writes metrics, checkpoints and ``final_policy/`` under ``out_dir``.
+
+    Args:
+        config: the run's :class:`TrainConfig` (``method`` eapo or self_explore; ``consultation``
+            decides which env is used).
+        out_dir: the run directory.
+        resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if there is none).
+        on_step: called after each step with ``(step, record)`` (tests, notebooks).
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    seed_everything(config.seed)
+
+    # --- policy, optional LoRA, optional frozen reference for the KL term
+    from agents.policy import load_policy
+
+    policy_dir = resolve_policy(config, out, log)
+    model, tokenizer = load_policy(policy_dir, device=device)
+    module, rollout_model = apply_lora(model, config)
+    ref_model = None
+    if config.kl_coef > 0:
+        ref_model = copy.deepcopy(rollout_model).eval().requires_grad_(False)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    # --- envs (one per episode of a step; a list of single envs) and the rollout engine
+    source = load_problems(config.problems, seed=config.problems_seed)
+    envs = make_envs(config, config.batch_episodes, source)
+    engine = build_engine(config, rollout_model, tokenizer, device)
+
+    # --- optimizer: AdamW, linear warm-up then constant (stepped once per training step)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    acceptance = parse_schedule(config.acceptance_schedule)
+    turns = parse_schedule(config.turn_schedule)
+
+    # --- resume: model, optimizer, scheduler, RNG, schedules and step from the newest checkpoint
+    start_step = 0
+    latest = ckpt_io.latest_checkpoint(out) if resume else None
+    if latest is not None:
+        state = ckpt_io.load_checkpoint(latest, module, optimizer, scheduler)
+        start_step = int(state["step"])
+        acceptance = parse_schedule(state["schedules"]["acceptance"]["spec"])
+        turns = parse_schedule(state["schedules"]["turns"]["spec"])
+        if (str(acceptance), str(turns)) != (config.acceptance_schedule, config.turn_schedule):
+            log(f"resume: using the checkpoint's schedules ({acceptance}, {turns}), not the config's")
+            config = config.replace(acceptance_schedule=str(acceptance), turn_schedule=str(turns))
+            envs = make_envs(config, config.batch_episodes, source)
+        log(f"resumed from {latest} at step {start_step}")
+    elif resume:
+        log(f"resume: no checkpoint in {out}; starting from step 0")
+    (out / "config.json").write_text(config.dumps() + "\n")
+    logger = MetricsLogger(out, tensorboard=config.tensorboard, start_step=start_step)
+
+    bar = None
+    if config.progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=start_step, desc="eapo", unit="step", dynamic_ncols=True)
+    seconds = {"setup": time.perf_counter() - t_start, "rollout": 0.0, "train": 0.0, "checkpoint": 0.0}
+    record: dict[str, Any] = {}
+    G, P = config.group_size, config.prompts_per_step
+    for step in range(start_step, config.steps):
+        # 1) the progress clock: p(t) and the turn budget for this step
+        for env in envs:
+            eapo_env.set_progress(env, step)
+
+        # 2) rollouts: P problems x G samples, group g = problem g
+        t0 = time.perf_counter()
+        rng = step_rng(config.seed, step)
+        problem_idx = rng.integers(len(source), size=P).tolist()
+        options = [{"problem_index": problem_idx[g]} for g in range(P) for _ in range(G)]
+        group_ids = [g for g in range(P) for _ in range(G)]
+        env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
+        rollout_model.eval()
+        trajs = engine.rollout(envs, seeds=env_seeds, options=options, group_ids=group_ids,
+                               seed=int(rng.integers(2**62)))
+        t_rollout = time.perf_counter() - t0
+
+        # 3) rewards and raw correctness
+        t1 = time.perf_counter()
+        batch = RolloutBatch.from_trajectories(trajs, pad_id=pad_id)
+        correct = torch.tensor([episode_correct(t) for t in trajs], dtype=torch.bool)
+
+        # 4) dynamic sampling (whole groups) and overlong filtering (single episodes)
+        keep_group = dynamic_sampling_mask(correct, batch.group_ids) if config.dynamic_sampling else torch.ones(len(trajs), dtype=torch.bool)
+        keep = keep_group & overlong_mask(batch.overlong) if config.overlong_filter else keep_group.clone()
+
+        # 5) group-relative advantages over every episode of the group
+        advantages = group_advantages(batch.rewards, batch.group_ids)
+
+        # 6-7) PPO-clip update over the kept episodes' policy tokens
+        loss_mask = batch.loss_mask * keep[:, None].float()
+        batch = batch.to(device)
+        stats = update(module, batch, advantages.to(device), loss_mask.to(device), config, optimizer, ref_model)
+        scheduler.step()
+        t_train = time.perf_counter() - t1
+        seconds["rollout"] += t_rollout
+        seconds["train"] += t_train
+
+        # metrics
+        response_tokens = float(sum(len(t.token_ids) for t in trajs))
+        record = {
+            "step": step,
+            **episode_metrics(trajs),
+            "p_schedule": acceptance(step),
+            "turn_schedule": turns(step),
+            "kept_group_frac": float(keep_group.float().mean()),  # per episode = per group (equal sizes)
+            "kept_episode_frac": float(keep.float().mean()),
+            "masked_token_frac": 1.0 - float(loss_mask.sum()) / max(1.0, response_tokens),
+            "loss_tokens": int(loss_mask.sum()),
+            "adv_abs_mean": float(advantages.abs().mean()),
+            **stats,
+            "lr": optimizer.param_groups[0]["lr"],
+            "time_rollout_s": t_rollout,
+            "time_train_s": t_train,
+            "tokens_per_s_rollout": response_tokens / max(t_rollout, 1e-9),
+        }
+        if not config.consultation:
+            record["p_t"] = 0.0  # consultation disabled: no expert can answer
+        logger.log(record)
+        if on_step is not None:
+            on_step(step, record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(acc=f"{record['accuracy']:.2f}", consult=f"{record['consult_rate']:.2f}",
+                            p=f"{record['p_t']:.2f}", loss=f"{record['loss']:.3f}")
+
+        # checkpoint (after the metrics line, so a resume truncates what the checkpoint lacks)
+        done = step + 1
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            t2 = time.perf_counter()
+            ckpt_io.save_checkpoint(out, done, module, optimizer, scheduler, {
+                "config": config.to_dict(),
+                "schedules": {"acceptance": acceptance.to_dict(), "turns": turns.to_dict()},
+                "schedule_values": {"p_t": acceptance(done), "turn_budget": turns(done)},
+                "policy_dir": str(policy_dir),
+            }, keep=config.keep_checkpoints)
+            seconds["checkpoint"] += time.perf_counter() - t2
+    if bar is not None:
+        bar.close()
+    logger.close()
+    for env in envs:
+        env.close()
+
+    final = export_policy(module, tokenizer, out / FINAL_POLICY_DIR, lora=bool(config.lora_r))
+    seconds["total"] = time.perf_counter() - t_start
+    summary = {"steps": config.steps, "start_step": start_step, "seconds": seconds, "policy_dir": str(final), "last": record}
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return TrainResult(out_dir=out, policy_dir=final, start_step=start_step, steps=config.steps, seconds=seconds, last=record)

@@ -1,0 +1,33 @@
+"""Answer verification for EAPO (DESIGN §5): ``verify(prediction, gold) -> Verdict``.
+
+Three tiers: a fast exact tier for plain numbers (pure ``str``/``int``/``Fraction`` work), a
+bounded symbolic tier (own safe parser, exact rationals, 50-digit numerics, random-point
+checks for expressions with variables), and a sympy fallback in a killable worker process that
+gives a hard timeout from any thread or event loop. Text answers get SQuAD token F1.
+No untrusted text is ever passed to ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+
+Example:
+    >>> from eapo_env.verify import verify
+    >>> verify(r"The answer is \\boxed{\\dfrac{3}{4}}.", "0.75")
+    Verdict(status='correct', score=1.0)
+    >>> verify("x = 7", "7").correct, verify("8", "7").status
+    (True, 'incorrect')
+"""
+
+from ._types import VERDICT_STATUSES, Verdict
+from .core import ANSWER_TYPES, verify
+from .extract import clean_answer, extract_answer
+from .text import f1_score, normalize_text
+from .worker import warm_up
+
+__all__ = [
+    "ANSWER_TYPES",
+    "VERDICT_STATUSES",
+    "Verdict",
+    "clean_answer",
+    "extract_answer",
+    "f1_score",
+    "normalize_text",
+    "verify",
+    "warm_up",
+]

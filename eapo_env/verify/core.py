@@ -1,0 +1,137 @@
+"""``verify``: the tiered answer checker (fast exact tier, bounded symbolic tier, sympy fallback).
+
+Order of work for ``answer_type="math"``:
+
+1. Extract (``<answer>`` body, else last balanced ``\\boxed``; else the whole text).
+2. Fast tier: both sides plain numbers -> exact ``Fraction`` comparison (no sympy, no mpmath).
+3. Normalise (leading words, delimiters, units, ``x =``), retry the fast tier.
+4. Parse both sides with the safe parser and compare with the bounded evaluator.
+5. Only when that is undecidable (e.g. two different towers of powers): sympy in a killable
+   worker process, within what is left of ``timeout_s``.
+
+Statuses: ``unparseable`` when the prediction has no answer or falls outside the grammar;
+``error`` when the gold itself cannot be parsed (a data problem, not the policy's) or on an
+internal failure; ``timeout`` when the budget runs out. Non-``str`` inputs raise TypeError and
+an unknown ``answer_type`` raises ValueError (caller bugs); nothing else raises.
+
+Example:
+    >>> verify("so the answer is <answer>1,000</answer>", "1000")
+    Verdict(status='correct', score=1.0)
+    >>> verify(r"\\boxed{2\\sqrt{2}}", r"\\sqrt{8}").correct
+    True
+    >>> verify("asdf", "5").status
+    'unparseable'
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+from . import worker
+from ._types import (CORRECT, ERROR, INCORRECT, MAX_ANSWER_CHARS, TIMEOUT, UNPARSEABLE,
+                     ParseFailure, Verdict, VerifyTimeout)
+from .equivalence import equivalent
+from .evaluate import scalar_equal
+from .extract import clean_answer, extract_answer
+from .fast import Num, numbers_match, parse_number
+from .parser import Node, parse
+from .text import f1_score, normalize_text
+
+ANSWER_TYPES = ("math", "text")
+
+
+def verify(prediction: str, gold: str, *, answer_type: str = "math", timeout_s: float = 1.0) -> Verdict:
+    """Check ``prediction`` against ``gold``; never raises for ``str`` inputs.
+
+    ``score`` is 1.0 for a correct math answer and 0.0 otherwise; for ``answer_type="text"``
+    it is the token F1 and the status is ``correct`` only on a normalised exact match.
+
+    Example:
+        >>> verify("<answer>The Eiffel Tower</answer>", "Eiffel Tower", answer_type="text")
+        Verdict(status='correct', score=1.0)
+    """
+    if not isinstance(prediction, str) or not isinstance(gold, str):
+        raise TypeError("verify() takes two str arguments")
+    if answer_type not in ANSWER_TYPES:
+        raise ValueError(f"answer_type must be one of {ANSWER_TYPES}, not {answer_type!r}")
+    try:
+        if answer_type == "text":
+            return _verify_text(prediction, gold)
+        return _verify_math(prediction, gold, time.perf_counter() + float(timeout_s))
+    except VerifyTimeout:
+        return TIMEOUT
+    except (ParseFailure, RecursionError):
+        return UNPARSEABLE
+    except Exception:  # noqa: BLE001 - a failure is a status, never a crash (DESIGN §5)
+        return ERROR
+
+
+def _candidate(text: str) -> str:
+    found = extract_answer(text)
+    return (found if found is not None else text).strip()
+
+
+def _verify_text(prediction: str, gold: str) -> Verdict:
+    p, g = _candidate(prediction), _candidate(gold)
+    score = f1_score(p, g)
+    exact = normalize_text(p) == normalize_text(g)
+    return Verdict("correct" if exact else "incorrect", 1.0 if exact else min(score, 1.0))
+
+
+def _verify_math(prediction: str, gold: str, deadline: float) -> Verdict:
+    p, g = _candidate(prediction), _candidate(gold)
+    if not p or len(p) > MAX_ANSWER_CHARS:
+        return UNPARSEABLE
+    if not g or len(g) > MAX_ANSWER_CHARS:
+        return ERROR
+    if len(p) < 400 and len(g) < 400 and p.isascii() and g.isascii() and p.isdigit() and g.isdigit():
+        return CORRECT if int(p) == int(g) else INCORRECT  # plain integers: the AIME case
+    pn, gn = parse_number(p), parse_number(g)
+    if pn is not None and gn is not None:  # fast tier: the common case for AIME-style answers
+        return CORRECT if numbers_match(pn, gn) else INCORRECT
+    (p, pvar), (g, gvar) = clean_answer(p), clean_answer(g)
+    if pvar is not None and gvar is not None and pvar != gvar:
+        return INCORRECT  # "x = 7" vs "y = 7" (as math-verify)
+    if not p:
+        return UNPARSEABLE
+    pn, gn = parse_number(p), parse_number(g)
+    if pn is not None and gn is not None:
+        return CORRECT if numbers_match(pn, gn) else INCORRECT
+    return _symbolic(p, g, pn, gn, deadline)
+
+
+def _symbolic(p: str, g: str, pn: Num | None, gn: Num | None, deadline: float) -> Verdict:
+    try:
+        gt = _as_tree(g, gn)
+    except ParseFailure:
+        return CORRECT if _same_text(p, g) else ERROR  # gold outside the grammar: data issue
+    try:
+        pt = _as_tree(p, pn)
+    except ParseFailure:
+        return CORRECT if _same_text(p, g) else UNPARSEABLE
+    result = equivalent(pt, gt, deadline, _scalar_with_fallback)
+    return CORRECT if result else INCORRECT
+
+
+def _as_tree(s: str, n: Num | None) -> Node:
+    if n is not None:  # already parsed by the fast tier: keep its exact value and digits
+        node: Node = ("num", n.value, n.decimals)
+        return ("pct", node) if n.percent else node
+    return parse(s)
+
+
+def _scalar_with_fallback(a: Node, b: Node, deadline: float, tol: Fraction | None) -> bool | None:
+    r = scalar_equal(a, b, deadline, tol)
+    if r is not None:
+        return r
+    if a == b:
+        return True  # identical trees, e.g. the same tower of powers on both sides
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise VerifyTimeout()
+    return worker.decide(a, b, left)
+
+
+def _same_text(p: str, g: str) -> bool:
+    return "".join(p.split()).lower() == "".join(g.split()).lower()

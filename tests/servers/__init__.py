@@ -1,0 +1,1 @@
+"""Real servers that the server tiers of the test suite start and stop (vLLM on CPU)."""
