@@ -29,6 +29,13 @@ def _stderr_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _quiet_hf() -> None:
+    """No Hugging Face download/loading progress bars in command output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` overrides; VALUE is read as a TOML value, else kept as a string."""
     out: dict[str, Any] = {}
@@ -47,6 +54,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    _quiet_hf()
     from agents.quickstart import run_quickstart
 
     summary = run_quickstart(args.out, log=args.log, config_path=args.config)
@@ -54,6 +62,7 @@ def cmd_quickstart(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 
 def cmd_build_policy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    _quiet_hf()
     from agents.policy import build_policy, read_policy_info
 
     t0 = time.perf_counter()
@@ -69,6 +78,7 @@ def cmd_build_policy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 
 def cmd_train(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    _quiet_hf()
     from agents.baselines import run
     from agents.config import load_config
 
@@ -93,6 +103,7 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    _quiet_hf()
     import torch
 
     from agents.evaluation import evaluate_policy_dir

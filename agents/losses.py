@@ -62,7 +62,7 @@ def group_advantages(
 
     Returns:
         [B] float. The std is unbiased (as ``torch.std``); a group of one, or any group whose
-        rewards are all equal, gets advantage 0 (it carries no learning signal).
+        rewards are all equal, gets advantage exactly 0 (it carries no learning signal).
     """
     rewards = rewards.float()
     _, inv = torch.unique(group_ids, return_inverse=True)  # [B] dense group index
@@ -75,7 +75,12 @@ def group_advantages(
         sq = torch.zeros(G, device=rewards.device).index_add_(0, inv, centered * centered)
         std = (sq / (count - 1).clamp(min=1.0)).sqrt()
         adv = centered / (std[inv] + eps)
-    return torch.where(count[inv] > 1, adv, torch.zeros_like(adv))
+    # constant groups by value, not by a float std that rounding leaves at ~1e-8 (which would
+    # turn (r - mean) ~ 1e-8 into an O(1) advantage)
+    lo = torch.full((G,), float("inf"), device=rewards.device).scatter_reduce(0, inv, rewards, "amin")
+    hi = torch.full((G,), float("-inf"), device=rewards.device).scatter_reduce(0, inv, rewards, "amax")
+    informative = (hi > lo)[inv]
+    return torch.where(informative, adv, torch.zeros_like(adv))
 
 
 # ------------------------------------------------------------------------------ policy losses

@@ -26,9 +26,9 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -172,6 +172,29 @@ def micro_batches(rows: list[int], n: int) -> list[list[int]]:
 
 # ---------------------------------------------------------------------------------- the loss step
 
+def select_and_score(
+    batch: RolloutBatch, correct: torch.Tensor, config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Filtering and advantages of one step's batch.
+
+    Returns ``(keep_group [B] bool, keep [B] bool, advantages [B], loss_mask [B, T])``:
+
+    * dynamic sampling (``config.dynamic_sampling``): episodes of groups whose raw correctness is
+      all 0 or all 1 are dropped (their advantage is 0 anyway; dropping them keeps them out of the
+      token-mean denominator). Filter only: no re-sampling to refill the batch.
+    * overlong filtering (``config.overlong_filter``): episodes cut by the token budget are dropped.
+    * advantages: group-normalised rewards over every episode of the group (filtered ones included).
+    * ``loss_mask``: the batch's policy-token mask with dropped episodes zeroed.
+    """
+    n = len(batch)
+    keep_group = dynamic_sampling_mask(correct, batch.group_ids) if config.dynamic_sampling else torch.ones(n, dtype=torch.bool)
+    keep = keep_group & overlong_mask(batch.overlong) if config.overlong_filter else keep_group.clone()
+    advantages = group_advantages(batch.rewards, batch.group_ids)
+    loss_mask = batch.loss_mask * keep[:, None].to(batch.loss_mask.dtype)
+    return keep_group, keep, advantages, loss_mask
+
+
+
 
 def update(
     module: torch.nn.Module,
@@ -245,6 +268,9 @@ def train(
         resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if there is none).
         on_step: called after each step with ``(step, record)`` (tests, notebooks).
     """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars in the run log
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -325,18 +351,15 @@ def train(
         batch = RolloutBatch.from_trajectories(trajs, pad_id=pad_id)
         correct = torch.tensor([episode_correct(t) for t in trajs], dtype=torch.bool)
 
-        # 4) dynamic sampling (whole groups) and overlong filtering (single episodes)
-        keep_group = dynamic_sampling_mask(correct, batch.group_ids) if config.dynamic_sampling else torch.ones(len(trajs), dtype=torch.bool)
-        keep = keep_group & overlong_mask(batch.overlong) if config.overlong_filter else keep_group.clone()
-
-        # 5) group-relative advantages over every episode of the group
-        advantages = group_advantages(batch.rewards, batch.group_ids)
+        # 4-5) dynamic sampling + overlong filtering, group-relative advantages
+        keep_group, keep, advantages, loss_mask = select_and_score(batch, correct, config)
 
         # 6-7) PPO-clip update over the kept episodes' policy tokens
-        loss_mask = batch.loss_mask * keep[:, None].float()
         batch = batch.to(device)
         stats = update(module, batch, advantages.to(device), loss_mask.to(device), config, optimizer, ref_model)
-        scheduler.step()
+        with warnings.catch_warnings():  # a skipped update (no kept group) still advances the LR clock
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            scheduler.step()
         t_train = time.perf_counter() - t1
         seconds["rollout"] += t_rollout
         seconds["train"] += t_train

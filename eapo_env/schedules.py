@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -83,14 +84,16 @@ class Schedule:
     kind: ClassVar[str] = ""
 
     def __call__(self, step: int) -> float:
-        if isinstance(step, bool) or not isinstance(step, int):
-            try:
-                as_int = int(step)  # numpy integers and integral floats are fine
-            except (TypeError, ValueError):
-                raise TypeError(f"schedule step must be an int, got {type(step).__name__}") from None
-            if as_int != step:
-                raise ValueError(f"schedule step must be an integer, got {step!r}")
-            step = as_int
+        if not isinstance(step, int) or isinstance(step, bool):
+            # numpy integers (via __index__) and integral floats are fine; strings and bools are not.
+            if isinstance(step, float):
+                if not step.is_integer():
+                    raise ValueError(f"schedule step must be an integer, got {step!r}")
+                step = int(step)
+            elif isinstance(step, bool) or not hasattr(step, "__index__"):
+                raise TypeError(f"schedule step must be an int, got {type(step).__name__}")
+            else:
+                step = operator.index(step)
         if step < 0:
             raise ValueError(f"schedule step must be >= 0, got {step}")
         return float(self._value(step))
@@ -160,8 +163,8 @@ class Exponential(Schedule):
     def _value(self, step: int) -> float:
         try:
             v = self.start * self.decay**step
-        except OverflowError:
-            v = math.copysign(math.inf, self.start)
+        except OverflowError:  # decay > 1 after many steps: the value runs off to +-inf (0 stays 0)
+            v = 0.0 if self.start == 0 else math.copysign(math.inf, self.start)
         return max(v, self.floor)
 
     def __str__(self) -> str:
@@ -208,7 +211,7 @@ class Step(Schedule):
         try:
             return self.start * self.gamma ** (step // self.every)
         except OverflowError:
-            return math.copysign(math.inf, self.start)
+            return 0.0 if self.start == 0 else math.copysign(math.inf, self.start)
 
     def __str__(self) -> str:
         return f"step:{_num(self.start)}:{_num(self.gamma)}:{self.every}"

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from eapo_env.problems import SequenceSource, load_problems
-from eapo_env.problems.datasets import DAPO_PREFIX, DAPO_SUFFIX, detect_schema, read_problems, strip_dapo_prompt
+from eapo_env.problems.datasets import (
+    DAPO_PREFIX,
+    DAPO_SUFFIX,
+    detect_schema,
+    read_problems,
+    strip_dapo_prompt,
+)
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,20 +7,7 @@ from typing import Any
 import gymnasium as gym
 
 from eapo_env.progress import set_progress
-from eapo_env.schedules import Schedule, parse_schedule
-
-
-def as_schedule(value: Schedule | str | float) -> Schedule:
-    """A schedule from a schedule, a schedule string, or a number (a constant)."""
-    if isinstance(value, bool):
-        raise TypeError("a schedule cannot be a bool")
-    if isinstance(value, int | float):
-        return parse_schedule(f"const:{float(value)!r}")
-    if isinstance(value, str):
-        return parse_schedule(value)
-    if not callable(value):
-        raise TypeError(f"expected a Schedule, a schedule string or a number, got {type(value).__name__}")
-    return value
+from eapo_env.schedules import Schedule, as_schedule
 
 
 class ScheduledKnob(gym.Wrapper[str, str, str, str]):

@@ -9,9 +9,8 @@ import gymnasium as gym
 
 from eapo_env.problems import Problem
 from eapo_env.progress import set_progress
-from eapo_env.schedules import Schedule
+from eapo_env.schedules import Schedule, as_schedule
 from eapo_env.verify import Verdict, verify
-from wrappers.annealing import as_schedule
 
 #: verifier(prediction, problem) -> Verdict; swap in F1, unit tests for code, an LLM judge, ...
 Verifier = Callable[[str, Problem], Verdict]

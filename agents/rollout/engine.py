@@ -18,8 +18,9 @@ Design (why it is fast on a tiny model, where per-op overhead dominates):
   cache, so the model runs on contiguous views. A row that finishes its turn (or episode) is swapped
   with the last still-running row: the cost is proportional to the rows that finished, not to the
   batch, and the batch the model sees shrinks as sequences finish.
-* CUDA (untested on the CPU CI): the cache is preallocated at the full budget and the decode step
-  is captured as CUDA graphs per batch-size bucket (:class:`CudaGraphDecoder`).
+* CPU: the slot axis grows by doubling as needed. CUDA (untested on the CPU CI): the cache is
+  preallocated at the full budget and the decode step is captured as CUDA graphs per batch-size
+  bucket (:class:`CudaGraphDecoder`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from agents.rollout.sampling import StopCriteria, sample_tokens
+from agents.rollout.sampling import StopCriteria, model_eos_ids, sample_tokens
 from agents.rollout.types import Trajectory, record_step, start_episodes
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama", "mistral", "qwen3")
@@ -74,9 +75,7 @@ class StaticCacheDecoder:
         if any(getattr(layer.self_attn, "sliding_window", None) for layer in self.layers):
             raise NotImplementedError("sliding-window attention is not implemented; use engine='hf'")
         attn = self.layers[0].self_attn
-        self.head_dim: int = attn.head_dim
-        self.n_kv: int = cfg.num_key_value_heads
-        self.scaling: float = attn.scaling
+        self.head_dim, self.n_kv, self.scaling = int(attn.head_dim), int(cfg.num_key_value_heads), float(attn.scaling)
         self.gqa = cfg.num_attention_heads != cfg.num_key_value_heads
         weight = model.model.embed_tokens.weight
         self.device, self.dtype = weight.device, weight.dtype
@@ -99,7 +98,7 @@ class StaticCacheDecoder:
 
     def ensure_capacity(self, needed: int, limit: int) -> None:
         """Grow the slot axis (doubling, at most ``limit``) so ``needed`` slots + dump fit (CPU)."""
-        if needed + 1 <= self.capacity:
+        if needed + 1 <= self.capacity or self.capacity >= limit:
             return
         new = min(max(needed + 1, 2 * self.capacity), limit)
         kv = torch.zeros((*self.kv.shape[:4], new, self.head_dim), dtype=self.dtype, device=self.device)
@@ -115,16 +114,17 @@ class StaticCacheDecoder:
 
     @torch.no_grad()
     def forward(
-        self, tokens: torch.Tensor, start: torch.Tensor, n_real: torch.Tensor | None, span: int
+        self, tokens: torch.Tensor, start: torch.Tensor, n_real: torch.Tensor | None, span: int, row0: int = 0
     ) -> torch.Tensor:
-        """Run ``tokens`` for cache rows ``0..n-1``, writing their K/V, and return the logits of
-        each row's last real token.
+        """Run ``tokens`` for cache rows ``row0 .. row0+n-1``, writing their K/V, and return the
+        logits of each row's last real token.
 
         Args:
             tokens: [n, m] long; row i's real tokens are ``tokens[i, :n_real[i]]`` (right-padded).
             start: [n] long: slot (= position) of ``tokens[i, 0]`` (the row's cached length).
             n_real: [n] long, or None when every row has m real tokens (decode: m = 1).
             span: slots to attend, ``>= max(start + n_real)`` (a static bound keeps CUDA graphs valid).
+            row0: first cache row (prefill in row chunks).
 
         Returns:
             [n, V] logits.
@@ -140,7 +140,7 @@ class StaticCacheDecoder:
         qpos = qpos.clamp(max=self.capacity - 1)
         cos, sin = self.cos[qpos][:, None], self.sin[qpos][:, None]  # [n, 1, m, D]
         mask = self.slots[:span][None, None, None, :] <= qpos[:, None, :, None]  # [n, 1, m, span]
-        rows = torch.arange(n, device=tokens.device)[:, None].expand(n, m)
+        rows = torch.arange(row0, row0 + n, device=tokens.device)[:, None].expand(n, m)
         x = self.model.model.embed_tokens(tokens)
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
@@ -155,7 +155,7 @@ class StaticCacheDecoder:
             # write first, then attend: query j of a row sees its own and earlier new tokens
             self.kv[i, 0][rows, :, write] = k.transpose(1, 2).to(self.dtype)
             self.kv[i, 1][rows, :, write] = v.to(self.dtype)
-            kc, vc = self.kv[i, 0, :n, :, :span], self.kv[i, 1, :n, :, :span]
+            kc, vc = self.kv[i, 0, row0 : row0 + n, :, :span], self.kv[i, 1, row0 : row0 + n, :, :span]
             o = _sdpa(q, kc, vc, mask, self.scaling, self.gqa)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(n, m, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
@@ -237,31 +237,22 @@ class RolloutEngine:
     """
 
     def __init__(
-        self,
-        model: torch.nn.Module,
-        tokenizer: Any,
-        max_turn_tokens: int = 256,
-        max_total_tokens: int = 2048,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        device: torch.device | str | None = None,
+        self, model: torch.nn.Module, tokenizer: Any, max_turn_tokens: int = 256, max_total_tokens: int = 2048,
+        temperature: float = 1.0, top_p: float = 1.0, device: torch.device | str | None = None,
         encode_prompt: Callable[[str], list[int]] | None = None,
         encode_observation: Callable[[str], list[int]] | None = None,
-        prefill_chunk_tokens: int = 32768,
-        cuda_graphs: bool = True,
-        seed: int | None = None,
+        prefill_chunk_tokens: int = 32768, cuda_graphs: bool = True, seed: int | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
-        self.max_turn_tokens = int(max_turn_tokens)
-        self.max_total_tokens = int(max_total_tokens)
+        self.max_turn_tokens, self.max_total_tokens = int(max_turn_tokens), int(max_total_tokens)
         self.temperature, self.top_p = float(temperature), float(top_p)
         self.encode_prompt = encode_prompt or (lambda s: tokenizer.encode(s, add_special_tokens=True))
         self.encode_observation = encode_observation or (lambda s: tokenizer.encode(s, add_special_tokens=False))
         self.prefill_chunk_tokens = int(prefill_chunk_tokens)
         self.use_graphs = bool(cuda_graphs) and self.device.type == "cuda"
-        self.stop = StopCriteria(tokenizer, eos_ids=_eos_ids(model))
+        self.stop = StopCriteria(tokenizer, eos_ids=model_eos_ids(model))
         self.dec = StaticCacheDecoder(self.model)
         self.generator = torch.Generator(device=self.device)
         if seed is not None:
@@ -277,17 +268,15 @@ class RolloutEngine:
         group_ids: Sequence[int] | None = None,
         seed: int | None = None,
     ) -> list[Trajectory]:
-        """Run one episode per env to its end; returns the trajectories in env order.
-
-        ``seeds``/``options`` go to ``env.reset``; ``seed`` re-seeds the sampler.
-        """
+        """Run one episode per env to its end (trajectories in env order). ``seeds``/``options``
+        go to ``env.reset`` (see :func:`start_episodes`); ``seed`` re-seeds the sampler."""
         if seed is not None:
             self.generator.manual_seed(seed)
         trajs = start_episodes(envs, self.encode_prompt, seeds, options, group_ids)
         N, budget = len(trajs), self.max_total_tokens
         live = [i for i, t in enumerate(trajs) if len(t.prompt_ids) < budget]
-        for i in set(range(N)) - set(live):
-            trajs[i].truncated = trajs[i].overlong = True
+        for t in trajs:
+            t.truncated = t.overlong = len(t.prompt_ids) >= budget
         if not live:
             return trajs
         dev = self.device
@@ -302,13 +291,11 @@ class RolloutEngine:
         cap = limit if self.use_graphs else min(limit, max(len(p) for p in pending.values()) + self.max_turn_tokens + 1)
         self.dec.allocate(n_alive, cap)
         graph = CudaGraphDecoder(self.dec) if self.use_graphs else None
-        tok_buf = torch.zeros(N, self.max_turn_tokens, dtype=torch.long, device=dev)
-        lp_buf = torch.zeros(N, self.max_turn_tokens, dtype=torch.float32, device=dev)
-
+        tok_buf = torch.zeros(N, self.max_turn_tokens, dtype=torch.long, device=dev)  # this turn's
+        lp_buf = torch.zeros(N, self.max_turn_tokens, dtype=torch.float32, device=dev)  # tokens, by traj
         while n_alive:
             # 1) prefill what each live row has not cached yet (prompt, or stop token + observation)
-            order = slot_traj[:n_alive].tolist()
-            starts = length[:n_alive].tolist()
+            order, starts = slot_traj[:n_alive].tolist(), length[:n_alive].tolist()
             span0 = max(s + len(pending[t]) for s, t in zip(starts, order))
             self.dec.ensure_capacity(span0 + self.max_turn_tokens, limit)
             logits = self._prefill([pending[t] for t in order], starts)
@@ -319,9 +306,7 @@ class RolloutEngine:
             while n:
                 tok, lp = sample_tokens(logits, self.temperature, self.top_p, self.generator)
                 rows = slot_traj[:n]
-                tok_buf[rows, step] = tok
-                lp_buf[rows, step] = lp
-                cur[:n] = tok
+                tok_buf[rows, step], lp_buf[rows, step], cur[:n] = tok, lp, tok
                 done = self.stop.token_stop(tok) | (length[:n] + 1 >= budget)
                 if step + 1 >= self.max_turn_tokens:
                     done[:] = True
@@ -339,7 +324,7 @@ class RolloutEngine:
                 length[:n] += 1
                 step += 1
             # 3) step the envs with the decoded turns; tokenize each observation once
-            ended = self._step_envs(envs, trajs, order, tok_buf, lp_buf, turn_len, length, cur, pending)
+            ended = self._step_envs(envs, trajs, order, tok_buf, lp_buf, turn_len, pending)
             if ended:
                 drop = torch.tensor([t in ended for t in slot_traj[:n_alive].tolist()], device=dev)
                 n_alive = self._compact(n_alive, drop, swap=False, span=self.dec.capacity)
@@ -361,27 +346,14 @@ class RolloutEngine:
             n_real = torch.tensor([len(s) for s in seqs[i:j]], device=dev)
             start = torch.tensor(starts[i:j], device=dev)
             span = max(a + len(s) for a, s in zip(starts[i:j], seqs[i:j]))
-            if i:  # the decoder works on the prefix [0, n): bring this chunk's rows to the front
-                self._swap_prefix(i, j)
-            out.append(self.dec.forward(tokens.to(dev), start, n_real, span))
-            if i:
-                self._swap_prefix(i, j)
+            out.append(self.dec.forward(tokens.to(dev), start, n_real, span, row0=i))
             i = j
         return torch.cat(out)
-
-    def _swap_prefix(self, i: int, j: int) -> None:
-        """Swap cache/state rows [i, j) with [0, j - i) (prefill chunking only)."""
-        a = torch.arange(j - i, device=self.device)
-        b = torch.arange(i, j, device=self.device)
-        self.dec.move_rows(a, b, self.dec.capacity, swap=True)
-        for s in self._state:
-            s[a], s[b] = s[b].clone(), s[a].clone()
 
     def _compact(self, n: int, drop: torch.Tensor, swap: bool, span: int) -> int:
         """Move the rows of ``[0, n)`` flagged by ``drop`` [n] behind the kept ones; returns the
         new n. Only rows that must move are touched (holes in front <- kept rows from the back)."""
-        keep_idx = (~drop).nonzero().squeeze(-1)
-        drop_idx = drop.nonzero().squeeze(-1)
+        keep_idx, drop_idx = (~drop).nonzero().squeeze(-1), drop.nonzero().squeeze(-1)
         n2 = int(keep_idx.numel())
         holes, donors = drop_idx[drop_idx < n2], keep_idx[keep_idx >= n2]
         if holes.numel():
@@ -392,21 +364,19 @@ class RolloutEngine:
 
     def _text_stops(self, tok_buf: torch.Tensor, rows: torch.Tensor, step: int, done: torch.Tensor) -> torch.Tensor:
         """Fallback for stop strings that are not single tokens: decode each running row's tail."""
-        hits = [
-            (not d) and self.stop.text_stop(ids)
-            for d, ids in zip(done.tolist(), tok_buf[rows, : step + 1].tolist())
-        ]
+        tails = tok_buf[rows, : step + 1].tolist()
+        hits = [(not d) and self.stop.text_stop(ids) for d, ids in zip(done.tolist(), tails)]
         return torch.tensor(hits, dtype=torch.bool, device=done.device)
 
-    def _step_envs(self, envs, trajs, order, tok_buf, lp_buf, turn_len, length, cur, pending) -> set[int]:
+    def _step_envs(self, envs, trajs, order, tok_buf, lp_buf, turn_len, pending) -> set[int]:
         """Record each live row's turn, step its env, queue its observation; returns ended trajs."""
         ended: set[int] = set()
-        lens = turn_len.tolist()
+        lens, all_ids, all_lps = turn_len.tolist(), tok_buf.tolist(), lp_buf.tolist()  # one copy each
         budget = self.max_total_tokens
         for t in order:
-            ids = tok_buf[t, : lens[t]].tolist()
+            ids = all_ids[t][: lens[t]]
             traj = trajs[t]
-            traj.add_policy(ids, lp_buf[t, : lens[t]].tolist())
+            traj.add_policy(ids, all_lps[t][: lens[t]])
             traj.num_turns += 1
             total = len(traj.prompt_ids) + len(traj.token_ids)
             natural = ids[-1] in self.stop.all_ids or (self.stop.needs_text_check and self.stop.text_stop(ids))
@@ -428,11 +398,3 @@ class RolloutEngine:
             pending[t] = [ids[-1], *obs_ids]  # the stop token was sampled but never run
         return ended
 
-
-def _eos_ids(model: torch.nn.Module) -> list[int]:
-    """EOS ids from the model's generation config (int or list), if any."""
-    gc = getattr(model, "generation_config", None)
-    eos = getattr(gc, "eos_token_id", None) if gc is not None else None
-    if eos is None:
-        return []
-    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]

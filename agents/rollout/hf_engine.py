@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from agents.rollout.sampling import StopCriteria
+from agents.rollout.sampling import StopCriteria, model_eos_ids
 from agents.rollout.types import Trajectory, record_step, start_episodes
 
 
@@ -57,7 +57,7 @@ class HFRolloutEngine:
         self.temperature, self.top_p = float(temperature), float(top_p)
         self.encode_prompt = encode_prompt or (lambda s: tokenizer.encode(s, add_special_tokens=True))
         self.encode_observation = encode_observation or (lambda s: tokenizer.encode(s, add_special_tokens=False))
-        self.stop = StopCriteria(tokenizer)
+        self.stop = StopCriteria(tokenizer, eos_ids=model_eos_ids(model))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.seed = seed
 

@@ -283,7 +283,7 @@ class OpenAIExpert:
 
     async def _exchange(self, endpoint: _Endpoint, body: bytes) -> tuple[int, bytes]:
         message = endpoint.head + str(len(body)).encode() + b"\r\n\r\n" + body
-        while endpoint.idle:  # reuse a keep-alive connection; a stale one gets one silent retry
+        while endpoint.idle:  # reuse a keep-alive connection the server has not visibly closed
             reader, writer = endpoint.idle.pop()
             if reader.at_eof() or writer.is_closing():
                 writer.close()
@@ -291,7 +291,7 @@ class OpenAIExpert:
             try:
                 return await self._send(endpoint, reader, writer, message)
             except _Stale:
-                continue
+                break  # closed under us before any response byte: one more try, on a fresh connection
         try:
             reader, writer = await asyncio.open_connection(
                 endpoint.host, endpoint.port, ssl=endpoint.ssl, limit=1 << 20

@@ -97,8 +97,6 @@ def _finish(steps: list[str], answer: str) -> str:
 
 # level -> (number of terms, largest plain operand, term kinds allowed, largest factor)
 _ARITH = {1: (3, 20, 1, 9), 2: (3, 30, 2, 9), 3: (4, 50, 3, 12), 4: (5, 100, 4, 15), 5: (6, 200, 4, 20)}
-
-
 _ARITH_TEMPLATES = ("Compute ${}$.", "Evaluate ${}$.", "What is the value of ${}$?")
 
 
@@ -107,8 +105,8 @@ def arithmetic(rng: random.Random, level: int) -> Generated:
     n_terms, hi, n_kinds, fmax = _ARITH[level]
     rand = rng.random
 
-    def ri(lo: int, hi: int) -> int:
-        return lo + int(rand() * (hi - lo + 1))
+    def ri(lo: int, top: int) -> int:  # inlined _ri: arithmetic draws the most numbers
+        return lo + int(rand() * (top - lo + 1))
 
     tex: list[str] = []
     plain: list[str] = []
@@ -241,13 +239,17 @@ def modular(rng: random.Random, level: int) -> Generated:
         a = _ri(rng, 2, m - 1)
         while gcd(a, m) != 1:
             a = _ri(rng, 2, m - 1)
-        ans, b = pow(a, -1, m), -1
-        x, y, euclid = m, a, []
+        b = -1
+        # Extended Euclid, tracking s, t with s*m + t*a equal to each remainder.
+        x, y, s0, t0, s1, t1, euclid = m, a, 1, 0, 0, 1, []
         while y:
-            euclid.append(f"{x} = {x // y} \\times {y} + {x % y}")
-            x, y = y, x % y
+            q = x // y
+            euclid.append(f"{x} = {q} \\times {y} + {x % y}")
+            x, y, s0, t0, s1, t1 = y, x % y, s1, t1, s0 - q * s1, t0 - q * t1
+        ans = t0 % m
         steps.append(f"Run the Euclidean algorithm on ${m}$ and ${a}$: $" + "$; $".join(euclid) + "$.")
-        steps.append(f"Back-substitution writes $1$ as a combination of ${a}$ and ${m}$, giving $x \\equiv {ans}$.")
+        bezout = f"1 = {s0} \\times {m} {_signed(t0)} \\times {a}"
+        steps.append(f"Back-substitution gives ${bezout}$, so $x \\equiv {t0} \\equiv {ans} \\pmod{{{m}}}$.")
         steps.append(f"Check: ${a} \\times {ans} = {a * ans} = {(a * ans) // m} \\times {m} + 1$.")
         question = (
             f"Find the integer $x$ with $0 \\le x < {m}$ such that ${a}x \\equiv 1 \\pmod{{{m}}}$."
@@ -284,7 +286,8 @@ def counting(rng: random.Random, level: int) -> Generated:
     elif kind == "choose":
         ans = comb(n, k)
         steps.append(f"Ordered selections: ${falling} = {perm(n, k)}$.")
-        steps.append(f"Order does not matter, so divide by ${k}! = {factorial(k)}$: ${perm(n, k)} / {factorial(k)} = {ans}$.")
+        kf = factorial(k)
+        steps.append(f"Order does not matter, so divide by ${k}! = {kf}$: ${perm(n, k)} / {kf} = {ans}$.")
         question = _pick(rng, _CHOOSE).format(n=n, k=k)
     else:
         length = level + 3
@@ -298,11 +301,13 @@ def counting(rng: random.Random, level: int) -> Generated:
         repeated = [counts[ch] for ch in order if counts[ch] > 1]
         denom = prod(factorial(c) for c in repeated)
         ans = factorial(length) // denom
-        described = ", ".join(f"{ch} appears {counts[ch]} time{'s' if counts[ch] > 1 else ''}" for ch in order)
+        described = ", ".join(f"{ch} appears {counts[ch]} time{'s' if counts[ch] > 1 else ''}"
+                              for ch in order)
         steps.append(f"{word} has ${length}$ letters: {described}.")
-        steps.append(f"With all letters distinct there would be ${length}! = {factorial(length)}$ arrangements.")
+        total = factorial(length)
+        steps.append(f"With all letters distinct there would be ${length}! = {total}$ arrangements.")
         shown = " \\cdot ".join(f"{c}!" for c in repeated)
-        steps.append(f"Divide by ${shown} = {denom}$ for the repeated letters: ${factorial(length)} / {denom} = {ans}$.")
+        steps.append(f"Divide by ${shown} = {denom}$ for the repeated letters: ${total} / {denom} = {ans}$.")
         question = f"How many distinct arrangements of the letters in {word} are there?"
         params = {"kind": kind, "word": word}
     answer = str(ans)

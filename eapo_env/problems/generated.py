@@ -1,8 +1,9 @@
 r"""Generated problem families: exact answers, worked solutions, derived from ``(seed, index)``.
 
 Every item is a pure function of ``(family, level, index, seed)``: a private ``random.Random`` is
-seeded from a stable integer packing of those four values (never Python's ``hash()`` of a string, which is
-salted per process, and never the global RNG), so the same id names the same problem in every process.
+seeded from a stable integer packing of those four values (never Python's ``hash()`` of a string,
+which is salted per process, and never the global RNG), so the same id names the same problem in every
+process. Generators draw only through ``random()``, the one stream Python keeps stable across versions.
 Generation avoids sympy: it is on the ``reset`` path of every episode.
 
 Ids are ``gen/<family>/L<level>/<index>`` for seed 0 and ``gen/<family>/L<level>/<index>@<seed>``
@@ -31,6 +32,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from eapo_env.problems.base import Problem
 from eapo_env.problems.families import (
     Generated,
     arithmetic,
@@ -42,15 +44,13 @@ from eapo_env.problems.families import (
     modular,
 )
 
-from eapo_env.problems.base import Problem
-
 __all__ = [
-    "fmt_number",
-    "fmt_ratio",
     "FAMILIES",
     "LEVELS",
     "Generated",
     "GeneratedSource",
+    "fmt_number",
+    "fmt_ratio",
     "generate",
     "parse_generated_id",
     "problem_id",

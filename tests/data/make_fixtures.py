@@ -116,8 +116,9 @@ def write_all(folder: str | Path) -> list[str]:
     pq.write_table(aime25, out / "aime25_tiny.parquet", **opts)
     with open(out / "aime24_tiny.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for ident, problem, answer in AIME24_ROWS:
-            row = {"id": ident, "problem": problem, "solution": f"... so the answer is $\\boxed{{{answer}}}$.",
-                   "answer": answer, "url": f"https://example.org/aime/2024/{ident}", "year": "2024"}
+            solution = f"... so the answer is $\\boxed{{{answer}}}$."
+            row = {"id": ident, "problem": problem, "solution": solution, "answer": answer,
+                   "url": f"https://example.org/aime/2024/{ident}", "year": "2024"}
             f.write(json.dumps(row, sort_keys=False) + "\n")
     with open(out / "aimo_tiny.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")

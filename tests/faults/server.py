@@ -13,6 +13,9 @@ marker             behaviour
 ``FAULT:drop``     closes the connection without writing a response, every time
 ``FAULT:flaky``    ``500`` on the first hit of this exact prompt, a normal answer afterwards
 ``DELAY:<ms>``     a normal answer after that many milliseconds (benchmarks, concurrency tests)
+``WIRE:chunked``   a normal answer with ``Transfer-Encoding: chunked`` (framing tests)
+``WIRE:gzip``      a normal answer, gzip-compressed (``Content-Encoding: gzip``)
+``WIRE:close``     a normal answer without ``Content-Length``, then the connection is closed
 =================  ============================================================================
 
 Otherwise the reply is deterministic: ``echo: <last line of the prompt> The answer is \\boxed{42}.``
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import re
 import threading
@@ -43,6 +47,7 @@ from typing import Any
 
 _MARKER = re.compile(r"FAULT:(timeout|slow|429|500|badjson|drop|flaky)")
 _DELAY = re.compile(r"DELAY:(\d+)")
+_WIRE = re.compile(r"WIRE:(chunked|gzip|close)")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
@@ -58,6 +63,8 @@ class Stats:
     last_end: float = 0.0
     busy_s: float = 0.0  # sum of per-request handling time (parse → response written)
     paths: Counter[str] = field(default_factory=Counter)
+    payloads: list[dict[str, Any]] = field(default_factory=list)  # the last 100 request bodies
+    headers: list[dict[str, str]] = field(default_factory=list)  # and their headers
 
 
 class FaultServer:
@@ -154,13 +161,15 @@ class FaultServer:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                st = self.stats
+                st.headers = [*st.headers[-99:], headers]
                 if not await self._respond(method, path, body, writer):
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             return
         finally:
             self._writers.discard(writer)
-            writer.transport.abort()
+            writer.close()  # graceful: a WIRE:close response still gets flushed; FAULT:drop sent nothing
 
     async def _respond(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter) -> bool:
         """Serve one request; False means the connection must be closed."""
@@ -176,7 +185,7 @@ class FaultServer:
         st.max_in_flight = max(st.max_in_flight, st.in_flight)
         st.paths[path] += 1
         try:
-            if method != "POST" or not path.endswith(("/chat/completions", "/completions")):
+            if method != "POST" or path not in ("/v1/chat/completions", "/v1/completions"):
                 return self._write(writer, 404, {"error": {"message": f"no route {method} {path}"}})
             try:
                 payload = json.loads(body)
@@ -184,6 +193,7 @@ class FaultServer:
                 prompt = "\n".join(str(m.get("content", "")) for m in payload["messages"]) if chat else str(payload["prompt"])
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self._write(writer, 400, {"error": {"message": "malformed request"}})
+            st.payloads = [*st.payloads[-99:], payload]
             match = _MARKER.search(prompt)
             fault = match.group(1) if match else "ok"
             st.hits[fault] += 1
@@ -203,7 +213,8 @@ class FaultServer:
                 delay = int(d.group(1)) / 1000
             if delay > 0:
                 await asyncio.sleep(delay)
-            return self._write(writer, 200, self._completion(payload, prompt, chat))
+            wire = _WIRE.search(prompt)
+            return self._write(writer, 200, self._completion(payload, prompt, chat), wire.group(1) if wire else "")
         finally:
             st.in_flight -= 1
             st.last_end = time.perf_counter()
@@ -229,8 +240,23 @@ class FaultServer:
             "usage": usage,
         }
 
-    def _write(self, writer: asyncio.StreamWriter, status: int, obj: dict[str, Any]) -> bool:
-        return self._write_raw(writer, status, json.dumps(obj).encode())
+    def _write(self, writer: asyncio.StreamWriter, status: int, obj: dict[str, Any], wire: str = "") -> bool:
+        body = json.dumps(obj).encode()
+        if wire == "chunked":  # three chunks of arbitrary sizes, plus a chunk extension and a trailer
+            cut = [0, len(body) // 3, len(body) // 2, len(body)]
+            parts = [b"%x;ext=1\r\n%s\r\n" % (b - a, body[a:b]) for a, b in zip(cut, cut[1:])]
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+            writer.write(head + b"".join(parts) + b"0\r\nx-trailer: 1\r\n\r\n")
+            return True
+        if wire == "gzip":
+            packed = gzip.compress(body)
+            head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(packed)
+            writer.write(head + packed)
+            return True
+        if wire == "close":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n" + body)
+            return False
+        return self._write_raw(writer, status, body)
 
     @staticmethod
     def _write_raw(writer: asyncio.StreamWriter, status: int, body: bytes) -> bool:
