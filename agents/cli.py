@@ -85,7 +85,10 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     overrides = _parse_set(args.set or [])
     if args.no_progress:
         overrides["progress_bar"] = False
-    config = load_config(args.config, **overrides)
+    try:
+        config = load_config(args.config, **overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"eapo train: {exc}") from None
     out = Path(args.out or Path("runs") / Path(args.config).stem)
     result = run(config, out, resume=args.resume, log=args.log)
     result = {"command": "train", "out_dir": str(out), **result}

@@ -7,10 +7,14 @@ A trace is what ``env.unwrapped.transcript`` would hold after a successful episo
 
 Paradigms:
 
-* ``self``: the policy reasons briefly and answers in one turn (easy levels only: this is the one
-  a tiny model could plausibly compute itself). A share of these use the evaluation prompt, so the
-  policy also answers directly when consultation is off.
-* ``direct``: the same question to 1-3 experts, then a reconciling answer.
+* ``self``: the policy reasons briefly and answers in one turn. Under the training prompt only on
+  easy levels (the ones a tiny model could plausibly compute itself); under the evaluation prompt
+  (a share ``eval_frac`` of all traces, every level) always, since at evaluation the policy must
+  answer alone.
+* ``direct``: the same question to 1-3 experts, then a reconciling answer. The query is the
+  question verbatim when it is short; a long one is replaced by ``DIRECT_QUERY`` (every expert
+  backend receives the problem statement with the query, so nothing is lost, and a ~1M-parameter
+  model cannot copy a 100-character expression reliably after a few minutes of SFT).
 * ``decompose``: 2-3 short sub-questions to experts, then a fused answer.
 
 Expert replies come from the ``reference`` expert when it is installed (what the env would show),
@@ -49,6 +53,7 @@ SUB_QUESTIONS: tuple[str, ...] = (
     "Which quantity must be computed?",
     "What is the final result?",
 )
+DIRECT_QUERY = "Solve this problem."
 _RECONCILE = ("The experts agree.", "Checking the replies.", "From the replies:", "")
 _FUSE = ("Combining the steps.", "Putting the parts together.", "")
 _ALONE = ("No expert replied, so I solve it alone.", "I answer on my own.")
@@ -59,25 +64,30 @@ class TraceConfig:
     """Knobs of :func:`make_traces`.
 
     Attributes:
-        mix: relative weights of ``self``, ``direct``, ``decompose``.
-        self_levels: levels where self-resolution traces are made (others only consult).
-        eval_prompt_frac: share of self-resolution traces that use the evaluation prompt.
+        mix: relative weights of ``self``, ``direct``, ``decompose`` under the training prompt.
+        self_levels: levels with self-resolution traces under the training prompt (others consult).
+        eval_frac: share of traces that use the evaluation prompt (always self-resolution).
+        max_query_chars: a direct-consultation query is the question verbatim up to this length,
+            else ``DIRECT_QUERY``.
         unavailable_prob: chance that each expert reply is shown as unavailable.
-        max_reply_chars: replies longer than this are shortened to their last sentences
-            (keeps traces within the tiny model's context).
         max_reason_chars: self-resolution reasoning longer than this is dropped (answer only).
-        max_consult_chars: budget on a consult trace's policy + expert text; the number of
-            queries is lowered (down to the minimum) until the trace fits.
+        max_consult_chars: budget on a consult trace's query + reply text; the number of queries
+            is lowered until the trace fits (a decomposition that does not fit with two becomes a
+            one-query direct consultation). Replies are never shortened: they are verbatim.
+        phrases: start the answer turn after a consult with a short reconciling phrase. Off by
+            default: the phrases teach nothing checkable and dilute the loss on the answer
+            tokens the tiny model must learn to copy from the replies.
         max_experts, max_turns: the env settings the training prompt announces.
     """
 
     mix: tuple[float, float, float] = (0.4, 0.35, 0.25)
     self_levels: tuple[int, ...] = (1, 2)
-    eval_prompt_frac: float = 0.3
+    eval_frac: float = 0.3
+    max_query_chars: int = 48
     unavailable_prob: float = 0.15
-    max_reply_chars: int = 100
     max_reason_chars: int = 160
-    max_consult_chars: int = 400
+    max_consult_chars: int = 450
+    phrases: bool = False
     max_experts: int = 3
     max_turns: int = 8
 
@@ -85,20 +95,6 @@ class TraceConfig:
 def solution_steps(problem: Problem) -> str:
     """The worked solution without its closing ``The answer is \\boxed{X}.`` sentence."""
     return _BOXED_TAIL.sub("", problem.solution).strip()
-
-
-def _shorten(text: str, max_chars: int) -> str:
-    """The shortest tail of ``text`` that starts at a sentence and fits ``max_chars``.
-
-    Cut at sentence starts, never rewritten (newlines kept), so the tail is verbatim expert text;
-    the end of a worked solution carries the result (``The answer is \\boxed{X}.``).
-    """
-    if len(text) <= max_chars:
-        return text
-    for m in re.finditer(r"(?<=[.!?])\s+", text):
-        if len(text) - m.end() <= max_chars:
-            return text[m.end() :]
-    return text[-max_chars:]
 
 
 def solution_reply(problem: Problem, query: str) -> str:
@@ -143,34 +139,29 @@ def _prompt(problem: Problem, cfg: TraceConfig, eval_mode: bool = False) -> Segm
     return ("prompt", text)
 
 
-def self_trace(problem: Problem, rng: random.Random, cfg: TraceConfig) -> Trace:
+def self_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, eval_mode: bool = False) -> Trace:
     """Reason briefly (the solution's steps when short enough), then answer, in one turn."""
     steps = solution_steps(problem)
     reason = steps if 0 < len(steps) <= cfg.max_reason_chars else ""
-    eval_mode = rng.random() < cfg.eval_prompt_frac
     return [_prompt(problem, cfg, eval_mode), ("policy", _answer(reason, problem.answer))]
 
 
-def _replies(problem: Problem, queries: Sequence[str], rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn) -> list[str | None]:
-    out: list[str | None] = []
-    for q in queries:
-        if rng.random() < cfg.unavailable_prob:
-            out.append(None)
-            continue
-        text = reply_fn(problem, q)
-        out.append(None if text is None else _shorten(text, cfg.max_reply_chars))
-    return out
+def _fit(queries: list[str], reply_len: int, min_queries: int, cfg: TraceConfig) -> list[str]:
+    """Drop queries from the front until queries + replies fit ``cfg.max_consult_chars``.
+
+    From the front, so a decomposition keeps its final sub-question.
+    """
+    while len(queries) > min_queries and sum(len(q) + reply_len for q in queries) > cfg.max_consult_chars:
+        queries = queries[1:]
+    return queries
 
 
-def _consult_trace(
-    problem: Problem, queries: list[str], min_queries: int, closers: Sequence[str], rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn
-) -> Trace:
-    replies = _replies(problem, queries, rng, cfg, reply_fn)
-    # Fit the context budget: drop queries (and their replies) from the front until it fits, so a
-    # decomposition keeps its final sub-question.
-    while len(queries) > min_queries and sum(len(q) for q in queries) + sum(len(r or "") for r in replies) > cfg.max_consult_chars:
-        queries, replies = queries[1:], replies[1:]
-    prefix = rng.choice(closers) if any(r is not None for r in replies) else rng.choice(_ALONE)
+def _consult_trace(problem: Problem, queries: list[str], closers: Sequence[str], rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn) -> Trace:
+    # Verbatim replies (the experts block must be what the env would show); a share unavailable.
+    replies = [None if rng.random() < cfg.unavailable_prob else reply_fn(problem, q) for q in queries]
+    prefix = ""
+    if cfg.phrases:
+        prefix = rng.choice(closers) if any(r is not None for r in replies) else rng.choice(_ALONE)
     return [
         _prompt(problem, cfg),
         ("policy", _consult(queries)),
@@ -179,23 +170,41 @@ def _consult_trace(
     ]
 
 
+def _reply_len(problem: Problem, reply_fn: ReplyFn) -> int:
+    return len(reply_fn(problem, problem.question) or "")
+
+
 def direct_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply) -> Trace:
-    """The question itself to 1..K experts, then reconcile their replies into one answer."""
+    """The question itself to 1..K experts (fewer when long), then reconcile the replies."""
     k = rng.randint(1, cfg.max_experts)
-    return _consult_trace(problem, [problem.question] * k, 1, _RECONCILE, rng, cfg, reply_fn)
+    query = problem.question if len(problem.question) <= cfg.max_query_chars else DIRECT_QUERY
+    queries = _fit([query] * k, _reply_len(problem, reply_fn), 1, cfg)
+    return _consult_trace(problem, queries, _RECONCILE, rng, cfg, reply_fn)
 
 
 def decompose_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply) -> Trace:
-    """2..K short sub-questions (in order), then fuse the replies into one answer."""
+    """2..K short sub-questions (in order), then fuse the replies into one answer.
+
+    When two sub-questions and their replies do not fit the budget, a one-query direct
+    consultation is made instead (one sub-question is not a decomposition).
+    """
     k = rng.randint(2, max(2, min(cfg.max_experts, len(SUB_QUESTIONS))))
     queries = list(SUB_QUESTIONS[: k - 1]) + [SUB_QUESTIONS[-1]]
-    return _consult_trace(problem, queries, 2, _FUSE, rng, cfg, reply_fn)
+    reply_len = _reply_len(problem, reply_fn)
+    queries = _fit(queries, reply_len, 2, cfg)
+    if sum(len(q) + reply_len for q in queries) > cfg.max_consult_chars:
+        return direct_trace(problem, rng, cfg, reply_fn)
+    return _consult_trace(problem, queries, _FUSE, rng, cfg, reply_fn)
 
 
-def make_trace(problem: Problem, paradigm: Paradigm, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply) -> Trace:
-    """One trace of the given paradigm for ``problem``."""
+def make_trace(
+    problem: Problem, paradigm: Paradigm, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply, eval_mode: bool = False
+) -> Trace:
+    """One trace of the given paradigm for ``problem`` (``eval_mode``: the evaluation prompt, ``self`` only)."""
+    if eval_mode and paradigm != "self":
+        raise ValueError("under the evaluation prompt consultation is disabled: only the 'self' paradigm")
     if paradigm == "self":
-        return self_trace(problem, rng, cfg)
+        return self_trace(problem, rng, cfg, eval_mode)
     if paradigm == "direct":
         return direct_trace(problem, rng, cfg, reply_fn)
     if paradigm == "decompose":
@@ -209,19 +218,25 @@ def make_traces(
     config: TraceConfig | None = None,
     reply_fn: ReplyFn | None = None,
 ) -> list[Trace]:
-    """One trace per problem, its paradigm drawn from ``config.mix`` (self only on easy levels).
+    """One trace per problem: evaluation prompt with probability ``eval_frac`` (self-resolution),
+    else the training prompt with a paradigm drawn from ``config.mix`` (self only on easy levels).
 
     Example:
         >>> p = Problem("p/1", "What is 2 + 3?", "5", "2 + 3 = 5. The answer is \\\\boxed{5}.", {"level": 1})
-        >>> t = make_traces([p], seed=0, reply_fn=solution_reply)[0]
-        >>> [s for s, _ in t][0], t[-1]
-        ('prompt', ('policy', '2 + 3 = 5. <answer>5</answer>'))
+        >>> t = make_traces([p] * 20, seed=0, reply_fn=solution_reply)
+        >>> sorted({len(x) for x in t})  # 2 segments: self-resolution; 4: a consult and an answer
+        [2, 4]
+        >>> make_trace(p, "self", random.Random(0), TraceConfig())[-1]
+        ('policy', '2 + 3 = 5. <answer>5</answer>')
     """
     cfg = config or TraceConfig()
     fn = reply_fn or reference_reply_fn()
     rng = random.Random(seed)
     traces: list[Trace] = []
     for problem in problems:
+        if rng.random() < cfg.eval_frac:
+            traces.append(self_trace(problem, rng, cfg, eval_mode=True))
+            continue
         weights = list(cfg.mix)
         if _level(problem) not in cfg.self_levels:
             weights[0] = 0.0

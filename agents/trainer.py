@@ -27,6 +27,8 @@ import copy
 import functools
 import json
 import random
+import re
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -311,13 +313,17 @@ def train(
         start_step = int(state["step"])
         acceptance = parse_schedule(state["schedules"]["acceptance"]["spec"])
         turns = parse_schedule(state["schedules"]["turns"]["spec"])
-        if (str(acceptance), str(turns)) != (config.acceptance_schedule, config.turn_schedule):
+        if (acceptance, turns) != (parse_schedule(config.acceptance_schedule), parse_schedule(config.turn_schedule)):
             log(f"resume: using the checkpoint's schedules ({acceptance}, {turns}), not the config's")
             config = config.replace(acceptance_schedule=str(acceptance), turn_schedule=str(turns))
             envs = make_envs(config, config.batch_episodes, source)
         log(f"resumed from {latest} at step {start_step}")
     elif resume:
         log(f"resume: no checkpoint in {out}; starting from step 0")
+    if latest is None and ckpt_io.list_checkpoints(out):
+        log(f"fresh start in {out}: removing the checkpoints of an earlier run (use --resume to continue it)")
+        for old in ckpt_io.list_checkpoints(out):
+            shutil.rmtree(old, ignore_errors=True)
     (out / "config.json").write_text(config.dumps() + "\n")
     logger = MetricsLogger(out, tensorboard=config.tensorboard, start_step=start_step)
 
@@ -355,10 +361,11 @@ def train(
         keep_group, keep, advantages, loss_mask = select_and_score(batch, correct, config)
 
         # 6-7) PPO-clip update over the kept episodes' policy tokens
+        lr_now = optimizer.param_groups[0]["lr"]
         batch = batch.to(device)
         stats = update(module, batch, advantages.to(device), loss_mask.to(device), config, optimizer, ref_model)
         with warnings.catch_warnings():  # a skipped update (no kept group) still advances the LR clock
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             scheduler.step()
         t_train = time.perf_counter() - t1
         seconds["rollout"] += t_rollout
@@ -377,7 +384,7 @@ def train(
             "loss_tokens": int(loss_mask.sum()),
             "adv_abs_mean": float(advantages.abs().mean()),
             **stats,
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": lr_now,
             "time_rollout_s": t_rollout,
             "time_train_s": t_train,
             "tokens_per_s_rollout": response_tokens / max(t_rollout, 1e-9),

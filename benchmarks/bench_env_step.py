@@ -3,7 +3,10 @@
 The policy side is a fixed cycle of ~200-character actions — reason, consult (two queries),
 reason, answer — so an episode is four turns, with one reset (a fresh generated problem) per
 episode and the answer verified (the default ``RewardVerification``). Timed: ``reset`` + ``step``
-wall time, reported as env-steps/s (resets are counted in the time, not as steps). Two ways of
+time, reported as env-steps/s (resets are counted in the time, not as steps). Time is process CPU
+time by default (robust on a shared machine; ``--wall`` for wall-clock). Problems: 20k generated
+problems held in memory (``--problems list``, default; a dataset file behaves the same) or the lazy
+generator (``--problems generated``, which adds problem generation to every reset). Two ways of
 building the env: the raw :class:`envs.EAPOMathEnv` plus ``RewardVerification`` (what the entry
 point builds) and ``gym.make`` (adds Gymnasium's ``OrderEnforcing``/``PassiveEnvChecker``).
 
@@ -45,8 +48,8 @@ ACTIONS: tuple[str, ...] = (
     _pad("Now combine the partial results."),
     _pad("<answer>42</answer>"),
 )
-PROBLEMS = "generated"
-KWARGS: dict[str, Any] = dict(problems=PROBLEMS, expert="reference")
+KWARGS: dict[str, Any] = dict(problems="generated", expert="reference")
+CLOCK: Callable[[], float] = time.process_time
 
 
 def steps_per_second(env: gym.Env, steps: int, actions: Sequence[str] = ACTIONS, seed: int = 0) -> float:
@@ -54,12 +57,12 @@ def steps_per_second(env: gym.Env, steps: int, actions: Sequence[str] = ACTIONS,
     env.reset(seed=seed)
     step, reset = env.step, env.reset
     n_act = len(actions)
-    start = time.perf_counter()
+    start = CLOCK()
     for t in range(steps):
         _, _, terminated, truncated, _ = step(actions[t % n_act])
         if terminated or truncated:
             reset()
-    return steps / (time.perf_counter() - start)
+    return steps / (CLOCK() - start)
 
 
 def builders() -> dict[str, Callable[[], gym.Env]]:
@@ -87,13 +90,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short run (CI smoke test)")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--wall", action="store_true", help="wall-clock time instead of process CPU time")
+    parser.add_argument("--problems", choices=("list", "generated"), default="list")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.perf_counter if args.wall else time.process_time
+    if args.problems == "list":
+        from bench_vector_env import problem_spec
+
+        KWARGS["problems"] = problem_spec("list")
     steps = args.steps or (5_000 if args.quick else 30_000)
     rows = run(steps, 1 if args.quick else 3)
     if args.json:
-        print(json.dumps({"benchmark": "env_step", "actions": "reason/consult/reason/answer ~200 chars", "rows": rows}))
+        print(json.dumps({"benchmark": "env_step", "clock": "wall" if args.wall else "cpu",
+                          "problems": args.problems, "rows": rows}))
         return 0
-    print(f"single-env speed, reference expert, cycle of {len(ACTIONS)} ~200-char actions, problems={PROBLEMS!r}")
+    print(f"single-env speed ({'wall' if args.wall else 'CPU'} time), reference expert, cycle of "
+          f"{len(ACTIONS)} ~200-char actions, problems={args.problems}")
     print(f"{'env':<36} {'steps':>8} {'steps/s':>10}")
     for row in rows:
         print(f"{row['env']:<36} {row['steps']:>8} {row['steps_per_s']:>10,.0f}")

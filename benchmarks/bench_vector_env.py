@@ -38,16 +38,25 @@ from gymnasium.vector import SyncVectorEnv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eapo_env  # noqa: E402, F401  (registers the ids)
+from eapo_env.problems import SequenceSource  # noqa: E402
 from bench_env_step import ACTIONS  # noqa: E402
 
 
+class SharedSource(SequenceSource):
+    """A read-only problem list shared by every env: ``gym.make`` deep-copies its keyword arguments,
+    which for 20k problems x 4096 envs would take minutes (and measure nothing about the env)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SharedSource:
+        return self
+
+
 def problem_spec(kind: str, count: int = 20_000) -> Any:
-    """``"list"``: ``count`` generated problems as a list; ``"generated"``: the lazy source."""
+    """``"list"``: ``count`` generated problems in memory; ``"generated"``: the lazy source."""
     if kind == "generated":
         return "generated"
     source = eapo_env.load_problems("generated")
     step = max(1, len(source) // count)
-    return [source[i * step] for i in range(count)]
+    return SharedSource([source[i * step] for i in range(count)], name="generated-list")
 
 
 def action_rows(n: int, steps: int) -> list[list[str]]:

@@ -6,6 +6,7 @@ import gymnasium as gym
 
 TRAIN_ID = "EAPO-Math-v0"
 EVAL_ID = "EAPO-Math-Eval-v0"
+TOKEN_ID = "EAPO-Math-Token-v0"
 
 
 def register_envs() -> None:
@@ -26,3 +27,5 @@ def register_envs() -> None:
             entry_point="envs.factory:make_eval_env",
             vector_entry_point="envs.vector_env:make_eval_vector_env",
         )
+    if TOKEN_ID not in gym.registry:
+        gym.register(TOKEN_ID, entry_point="envs.token_env:make_token_env")

@@ -66,12 +66,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         expert_timeout_s: float = 120.0,
         render_mode: str | None = None,
     ) -> None:
-        if not isinstance(max_experts, int) or max_experts < 1:
-            raise ValueError(f"max_experts must be an int >= 1, got {max_experts!r}")
-        if not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be an int >= 1, got {max_turns!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        turns.check_env_args(max_experts, max_turns, render_mode)
         self.source: ProblemSource = load_problems(problems)
         self.expert: Expert = make_expert(expert, **(expert_kwargs or {}))
         self.max_experts = max_experts
@@ -149,20 +144,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         return prompt, info
 
     def _choose_problem(self, options: dict[str, Any] | None) -> Problem:
-        if options:
-            if "problem" in options:
-                problem = options["problem"]
-                if not isinstance(problem, Problem):
-                    raise TypeError(f"options['problem'] must be a Problem, got {type(problem).__name__}")
-                return problem
-            if "problem_id" in options:
-                try:
-                    return self.source.get(str(options["problem_id"]))
-                except KeyError:
-                    raise ValueError(f"unknown problem_id {options['problem_id']!r}") from None
-            if "problem_index" in options:
-                return self.source[int(options["problem_index"]) % len(self.source)]
-        return self.source[int(self.np_random.integers(len(self.source)))]
+        return turns.choose_problem(self.source, options, self.np_random)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._done:

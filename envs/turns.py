@@ -47,6 +47,40 @@ OPTIONAL_STEP_INFO_KEYS: tuple[str, ...] = ("expert_slots", "replies_cut", "cons
 RESET_INFO_KEYS: tuple[str, ...] = ("problem_id", "turn", "turns_left", "consults", "acceptance_prob", "max_turns")
 
 
+def check_env_args(max_experts: Any, max_turns: Any, render_mode: Any) -> None:
+    """The constructor checks every EAPO env shares."""
+    if not isinstance(max_experts, int) or max_experts < 1:
+        raise ValueError(f"max_experts must be an int >= 1, got {max_experts!r}")
+    if not isinstance(max_turns, int) or max_turns < 1:
+        raise ValueError(f"max_turns must be an int >= 1, got {max_turns!r}")
+    if render_mode not in (None, "ansi"):
+        raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+
+
+def choose_problem(source: Any, options: dict[str, Any] | None, rng: np.random.Generator, env: int = 0) -> Problem:
+    """The problem of a new episode: pinned by ``options`` (``problem``, ``problem_id`` or
+    ``problem_index``; a vector env also accepts a sequence of N values, ``env`` picks one), else drawn
+    with the env's own RNG (one ``integers(len(source))`` draw, never a global RNG)."""
+    if options:
+        for key in ("problem", "problem_id", "problem_index"):
+            if key not in options:
+                continue
+            value = options[key]
+            if isinstance(value, Sequence) and not isinstance(value, str):
+                value = value[env]
+            if key == "problem":
+                if not isinstance(value, Problem):
+                    raise TypeError(f"options['problem'] must be a Problem, got {type(value).__name__}")
+                return value
+            if key == "problem_id":
+                try:
+                    return source.get(str(value))
+                except KeyError:
+                    raise ValueError(f"unknown problem_id {value!r}") from None
+            return source[int(value) % len(source)]
+    return source[int(rng.integers(len(source)))]
+
+
 def clip_action(action: Any, max_chars: int) -> tuple[str, bool]:
     """Check an action's type and cut it to ``max_chars`` (§3.7: cut and flagged, never an error).
 
@@ -113,7 +147,7 @@ def expert_requests(
         >>> [r.request_id for r in expert_requests("e0/1", p, ["a", "b", "c"], [True, False, True])]
         ['e0/1/0', 'e0/1/1']
     """
-    sent = [q for q, ok in zip(queries, accepted) if ok]
+    sent = queries if all(accepted) else [q for q, ok in zip(queries, accepted) if ok]
     return [ExpertRequest(f"{prefix}/{i}", problem, q) for i, q in enumerate(sent)]
 
 
@@ -167,15 +201,13 @@ def experts_observation(accepted: Sequence[bool], texts: Sequence[str | None]) -
     ``texts`` holds one entry per *accepted* query, in order; rejected queries become
     ``unavailable`` entries in place.
     """
-    merged: list[str | None] = []
-    it = iter(texts)
-    for ok in accepted:
-        merged.append(next(it) if ok else None)
-    unavailable = 0
-    for text in merged:
-        if text is None:
-            unavailable += 1
-    return prompts.render_experts_block(merged), sum(accepted), unavailable
+    if len(texts) == len(accepted):  # all accepted (p = 1, the usual case): nothing to merge
+        merged: Sequence[str | None] = texts
+    else:
+        it = iter(texts)
+        merged = [next(it) if ok else None for ok in accepted]
+    unavailable = sum(1 for text in merged if text is None)
+    return prompts.render_experts_block(merged), len(texts), unavailable
 
 
 def base_step_info(problem_id: str, parsed: ParsedAction, action_truncated: bool) -> dict[str, Any]:

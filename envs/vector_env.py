@@ -39,7 +39,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -56,6 +58,26 @@ from envs import turns
 from envs.turns import InfoBuilder, StepColumns
 
 Verifier = Callable[[str, Problem], Any]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cycle collector for one batched call.
+
+    A step of N envs allocates ~10 small, acyclic objects per env (tuples, strings, replies); with
+    thousands of envs the collector would otherwise run ~100 times per step and each older-generation
+    pass walks every live transcript — measured at 40-50 % of a 4096-env step. Nothing allocated here
+    forms a cycle, and the collector resumes (with its counts intact) as soon as the call returns.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 _NO_PENALTY = (None, 0, 0.0, "0", "const:0", "const:0.0")
 
 
@@ -95,19 +117,14 @@ class EAPOVectorEnv(VectorEnv):
         eval_max_turns: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
-        from wrappers.annealing import as_schedule  # the wrappers' own coercion: identical semantics
+        from eapo_env.schedules import as_schedule  # the coercion the wrappers use: identical semantics
         from wrappers.reward import verify_problem
 
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        if not isinstance(max_experts, int) or max_experts < 1:
-            raise ValueError(f"max_experts must be an int >= 1, got {max_experts!r}")
-        if not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be an int >= 1, got {max_turns!r}")
+        turns.check_env_args(max_experts, max_turns, render_mode)
         if not 0.0 <= float(acceptance_prob) <= 1.0:
             raise ValueError(f"acceptance_prob must lie in [0, 1], got {acceptance_prob}")
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.num_envs = num_envs
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {"render_modes": ["ansi"], "render_fps": 4, "autoreset_mode": self.autoreset_mode}
@@ -217,14 +234,14 @@ class EAPOVectorEnv(VectorEnv):
             envs = list(range(n))
         self._autoreset[envs] = False
         builder = InfoBuilder(n)
-        self._reset_envs(envs, [seeds[e] for e in envs], options, builder)
+        with _gc_paused():
+            self._reset_envs(envs, [seeds[e] for e in envs], options, builder)
         return tuple(self._obs), builder.infos
 
     def _reset_envs(
         self, envs: list[int], seeds: Sequence[int | None], options: dict[str, Any], builder: InfoBuilder
     ) -> None:
         self._write_knobs(envs, count=True)
-        size = len(self.source)
         eval_mode, k = self.eval_mode, self.max_experts
         for j, e in enumerate(envs):
             seed = seeds[j]
@@ -232,7 +249,7 @@ class EAPOVectorEnv(VectorEnv):
             if seed is not None or rng is None:
                 rng, self._rng_seeds[e] = seeding.np_random(seed)
                 self._rngs[e] = rng
-            problem = self._choose_problem(e, j, options, rng, size)
+            problem = turns.choose_problem(self.source, options, rng, e)
             if len(problem.question) > self.max_question_chars:
                 raise ValueError(
                     f"problem {problem.id!r} has {len(problem.question)} characters; "
@@ -259,28 +276,6 @@ class EAPOVectorEnv(VectorEnv):
         builder.put("acceptance_prob", idx, self.acceptance_probs[idx])
         builder.put("max_turns", idx, self.max_turns[idx])
 
-    def _choose_problem(
-        self, e: int, j: int, options: dict[str, Any], rng: np.random.Generator, size: int
-    ) -> Problem:
-        """As the single env's ``reset(options=...)``; a sequence option gives one value per env."""
-        if options:
-            for key in ("problem", "problem_id", "problem_index"):
-                if key in options:
-                    value = options[key]
-                    if isinstance(value, Sequence) and not isinstance(value, str):
-                        value = value[e]
-                    if key == "problem":
-                        if not isinstance(value, Problem):
-                            raise TypeError(f"options['problem'] must be a Problem, got {type(value).__name__}")
-                        return value
-                    if key == "problem_id":
-                        try:
-                            return self.source.get(str(value))
-                        except KeyError:
-                            raise ValueError(f"unknown problem_id {value!r}") from None
-                    return self.source[int(value) % size]
-        return self.source[int(rng.integers(size))]
-
     # ------------------------------------------------------------------ step
     def step(
         self, actions: Sequence[str | None]
@@ -300,7 +295,8 @@ class EAPOVectorEnv(VectorEnv):
         builder = InfoBuilder(n)
         if len(acts):
             idx = np.asarray(envs, dtype=np.intp)
-            r, te, tr = self._step_envs(idx, acts, builder)
+            with _gc_paused():
+                r, te, tr = self._step_envs(idx, acts, builder)
             rewards[idx], terminated[idx], truncated[idx] = r, te, tr
         return tuple(self._obs), rewards, terminated, truncated, builder.infos
 
@@ -317,7 +313,8 @@ class EAPOVectorEnv(VectorEnv):
         if len(np.unique(idx)) != len(idx) or (len(idx) and (idx.min() < 0 or idx.max() >= self.num_envs)):
             raise ValueError(f"indices must be distinct env indices in [0, {self.num_envs})")
         builder = InfoBuilder(self.num_envs)
-        r, te, tr = self._step_envs(idx, list(actions), builder)
+        with _gc_paused():
+            r, te, tr = self._step_envs(idx, list(actions), builder)
         obs = tuple(self._obs[e] for e in idx.tolist())
         return obs, r, te, tr, builder.compact(idx)
 
@@ -424,41 +421,45 @@ class EAPOVectorEnv(VectorEnv):
 
     def _consult(self, idx: np.ndarray, envs: list[int], parsed: list, consult_pos: list[int], cols: StepColumns) -> None:
         """Consulting turns of this step: plan each, then ONE batched expert call for all of them."""
-        self.consults[idx[consult_pos]] += 1
-        obs, trs = self._obs, self.transcripts
+        cidx = idx[consult_pos]
+        self.consults[cidx] += 1
+        # Python lists for the per-env loop: numpy scalar reads and their str() are slow.
+        probs, episodes, turn = (a[cidx].tolist() for a in (self.acceptance_probs, self.episodes, self.turns))
+        obs, trs, rngs, problems = self._obs, self.transcripts, self._rngs, self.problems
+        k, eval_mode = self.max_experts, self.eval_mode
         requests: list = []
         waiting: list[tuple[int, int, list[bool], int, int]] = []  # (j, env, accepted, start, count)
-        for j in consult_pos:
+        for c, j in enumerate(consult_pos):
             e = envs[j]
             queries = parsed[j].queries
-            early, accepted = turns.plan_consult(
-                queries,
-                max_experts=self.max_experts,
-                eval_mode=self.eval_mode,
-                acceptance_prob=float(self.acceptance_probs[e]),
-                rng=self._rngs[e],
-            )
+            if queries and not eval_mode and probs[c] >= 1.0:  # plan_consult's answer, without the call
+                early, accepted = None, [True] * len(queries)
+            else:
+                early, accepted = turns.plan_consult(
+                    queries, max_experts=k, eval_mode=eval_mode, acceptance_prob=probs[c], rng=rngs[e]
+                )
             if early is not None:
                 obs[e] = early
                 trs[e].append(("env", early))
-                if self.eval_mode and queries:
+                if eval_mode and queries:
                     cols.disabled.append(j)
                 continue
             start = len(requests)
-            prefix = f"env{e}/e{self.episodes[e]}/{self.turns[e]}"
-            requests.extend(turns.expert_requests(prefix, self.problems[e], queries, accepted))
+            requests.extend(turns.expert_requests(f"env{e}/e{episodes[c]}/{turn[c]}", problems[e], queries, accepted))
             waiting.append((j, e, accepted, start, len(requests) - start))
         replies = []
         if requests:
             self.expert_calls += 1
             replies = consult_blocking(self.expert, requests, timeout_s=self.expert_timeout_s)
+        latency = self.expert_latency_s
         for j, e, accepted, start, count in waiting:
             stats = turns.ReplyStats()
             texts = turns.read_replies(replies[start : start + count], self.max_reply_chars, stats)
             text, n_acc, n_unav = turns.experts_observation(accepted, texts)
             obs[e] = text
             trs[e].append(("expert", text))
-            self.expert_latency_s[e] += stats.latency_s
+            if stats.latency_s:
+                latency[e] += stats.latency_s
             cols.consulted.append((j, n_acc, n_unav, stats if count else None))
 
     # ------------------------------------------------------------------ the rest of the VectorEnv API

@@ -111,7 +111,32 @@ def test_empty_batch_and_validation():
             OpenAIExpert(**kwargs)
 
 
-def test_oversized_response_is_an_error(fresh):
+@pytest.mark.parametrize("wire", ["", "WIRE:chunked ", "WIRE:close "])
+def test_oversized_response_is_an_error(fresh, wire):
     expert = OpenAIExpert(fresh.base_url, model="m", max_response_bytes=64, max_retries=0)
-    (reply,) = asyncio.run(expert.consult([req("x")]))
+    (reply,) = asyncio.run(expert.consult([req(wire + "x")]))
     assert reply.status == "error" and "larger than 64 bytes" in reply.error
+
+
+def test_decompression_is_bounded(fresh):
+    expert = OpenAIExpert(fresh.base_url, model="m", max_response_bytes=1 << 16, max_retries=0)
+    small, bomb = asyncio.run(expert.consult([req("WIRE:gzip a"), req("WIRE:bomb b")]))
+    assert small.ok and bomb.status == "error" and "decompressed response larger" in bomb.error
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.05])
+def test_connections_closed_by_the_server_are_replaced_silently(fresh, pause_s):
+    # A server's keep-alive timeout closes idle connections; the next batch must neither fail nor
+    # count retries, whether the client has already seen the close (pause) or not (no pause).
+    expert = OpenAIExpert(fresh.base_url, model="m", max_concurrency=8)
+
+    async def run() -> list[bool]:
+        first = await expert.consult([req(f"a{i}", f"e{i}/0/0") for i in range(16)])
+        assert expert._endpoints[0].idle
+        fresh.drop_connections()
+        await asyncio.sleep(pause_s)
+        second = await expert.consult([req(f"b{i}", f"e{i}/1/0") for i in range(16)])
+        return [r.ok for r in first + second]
+
+    assert all(asyncio.run(run()))
+    assert expert.stats.retries == 0 and fresh.stats.requests == 32

@@ -233,3 +233,13 @@ def test_cuda_graphs_match_eager(model, tok):  # pragma: no cover - no GPU on CI
     ta = a.rollout([FakeTextEnv() for _ in range(5)], seeds=list(range(5)))
     tb = b.rollout([FakeTextEnv() for _ in range(5)], seeds=list(range(5)))
     assert [t.token_ids for t in ta] == [t.token_ids for t in tb]
+
+
+def test_engines_leave_train_mode_alone(model, tok):
+    model.train()
+    try:
+        run(model, tok, n=2, max_turns=1)
+        run(model, tok, n=2, max_turns=1, engine="hf")
+        assert model.training
+    finally:
+        model.eval()

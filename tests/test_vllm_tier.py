@@ -43,7 +43,7 @@ def vllm_srv() -> Iterator[VLLMServer]:
     """One real server for the whole tier; a failure to start fails every test, with the log."""
     try:
         model_dir = ensure_served_model()
-        server = start_vllm_server(model_dir, startup_timeout_s=300)
+        server = start_vllm_server(model_dir, startup_timeout_s=300, single_process=True)
     except VLLMServerError as exc:
         pytest.fail(f"vLLM tier: the server could not start.\n{exc}", pytrace=False)
     try:

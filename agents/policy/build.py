@@ -33,8 +33,8 @@ from eapo_env.protocol import STOP_STRINGS, parse_action
 
 POLICY_INFO_FILE = "eapo_policy.json"
 #: Defaults for the quickstart budget (~1-2 minutes on 2 CPU cores for the tiny model).
-DEFAULT_SFT_STEPS = {"tiny": 300, "small": 300}
-DEFAULT_LR = {"tiny": 3e-3, "small": 1e-3}
+DEFAULT_SFT_STEPS = {"tiny": 120, "small": 200}
+DEFAULT_LR = {"tiny": 4e-3, "small": 1.5e-3}
 
 
 def _take(source: Any, start: int, count: int) -> list[Problem]:
@@ -117,7 +117,7 @@ def build_policy(
     problems: Any = "generated",
     *,
     n_train: int = 3000,
-    n_heldout: int = 64,
+    n_heldout: int = 32,
     vocab_size: int = 4096,
     batch_size: int = 16,
     lr: float | None = None,

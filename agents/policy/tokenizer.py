@@ -115,8 +115,14 @@ def prompt_text(tokenizer: PreTrainedTokenizerBase, prompt: str, use_chat_templa
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, use_chat_template: bool = True) -> list[int]:
-    """Token ids of the episode's first observation, exactly as SFT and the rollout engine see it."""
-    return tokenizer.encode(prompt_text(tokenizer, prompt, use_chat_template), add_special_tokens=False)
+    """Token ids of the episode's first observation, exactly as SFT and the rollout engine see it.
+
+    With a chat template, the template writes every special token itself (no extra BOS); without
+    one (a base model), the tokenizer's own special tokens are added (e.g. Llama's BOS).
+    """
+    if use_chat_template and has_chat_template(tokenizer):
+        return tokenizer.encode(prompt_text(tokenizer, prompt, True), add_special_tokens=False)
+    return tokenizer.encode(prompt, add_special_tokens=True)
 
 
 def encode_segment(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:

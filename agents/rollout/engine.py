@@ -244,7 +244,7 @@ class RolloutEngine:
         prefill_chunk_tokens: int = 32768, cuda_graphs: bool = True, seed: int | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device)  # no .eval(): this forward has no dropout to switch off
         self.tokenizer = tokenizer
         self.max_turn_tokens, self.max_total_tokens = int(max_turn_tokens), int(max_total_tokens)
         self.temperature, self.top_p = float(temperature), float(top_p)

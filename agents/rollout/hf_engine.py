@@ -51,7 +51,7 @@ class HFRolloutEngine:
         **_: Any,
     ) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device)
         self.tokenizer = tokenizer
         self.max_turn_tokens, self.max_total_tokens = int(max_turn_tokens), int(max_total_tokens)
         self.temperature, self.top_p = float(temperature), float(top_p)
@@ -82,7 +82,7 @@ class HFRolloutEngine:
             else:
                 t.truncated = t.overlong = True
         while live:
-            turns = self._generate([trajs[i].prompt_ids + trajs[i].token_ids for i in live])
+            turns = self._generate_eval([trajs[i].prompt_ids + trajs[i].token_ids for i in live])
             still = []
             for i, (ids, lps) in zip(live, turns):
                 traj = trajs[i]
@@ -106,6 +106,15 @@ class HFRolloutEngine:
                 still.append(i)
             live = still
         return trajs
+
+    def _generate_eval(self, histories: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+        """``_generate`` in eval mode (no dropout), restoring the caller's train/eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._generate(histories)
+        finally:
+            self.model.train(was_training)
 
     def _generate(self, histories: list[list[int]]) -> list[tuple[list[int], list[float]]]:
         """One turn for every history (left-padded batch); per row: (turn ids, sampling logprobs)."""

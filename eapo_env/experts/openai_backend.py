@@ -1,12 +1,10 @@
 """``openai``: any OpenAI-compatible server (vLLM, SGLang, hosted APIs), several base URLs balanced.
 
 Speaks the OpenAI ``/chat/completions`` (default) or ``/completions`` wire format over a small
-asyncio HTTP/1.1 client with keep-alive connection pools (stdlib only). Why not the ``openai``
-package or ``httpx``: measured against a local server on this project's 2-core machine, a batch of
-requests cost ~130 µs of client CPU each with plain asyncio streams, versus ~3 ms with ``httpx`` and
-~4 ms with ``AsyncOpenAI`` (which adds pydantic models on top); rollouts send thousands of queries
-per step, so the client must stay far below the server's own time. Supported: ``http``/``https``,
-``Content-Length``, chunked and gzip bodies, bearer auth. Not supported: proxies, HTTP/2, streaming.
+stdlib asyncio HTTP/1.1 client with keep-alive pools. Why not ``openai``/``httpx``: against a local
+server, plain asyncio streams cost ~130 µs of client CPU per request, ``httpx`` ~3 ms and
+``AsyncOpenAI`` ~4 ms; rollouts send thousands of queries per step. Supported: ``http``/``https``,
+``Content-Length``, chunked, gzip, bearer auth. Not supported: proxies, HTTP/2, streaming.
 
 Failure policy: per attempt a total deadline (``timeout_s``: connect + send + receive); retries with
 exponential backoff (``backoff_s * 2**attempt``, jittered) on timeouts, connection errors, 429, 5xx and
@@ -22,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import random
 import ssl
@@ -49,6 +46,10 @@ class _Retryable(Exception):
 
 class _Fatal(Exception):
     """An attempt failed in a way retrying will not fix (e.g. 400, 401, 404)."""
+
+
+class _Stale(Exception):
+    """A pooled connection the server had already closed: try another one, not a real attempt."""
 
 
 @dataclass
@@ -86,11 +87,6 @@ class _Endpoint:
         self.in_flight = 0
         self.down_until = 0.0  # after a connection failure, prefer other endpoints for a moment
 
-    def close_idle(self) -> None:
-        for _, writer in self.idle:
-            writer.close()
-        self.idle.clear()
-
 
 class OpenAIExpert:
     """Async expert over OpenAI-compatible servers, balanced by least in-flight requests.
@@ -110,6 +106,9 @@ class OpenAIExpert:
         system_prompt, prompt_template: the prompt; the template gets ``{question}`` (the problem
             statement) and ``{query}`` (the policy's question).
         max_response_bytes: larger bodies are an error (expert text is untrusted).
+
+    Use one event loop at a time (the env's shared background loop, or your own): connections
+    belong to a loop, and moving to a new loop drops the old pool.
 
     Example:
         >>> import asyncio
@@ -153,6 +152,7 @@ class OpenAIExpert:
         self.max_response_bytes = int(max_response_bytes)
         self._sampling: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
         self._sampling.update(extra_body or {})
+        self._head, self._tail = self._encode_template()
         path = "/chat/completions" if mode == "chat" else "/completions"
         self._endpoints = [_Endpoint(u, api_key, path) for u in urls]
         self._rotate = 0
@@ -175,7 +175,9 @@ class OpenAIExpert:
     async def aclose(self) -> None:
         """Close idle pooled connections (the expert stays usable: pools refill lazily)."""
         for endpoint in self._endpoints:
-            endpoint.close_idle()
+            for _, writer in endpoint.idle:
+                writer.close()
+            endpoint.idle.clear()
 
     def render_prompt(self, request: ExpertRequest) -> str:
         """The user text sent for ``request`` (problem statement + query)."""
@@ -192,18 +194,24 @@ class OpenAIExpert:
                 endpoint.in_flight = 0
             self._loop, self._sem = loop, asyncio.Semaphore(self.max_concurrency)
 
+    def _encode_template(self) -> tuple[bytes, bytes]:
+        """The JSON body around the prompt text, encoded once (re-encoding it per request was a
+        measurable share of the client's CPU)."""
+        hole = "\x00eapo-prompt\x00"
+        payload: dict[str, Any] = {"model": self.model, **self._sampling}
+        if self.mode == "chat":
+            system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+            payload["messages"] = [*system, {"role": "user", "content": hole}]
+        else:
+            payload["prompt"] = hole
+        head, _, tail = json.dumps(payload).partition(json.dumps(hole))
+        return head.encode(), tail.encode()
+
     def _body(self, request: ExpertRequest) -> bytes:
         user = self.render_prompt(request)
-        payload: dict[str, Any] = {"model": self.model}
-        if self.mode == "chat":
-            messages = [{"role": "user", "content": user}]
-            if self.system_prompt:
-                messages.insert(0, {"role": "system", "content": self.system_prompt})
-            payload["messages"] = messages
-        else:
-            payload["prompt"] = f"{self.system_prompt}\n\n{user}" if self.system_prompt else user
-        payload.update(self._sampling)
-        return json.dumps(payload).encode()
+        if self.mode == "completions" and self.system_prompt:
+            user = f"{self.system_prompt}\n\n{user}"
+        return self._head + json.dumps(user).encode() + self._tail
 
     def _pick(self) -> _Endpoint:
         eps = self._endpoints
@@ -211,21 +219,15 @@ class OpenAIExpert:
             return eps[0]
         now = time.monotonic()
         self._rotate = (self._rotate + 1) % len(eps)
-        best: _Endpoint | None = None
-        for i in range(len(eps)):
-            e = eps[(self._rotate + i) % len(eps)]
-            key = (e.down_until > now, e.in_flight)
-            if best is None or key < (best.down_until > now, best.in_flight):
-                best = e
-        assert best is not None
-        return best
+        order = eps[self._rotate :] + eps[: self._rotate]  # rotation breaks ties evenly
+        return min(order, key=lambda e: (e.down_until > now, e.in_flight))
 
     async def _one(self, request: ExpertRequest, t0: float) -> ExpertReply:
         stats = self.stats
         stats.requests += 1
         try:
             body = self._body(request)
-        except Exception as exc:  # e.g. an unserialisable extra_body value: a status, not a crash
+        except Exception as exc:  # e.g. a query that is not a str: a status, not a crash
             stats.errors += 1
             return failed_reply("error", f"cannot build request: {exc}"[:200], time.perf_counter() - t0, self.name)
         status: Literal["timeout", "error"] = "error"
@@ -333,9 +335,8 @@ class OpenAIExpert:
     async def _read_body(self, reader: asyncio.StreamReader, head: bytes) -> tuple[int, bytes, bool]:
         lines = head.decode("latin-1").split("\r\n")
         try:
-            version, code = lines[0].split(" ", 2)[:2]
-            status = int(code)
-        except ValueError:
+            version, status = lines[0].split(" ", 2)[0], int(lines[0].split(" ", 2)[1])
+        except (ValueError, IndexError):
             raise _Retryable(f"bad status line {lines[0][:60]!r}") from None
         headers = {}
         for line in lines[1:]:
@@ -363,14 +364,19 @@ class OpenAIExpert:
                 raise _Fatal(f"response larger than {limit} bytes")
             body = await reader.readexactly(length)
         else:  # HTTP/1.0 style: the body runs to the end of the connection
-            body, keep = await reader.read(limit + 1), False
-            if len(body) > limit:
-                raise _Fatal(f"response larger than {limit} bytes")
+            keep, parts, got = False, [], 0
+            while got <= limit and (part := await reader.read(65536)):
+                parts.append(part)
+                got += len(part)
+            body = b"".join(parts)
+        if len(body) > limit:
+            raise _Fatal(f"response larger than {limit} bytes")
         encoding = headers.get("content-encoding", "").lower()
-        if encoding == "gzip":
-            body = gzip.decompress(body)
-        elif encoding == "deflate":
-            body = zlib.decompress(body)
+        if encoding in ("gzip", "deflate"):  # bounded inflation: a tiny body must not expand to GBs
+            inflater = zlib.decompressobj(31 if encoding == "gzip" else 15)
+            body = inflater.decompress(body, limit + 1)
+            if len(body) > limit or inflater.unconsumed_tail:
+                raise _Fatal(f"decompressed response larger than {limit} bytes")
         return status, body, keep
 
     def _parse(self, data: bytes, url: str) -> tuple[str, int, int]:
@@ -386,10 +392,6 @@ class OpenAIExpert:
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise _Retryable(f"malformed completion from {url}: {_snippet(data)}") from None
-
-
-class _Stale(Exception):
-    """A pooled connection the server had already closed: try another one, not a real attempt."""
 
 
 def _snippet(data: bytes, n: int = 120) -> str:

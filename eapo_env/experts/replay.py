@@ -60,27 +60,33 @@ class ReplayExpert(SyncExpert):
                 self.responses.setdefault(str(pid), []).append(text)
         if not self.responses:
             raise ValueError(f"{self.path}: no recorded responses")
+        # Frozen replies built once: a request only picks one (building them costs more than the pick).
+        self._replies = {
+            pid: [ExpertReply(t, "ok", 0.0, (len(t) + 3) // 4, self.name) for t in texts]
+            for pid, texts in self.responses.items()
+        }
 
     def __len__(self) -> int:
         """Number of recorded responses."""
         return sum(len(v) for v in self.responses.values())
 
+    def _index(self, request: ExpertRequest, n: int) -> int:
+        if n == 1:
+            return 0
+        key = f"{self.seed}\x1f{request.request_id}\x1f{request.problem.id}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % n
+
     def pick(self, request: ExpertRequest) -> str | None:
         """The recorded response this request gets, or None if its problem has none."""
         options = self.responses.get(request.problem.id)
-        if not options:
-            return None
-        if len(options) == 1:
-            return options[0]
-        key = f"{self.seed}\x1f{request.request_id}\x1f{request.problem.id}".encode()
-        return options[int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % len(options)]
+        return options[self._index(request, len(options))] if options else None
 
     def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
         out = []
         for request in requests:
-            text = self.pick(request)
-            if text is None:
-                out.append(failed_reply("error", f"no recording for problem {request.problem.id!r}", expert=self.name))
+            options = self._replies.get(request.problem.id)
+            if options:
+                out.append(options[self._index(request, len(options))])
             else:
-                out.append(ExpertReply(text, "ok", 0.0, (len(text) + 3) // 4, self.name))
+                out.append(failed_reply("error", f"no recording for problem {request.problem.id!r}", expert=self.name))
         return out

@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from eapo_env.experts.base import Expert, ExpertReply, ExpertRequest, SyncExpert
+from eapo_env.problems.base import Problem
 
 MEANINGLESS = "I cannot offer you any assistance; please resolve the issue yourself."
 
@@ -46,11 +47,28 @@ class ReferenceExpert(SyncExpert):
 
     name = "reference"
 
+    def __init__(self, cache_size: int = 65536) -> None:
+        # Replies are frozen and latency-free, so one per problem can be shared: building an
+        # ExpertReply costs more than everything else this expert does.
+        self.cache_size = int(cache_size)
+        self._cache: dict[str, tuple[Problem, ExpertReply]] = {}
+
+    @staticmethod
+    def reply_for(problem: Problem) -> ExpertReply:
+        """The reply every query about ``problem`` gets."""
+        text = problem.solution or f"The answer is \\boxed{{{problem.answer}}}."
+        return ExpertReply(text, "ok", 0.0, _approx_tokens(text), "reference")
+
     def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
-        out = []
+        cache, out = self._cache, []
         for r in requests:
-            text = r.problem.solution or f"The answer is \\boxed{{{r.problem.answer}}}."
-            out.append(ExpertReply(text, "ok", 0.0, (len(text) + 3) // 4, "reference"))
+            p = r.problem
+            hit = cache.get(p.id)
+            if hit is None or (hit[0] is not p and hit[0] != p):  # ids may repeat across sources
+                if len(cache) >= self.cache_size:
+                    cache.clear()
+                hit = cache[p.id] = (p, self.reply_for(p))
+            out.append(hit[1])
         return out
 
 

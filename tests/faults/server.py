@@ -15,7 +15,8 @@ marker             behaviour
 ``DELAY:<ms>``     a normal answer after that many milliseconds (benchmarks, concurrency tests)
 ``WIRE:chunked``   a normal answer with ``Transfer-Encoding: chunked`` (framing tests)
 ``WIRE:gzip``      a normal answer, gzip-compressed (``Content-Encoding: gzip``)
-``WIRE:close``     a normal answer without ``Content-Length``, then the connection is closed
+``WIRE:close``     a normal answer without ``Content-Length`` (sent in two pieces), then close
+``WIRE:bomb``      a normal answer padded with 1 MiB of spaces, gzip-compressed (~1 KiB on the wire)
 =================  ============================================================================
 
 Otherwise the reply is deterministic: ``echo: <last line of the prompt> The answer is \\boxed{42}.``
@@ -47,7 +48,7 @@ from typing import Any
 
 _MARKER = re.compile(r"FAULT:(timeout|slow|429|500|badjson|drop|flaky)")
 _DELAY = re.compile(r"DELAY:(\d+)")
-_WIRE = re.compile(r"WIRE:(chunked|gzip|close)")
+_WIRE = re.compile(r"WIRE:(chunked|gzip|close|bomb)")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
@@ -128,6 +129,16 @@ class FaultServer:
         assert self._thread is not None
         self._thread.join(5)
         self._loop.close()
+
+    def drop_connections(self) -> None:
+        """Close every open connection now, as a server's keep-alive timeout does (call when idle)."""
+
+        async def drop() -> None:
+            for writer in list(self._writers):
+                writer.close()
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(drop(), self._loop).result(5)
 
     def reset_stats(self) -> None:
         """Zero the accounting (call between phases, from the test thread, when idle)."""
@@ -214,6 +225,13 @@ class FaultServer:
             if delay > 0:
                 await asyncio.sleep(delay)
             wire = _WIRE.search(prompt)
+            if wire and wire.group(1) == "close":  # the client must read to EOF, not to the first segment
+                body = json.dumps(self._completion(payload, prompt, chat)).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + body[:20])
+                await writer.drain()
+                await asyncio.sleep(0.02)
+                writer.write(body[20:])
+                return False
             return self._write(writer, 200, self._completion(payload, prompt, chat), wire.group(1) if wire else "")
         finally:
             st.in_flight -= 1
@@ -248,14 +266,11 @@ class FaultServer:
             head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
             writer.write(head + b"".join(parts) + b"0\r\nx-trailer: 1\r\n\r\n")
             return True
-        if wire == "gzip":
-            packed = gzip.compress(body)
+        if wire in ("gzip", "bomb"):
+            packed = gzip.compress(body + b" " * (1 << 20) if wire == "bomb" else body)
             head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(packed)
             writer.write(head + packed)
             return True
-        if wire == "close":
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n" + body)
-            return False
         return self._write_raw(writer, status, body)
 
     @staticmethod
