@@ -27,8 +27,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 CONSULT_OPEN, CONSULT_CLOSE = "<consult>", "</consult>"
@@ -47,9 +46,8 @@ ActionKind = Literal["reason", "consult", "answer"]
 FormatError = Literal["", "empty_consult"]
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedAction:
-    """The meaning of one policy turn.
+class ParsedAction(NamedTuple):
+    """The meaning of one policy turn (a NamedTuple: immutable and cheap to build on the hot path).
 
     Attributes:
         kind: ``"reason"``, ``"consult"`` or ``"answer"``.
@@ -92,28 +90,25 @@ def _first_complete_block(text: str) -> tuple[ActionKind, str] | None:
 
 
 def _split_queries(body: str) -> tuple[list[str], int]:
-    """Non-blank query texts in order, and the number of blank ones."""
+    """Non-blank query texts in order, and the number of blank ones.
+
+    Each ``</query>`` closes the text after the last ``<query>`` before it (a repeated opener
+    starts the query afresh, as for blocks); a closer with no opener since the previous closer
+    is stray and ignored, and so is an unclosed trailing query. ``str.split`` keeps this one
+    C-level pass over the body.
+    """
     queries: list[str] = []
     blank = 0
-    pos = 0
-    while True:
-        start = body.find(QUERY_OPEN, pos)
+    parts = body.split(QUERY_CLOSE)
+    for part in parts[:-1]:  # the last part is never closed
+        start = part.rfind(QUERY_OPEN)
         if start < 0:
-            break
-        start += len(QUERY_OPEN)
-        end = body.find(QUERY_CLOSE, start)
-        if end < 0:
-            break  # unclosed trailing query: ignored
-        # a repeated opener inside a query starts the query afresh (same rule as blocks)
-        inner = body.rfind(QUERY_OPEN, start, end)
-        if inner >= 0:
-            start = inner + len(QUERY_OPEN)
-        query = body[start:end].strip()
+            continue
+        query = part[start + len(QUERY_OPEN) :].strip()
         if query:
             queries.append(query)
         else:
             blank += 1
-        pos = end + len(QUERY_CLOSE)
     return queries, blank
 
 

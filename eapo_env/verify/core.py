@@ -68,6 +68,8 @@ def verify(prediction: str, gold: str, *, answer_type: str = "math", timeout_s: 
 
 
 def _candidate(text: str) -> str:
+    if "\\" not in text and "<answer>" not in text:
+        return text.strip()  # nothing to extract (no box, no tag): skip the scan, the hot path for env answers
     found = extract_answer(text)
     return (found if found is not None else text).strip()
 
