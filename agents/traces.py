@@ -98,8 +98,8 @@ def solution_steps(problem: Problem) -> str:
 
 
 def solution_reply(problem: Problem, query: str) -> str:
-    """Fallback expert: the worked solution (what the ``reference`` expert is built from)."""
-    return problem.solution or f"The answer is {problem.answer}."
+    """Fallback expert: the worked solution, exactly what the ``reference`` expert replies."""
+    return problem.solution or f"The answer is \\boxed{{{problem.answer}}}."
 
 
 def reference_reply_fn() -> ReplyFn:
