@@ -109,3 +109,15 @@ def test_verifier_still_works_after_timeouts() -> None:
     _timed(*SLOW)
     assert verify("\\sqrt{8}", "2\\sqrt{2}").correct
     assert verify("204", "204").correct
+
+
+def test_trailing_words_do_not_backtrack_exponentially():
+    """Regression: a policy answer that hung the quickstart (catastrophic regex backtracking)."""
+    import time
+
+    bad = "-321 selections selectionsMultiply common constant selectionsrac for the sum is the{4}" + " selections" * 6
+    start = time.perf_counter()
+    verdict = verify(bad, "-321")
+    assert time.perf_counter() - start < 1.0
+    assert verdict.status in VERDICT_STATUSES
+    assert verify("12 cm", "12").status == "correct"

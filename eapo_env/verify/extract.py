@@ -39,7 +39,8 @@ _LEAD = re.compile(
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\u00b0|\\degree")
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}$")
 _TRAILING_TEXT = re.compile(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\s*\{?\d\}?)?$")
-_TRAILING_WORDS = re.compile(r"^([-+]?[\d.,/]+\s*(?:\\%|%)?)\s*(?:[A-Za-z]{2,}\.?\s*)+$")
+# Possessive ``{2,}+``: without it "12 ab abab..." backtracks exponentially (a hang seen in RL).
+_TRAILING_WORDS = re.compile(r"^([-+]?[\d.,/]+\s*(?:\\%|%)?)\s*(?:[A-Za-z]{2,}+\.?\s*)+$")
 _ASSIGN = re.compile(r"^([A-Za-z]|\\[A-Za-z]+)\s*=\s*(?!=)(.+)$", re.DOTALL)
 _PLAIN_INT = re.compile(r"[-+]?\d+")
 
