@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.rollout.sampling import StopCriteria, model_eos_ids, sample_tokens
-from agents.rollout.types import Trajectory, record_step, start_episodes
+from agents.rollout.types import Trajectory, start_episodes, step_env
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama", "mistral", "qwen3")
 
@@ -385,16 +385,10 @@ class RolloutEngine:
                 ended.add(t)
                 continue
             text = self.stop.turn_text(ids)
-            obs, over = record_step(traj, text, envs[t].step(text))
-            if over:
+            obs_ids = step_env(traj, envs[t], text, self.encode_observation, budget)
+            if obs_ids is None:
                 ended.add(t)
                 continue
-            obs_ids = self.encode_observation(obs)
-            if total + len(obs_ids) >= budget:  # no room left for a single policy token
-                traj.truncated = traj.overlong = True
-                ended.add(t)
-                continue
-            traj.add_observation(obs_ids)
             pending[t] = [ids[-1], *obs_ids]  # the stop token was sampled but never run
         return ended
 

@@ -16,7 +16,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from agents.rollout.sampling import StopCriteria, model_eos_ids
-from agents.rollout.types import Trajectory, record_step, start_episodes
+from agents.rollout.types import Trajectory, start_episodes, step_env
 
 
 class _TurnStop(StoppingCriteria):
@@ -95,15 +95,8 @@ class HFRolloutEngine:
                     traj.truncated = traj.overlong = True
                     continue
                 text = self.stop.turn_text(ids)
-                obs, over = record_step(traj, text, envs[i].step(text))
-                if over:
-                    continue
-                obs_ids = self.encode_observation(obs)
-                if len(traj.prompt_ids) + len(traj.token_ids) + len(obs_ids) >= budget:
-                    traj.truncated = traj.overlong = True
-                    continue
-                traj.add_observation(obs_ids)
-                still.append(i)
+                if step_env(traj, envs[i], text, self.encode_observation, budget) is not None:
+                    still.append(i)
             live = still
         return trajs
 

@@ -8,7 +8,7 @@ observations tokenized once — with ``loss_mask`` 1 on policy tokens and 0 on t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,3 +198,22 @@ def record_step(traj: Trajectory, turn_text: str, result: tuple) -> tuple[str, b
     # "turns that consulted": the env's own running count when it keeps one
     traj.consults = int(info["consults"]) if "consults" in info else traj.consults + bool(info.get("queries"))
     return obs, bool(terminated or truncated)
+
+
+def step_env(
+    traj: Trajectory, env: Any, turn_text: str, encode_observation: Callable[[str], list[int]], budget: int
+) -> list[int] | None:
+    """Hand one turn to ``env``, book it, and append the observation tokens (loss mask 0).
+
+    Returns the observation ids when the episode goes on, ``None`` when it ended: by the env, or
+    because the observation leaves no room for a single policy token under ``budget``.
+    """
+    obs, over = record_step(traj, turn_text, env.step(turn_text))
+    if over:
+        return None
+    obs_ids = encode_observation(obs)
+    if len(traj.prompt_ids) + len(traj.token_ids) + len(obs_ids) >= budget:
+        traj.truncated = traj.overlong = True
+        return None
+    traj.add_observation(obs_ids)
+    return obs_ids

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agents.rollout.sampling import StopCriteria
-from agents.rollout.types import Trajectory, record_step, start_episodes
+from agents.rollout.types import Trajectory, start_episodes, step_env
 
 
 def _import_vllm():
@@ -104,14 +104,7 @@ class VLLMRolloutEngine:
                     traj.truncated = traj.overlong = True
                     continue
                 text = self.stop.turn_text(ids)
-                obs, over = record_step(traj, text, envs[i].step(text))
-                if over:
-                    continue
-                obs_ids = self.encode_observation(obs)
-                if len(traj.prompt_ids) + len(traj.token_ids) + len(obs_ids) >= budget:
-                    traj.truncated = traj.overlong = True
-                    continue
-                traj.add_observation(obs_ids)
-                still.append(i)
+                if step_env(traj, envs[i], text, self.encode_observation, budget) is not None:
+                    still.append(i)
             live, turn = still, turn + 1
         return trajs
