@@ -5,7 +5,8 @@ Both run the same actions in the same process: at vector step t env i plays
 ``bench_env_step``), so every step mixes all turn kinds; the ``reference`` expert answers, every
 answer is verified, ended envs autoreset (NEXT_STEP). ``SyncVectorEnv`` wraps
 ``gym.make("EAPO-Math-v0", ...)`` — exactly what ``gym.make_vec(..., vectorization_mode="sync")``
-builds. Reported: env-steps/s (= N x vector steps / time) and ours / sync.
+builds. Reported: env-steps/s (= N x vector steps / time) and ours / sync, as the median over
+``--repeats`` back-to-back pairs of timings (with the spread of the pairs' ratios).
 
 Time is CPU time of this process (``time.process_time``) by default: "per core", and robust on a
 shared machine; ``--wall`` uses wall-clock time instead (the two agree on an idle machine — every
@@ -63,28 +64,47 @@ def action_rows(n: int, steps: int) -> list[list[str]]:
     return [[ACTIONS[(t + i) % len(ACTIONS)] for i in range(n)] for t in range(steps)]
 
 
-def timed(vec: Any, rows: list[list[str]], clock: Any) -> float:
-    """Env-steps/s over ``rows`` (one vector step each), after a seeded reset."""
+def timed(vec: Any, rows: list[list[str]], clock: Any, warmup: int = 4) -> float:
+    """Env-steps/s over ``rows[warmup:]`` (one vector step each), after a seeded reset and ``warmup``
+    untimed steps (so both envs are timed over the same steady-state window of the action cycle)."""
     vec.reset(seed=0)
     step = vec.step
+    for row in rows[:warmup]:
+        step(row)
+    timed_rows = rows[warmup:]
     start = clock()
-    for row in rows:
+    for row in timed_rows:
         step(row)
     elapsed = clock() - start
-    return len(rows) * len(rows[0]) / elapsed
+    return len(timed_rows) * len(timed_rows[0]) / elapsed
 
 
 def bench_one(n: int, steps: int, problems: Any, repeats: int, clock: Any) -> dict[str, Any]:
+    """``repeats`` back-to-back pairs (ours, then sync); the ratio is the median of the pairs' ratios.
+
+    Both are timed over whole periods of the 4-action cycle after the same warm-up, so they step
+    the same mix of turns. Ours runs 4x as many steps as sync so that both timings last about as
+    long: a short timing is more exposed to a noisy neighbour on a shared machine.
+    """
     kwargs = dict(problems=problems, expert="reference")
     ours = gym.make_vec("EAPO-Math-v0", num_envs=n, **kwargs)
     sync = SyncVectorEnv([lambda: gym.make("EAPO-Math-v0", **kwargs) for _ in range(n)])
-    rows = action_rows(n, steps)
-    timed(ours, rows[:4], clock), timed(sync, rows[:4], clock)  # warm-up
-    ours_rate = statistics.median(timed(ours, rows, clock) for _ in range(repeats))
-    sync_steps = max(4, steps // 4)  # the baseline is slow: fewer steps, same action cycle
-    sync_rate = statistics.median(timed(sync, rows[:sync_steps], clock) for _ in range(repeats))
+    steps = -(-steps // 4) * 4  # whole periods of the action cycle
+    rows = action_rows(n, 4 * steps + 4)
+    pairs = []
+    for _ in range(repeats):
+        pairs.append((timed(ours, rows, clock), timed(sync, rows[: steps + 4], clock)))
     ours.close(), sync.close()
-    return {"num_envs": n, "ours_steps_per_s": ours_rate, "sync_steps_per_s": sync_rate, "ratio": ours_rate / sync_rate}
+    ratios = sorted(o / s for o, s in pairs)
+    return {
+        "num_envs": n,
+        "ours_steps_per_s": statistics.median(o for o, _ in pairs),
+        "sync_steps_per_s": statistics.median(s for _, s in pairs),
+        "ratio": statistics.median(ratios),
+        "ratio_min": ratios[0],
+        "ratio_max": ratios[-1],
+        "repeats": repeats,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,24 +114,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wall", action="store_true", help="wall-clock time instead of process CPU time")
     parser.add_argument("--problems", choices=("list", "generated"), default="list")
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--repeats", type=int, default=5, help="back-to-back (ours, sync) pairs per N")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1, 64, 1024] if args.quick else [1, 64, 1024, 4096])
-    env_steps = 20_000 if args.quick else 120_000  # per N, for ours
+    env_steps = 20_000 if args.quick else 100_000  # per N and repeat, for sync
     clock = time.perf_counter if args.wall else time.process_time
     problems = problem_spec(args.problems)
     rows = []
     for n in sizes:
-        steps = max(8, env_steps // n)
-        rows.append(bench_one(n, steps, problems, 1 if args.quick else 3, clock))
+        steps = max(16, env_steps // n)  # sync's timed steps; ours runs 4x as many
+        rows.append(bench_one(n, steps, problems, 1 if args.quick else args.repeats, clock))
     if args.json:
         print(json.dumps({"benchmark": "vector_env", "clock": "wall" if args.wall else "cpu",
                           "problems": args.problems, "rows": rows}))
         return 0
     print(f"env-steps/s ({'wall' if args.wall else 'CPU'} time), reference expert, verified answers, "
           f"problems={args.problems}, NEXT_STEP autoreset")
-    print(f"{'N':>6} {'EAPOVectorEnv':>14} {'SyncVectorEnv':>14} {'ratio':>7}")
+    print(f"{'N':>6} {'EAPOVectorEnv':>14} {'SyncVectorEnv':>14} {'ratio':>7} {'(min-max of pairs)':>19}")
     for r in rows:
-        print(f"{r['num_envs']:>6} {r['ours_steps_per_s']:>14,.0f} {r['sync_steps_per_s']:>14,.0f} {r['ratio']:>6.1f}x")
+        print(f"{r['num_envs']:>6} {r['ours_steps_per_s']:>14,.0f} {r['sync_steps_per_s']:>14,.0f} "
+              f"{r['ratio']:>6.1f}x {r['ratio_min']:>9.1f}-{r['ratio_max']:.1f}x")
     return 0
 
 

@@ -11,9 +11,9 @@ Speed: two seeded answer streams, each pair as a policy would write it (reasonin
 integers, 60 % MATH-style fractions, radicals, pi, decimals, percentages, binomials, powers,
 intervals; half right, half wrong, right ones often in another form). Each measurement runs in
 a fresh process, warms up on pairs drawn with another seed, then times the stream; the median
-of the runs is reported. No verdict is cached by either side; math-verify runs in the main
-thread (it uses ``signal.alarm``). Math-verify is used as documented:
-``verify(parse(gold), parse(prediction))``.
+of the runs is reported. No verdict is cached by either side (ours also clears its parsed-gold
+cache before every pair); math-verify runs in the main thread (it uses ``signal.alarm``).
+Math-verify is used as documented: ``verify(parse(gold), parse(prediction))``.
 
 Usage:
     python benchmarks/bench_verify.py            # full: 5 runs per measurement
@@ -121,8 +121,10 @@ def _measure(which: str, stream: str, n: int, min_time: float) -> dict[str, Any]
     if which == "ours":
         from eapo_env.verify import verify
         from eapo_env.verify import worker
+        from eapo_env.verify.core import _gold_forms
 
         def check(p: str, g: str) -> bool:
+            _gold_forms.cache_clear()  # the env caches parsed golds; here every pair pays for its own
             return verify(p, g).correct
     else:
         from math_verify import parse, verify as mv_verify

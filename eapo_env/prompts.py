@@ -5,6 +5,7 @@ Kept in one place so that the SFT traces, the tokenizer corpus and the env agree
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from eapo_env.protocol import EXPERTS_CLOSE, EXPERTS_OPEN, escape_expert_text
@@ -36,9 +37,22 @@ UNAVAILABLE = "unavailable"
 
 def render_prompt(question: str, *, eval_mode: bool, max_experts: int, max_turns: int) -> str:
     """The episode's first observation."""
-    if eval_mode:
-        return EVAL_PROMPT.format(question=question)
-    return TRAIN_PROMPT.format(question=question, max_experts=max_experts, max_turns=max_turns)
+    head, tail = prompt_parts(eval_mode, max_experts, max_turns)
+    return head + question + tail
+
+
+@functools.lru_cache(maxsize=256)
+def prompt_parts(eval_mode: bool, max_experts: int, max_turns: int) -> tuple[str, str]:
+    """The prompt around the question, ``(head, tail)``: a reset concatenates instead of formatting.
+
+    Example:
+        >>> head, tail = prompt_parts(True, 3, 8)
+        >>> head + "1+1?" + tail == EVAL_PROMPT.format(question="1+1?")
+        True
+    """
+    template = EVAL_PROMPT if eval_mode else TRAIN_PROMPT
+    head, tail = template.split("{question}")
+    return head.format(max_experts=max_experts, max_turns=max_turns), tail.format()
 
 
 def render_experts_block(replies: Sequence[str | None]) -> str:
@@ -52,12 +66,28 @@ def render_experts_block(replies: Sequence[str | None]) -> str:
         <expert index="2" status="unavailable">unavailable</expert>
         </experts>
     """
-    parts = ["\n", EXPERTS_OPEN, "\n"]
-    for i, text in enumerate(replies, start=1):
+    entries = []
+    for i, text in enumerate(replies):
         if text is None:
-            parts.append(f'<expert index="{i}" status="unavailable">{UNAVAILABLE}</expert>\n')
+            entries.append(_UNAVAILABLE_ENTRY[i] if i < _PRE else _entry_open(i) + _UNAVAILABLE_BODY)
         else:
-            parts.append(f'<expert index="{i}">{escape_expert_text(text)}</expert>\n')
-    parts.append(EXPERTS_CLOSE)
-    parts.append("\n")
-    return "".join(parts)
+            if "<" in text:  # only then can it hold "</expert" or "<\\" (skips two scans per reply)
+                text = escape_expert_text(text)
+            entries.append((_ENTRY_OPEN[i] if i < _PRE else _entry_open(i) + ">") + text + _ENTRY_CLOSE)
+    return _BLOCK_HEAD + "".join(entries) + _BLOCK_TAIL
+
+
+# Pre-rendered pieces of the experts block (rendering runs once per consult, thousands per step).
+_BLOCK_HEAD = f"\n{EXPERTS_OPEN}\n"
+_BLOCK_TAIL = f"{EXPERTS_CLOSE}\n"
+_ENTRY_CLOSE = "</expert>\n"
+_UNAVAILABLE_BODY = f' status="unavailable">{UNAVAILABLE}{_ENTRY_CLOSE}'
+
+
+def _entry_open(i: int) -> str:
+    return f'<expert index="{i + 1}"'
+
+
+_PRE = 16  # entries pre-rendered; more experts than this fall back to formatting
+_ENTRY_OPEN = tuple(_entry_open(i) + ">" for i in range(_PRE))
+_UNAVAILABLE_ENTRY = tuple(_entry_open(i) + _UNAVAILABLE_BODY for i in range(_PRE))

@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Literal, NamedTuple
 
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -69,24 +70,31 @@ class ParsedAction(NamedTuple):
 REASON = ParsedAction("reason")
 
 
+#: The closing tags that can decide a turn; one C-level scan finds the first of them.
+_BLOCK_CLOSE = re.compile(r"</(answer|consult)>")
+
+
 def _first_complete_block(text: str) -> tuple[ActionKind, str] | None:
     """(kind, body) of the block whose closing tag comes first and has an opener before it."""
-    pos = 0
-    while True:
-        a_close = text.find(ANSWER_CLOSE, pos)
-        c_close = text.find(CONSULT_CLOSE, pos)
-        if a_close < 0 and c_close < 0:
-            return None
-        if c_close < 0 or 0 <= a_close < c_close:
-            close, opener, kind = a_close, ANSWER_OPEN, "answer"
-            next_pos = a_close + len(ANSWER_CLOSE)
+    search = _BLOCK_CLOSE.search
+    # Where an opener may still be: a failed rfind proves there is none before that closing tag,
+    # so the next search starts there (keeps many stray closers linear, not quadratic).
+    answer_from = consult_from = 0
+    match = search(text)
+    while match is not None:
+        close = match.start()
+        if match.group(1) == "answer":
+            start = text.rfind(ANSWER_OPEN, answer_from, close)
+            if start >= 0:
+                return "answer", text[start + 8 : close]  # len("<answer>") == 8
+            answer_from = close
         else:
-            close, opener, kind = c_close, CONSULT_OPEN, "consult"
-            next_pos = c_close + len(CONSULT_CLOSE)
-        start = text.rfind(opener, 0, close)
-        if start >= 0:
-            return kind, text[start + len(opener) : close]  # type: ignore[return-value]
-        pos = next_pos  # a stray closing tag: keep looking after it
+            start = text.rfind(CONSULT_OPEN, consult_from, close)
+            if start >= 0:
+                return "consult", text[start + 9 : close]  # len("<consult>") == 9
+            consult_from = close
+        match = search(text, match.end())  # a stray closing tag: keep looking after it
+    return None
 
 
 def _split_queries(body: str) -> tuple[list[str], int]:
@@ -104,7 +112,7 @@ def _split_queries(body: str) -> tuple[list[str], int]:
         start = part.rfind(QUERY_OPEN)
         if start < 0:
             continue
-        query = part[start + len(QUERY_OPEN) :].strip()
+        query = part[start + 7 :].strip()  # len("<query>") == 7
         if query:
             queries.append(query)
         else:
@@ -123,17 +131,17 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
         return REASON
     kind, body = block
     if kind == "answer":
-        return ParsedAction("answer", answer=body.strip())
+        return ParsedAction("answer", body.strip())
+    return _consult_action(body, max_queries)
+
+
+def _consult_action(body: str, max_queries: int) -> ParsedAction:
     queries, blank = _split_queries(body)
-    kept = tuple(queries[:max_queries])
-    dropped = len(queries) - len(kept)
-    return ParsedAction(
-        "consult",
-        queries=kept,
-        dropped_queries=dropped,
-        blank_queries=blank,
-        format_error="" if kept else "empty_consult",
-    )
+    if len(queries) > max_queries:
+        return ParsedAction("consult", None, tuple(queries[:max_queries]), len(queries) - max_queries, blank, "")
+    if queries:  # positional arguments: a NamedTuple built with keywords costs twice as much
+        return ParsedAction("consult", None, tuple(queries), 0, blank, "")
+    return ParsedAction("consult", None, (), 0, blank, "empty_consult")
 
 
 def escape_expert_text(text: str) -> str:

@@ -40,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -50,12 +51,12 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from eapo_env import prompts
-from eapo_env.experts import Expert, consult_blocking, make_expert
+from eapo_env.experts import Expert, ExpertRequest, consult_blocking, make_expert
 from eapo_env.problems import Problem, ProblemSource, load_problems
-from eapo_env.protocol import parse_action
+from eapo_env.protocol import REASON, ParsedAction, parse_action
 from eapo_env.spaces import TextSpace
 from envs import turns
-from envs.turns import InfoBuilder, StepColumns
+from envs.vector_info import InfoBuilder, StepColumns
 
 Verifier = Callable[[str, Problem], Any]
 
@@ -157,7 +158,10 @@ class EAPOVectorEnv(VectorEnv):
         self._rng_seeds: list[int | None] = [None] * n
         self.problems: list[Problem | None] = [None] * n
         self._pids = np.full(n, None, dtype=object)
-        self.transcripts: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+        # Per env, the transcript flattened: [source, text, source, text, ...]. Appending two str
+        # allocates no (source, text) tuple per event, which at thousands of envs per step is what
+        # keeps the cycle collector busy; :attr:`transcripts` pairs them up on demand.
+        self._segments: list[list[str]] = [[] for _ in range(n)]
         self._obs: list[str] = [""] * n
         self.acceptance_probs = np.full(n, float(acceptance_prob))
         self.max_turns = np.full(n, eval_max_turns if eval_max_turns is not None else max_turns, dtype=np.int64)
@@ -176,6 +180,11 @@ class EAPOVectorEnv(VectorEnv):
     def in_episode(self) -> np.ndarray:
         """Per env: True between a reset and the end of that episode."""
         return self.started & ~self.done
+
+    @property
+    def transcripts(self) -> list[list[tuple[str, str]]]:
+        """Per env, ``[(source, text), ...]``: what ``env.unwrapped.transcript`` is for a single env."""
+        return [list(zip(seg[::2], seg[1::2])) for seg in self._segments]
 
     def set_progress(self, step: int) -> None:
         """The trainer's global step, for every sub-env: knobs of envs between episodes change now."""
@@ -242,27 +251,33 @@ class EAPOVectorEnv(VectorEnv):
         self, envs: list[int], seeds: Sequence[int | None], options: dict[str, Any], builder: InfoBuilder
     ) -> None:
         self._write_knobs(envs, count=True)
-        eval_mode, k = self.eval_mode, self.max_experts
-        for j, e in enumerate(envs):
-            seed = seeds[j]
-            rng = self._rngs[e]
+        idx = np.asarray(envs, dtype=np.intp)
+        source, size, max_q = self.source, len(self.source), self.max_question_chars
+        rngs, problems, obs, segs = self._rngs, self.problems, self._obs, self._segments
+        parts: dict[int, tuple[str, str]] = {}  # turn budget -> prompt around the question
+        draw = turns.draw_index
+        for e, seed, budget in zip(envs, seeds, self.max_turns[idx].tolist()):
+            rng = rngs[e]
             if seed is not None or rng is None:
                 rng, self._rng_seeds[e] = seeding.np_random(seed)
-                self._rngs[e] = rng
-            problem = turns.choose_problem(self.source, options, rng, e)
-            if len(problem.question) > self.max_question_chars:
+                rngs[e] = rng
+            if options:
+                problem = turns.choose_problem(source, options, rng, e)
+            else:  # choose_problem's own draw, without its options lookups
+                problem = source[draw(rng, size)]
+            question = problem.question
+            if len(question) > max_q:
                 raise ValueError(
-                    f"problem {problem.id!r} has {len(problem.question)} characters; "
-                    f"raise max_question_chars (now {self.max_question_chars})"
+                    f"problem {problem.id!r} has {len(question)} characters; raise max_question_chars (now {max_q})"
                 )
-            self.problems[e] = problem
-            self._pids[e] = problem.id
-            prompt = prompts.render_prompt(
-                problem.question, eval_mode=eval_mode, max_experts=k, max_turns=int(self.max_turns[e])
-            )
-            self._obs[e] = prompt
-            self.transcripts[e] = [("prompt", prompt)]
-        idx = np.asarray(envs, dtype=np.intp)
+            problems[e] = problem
+            head_tail = parts.get(budget)
+            if head_tail is None:
+                head_tail = parts[budget] = prompts.prompt_parts(self.eval_mode, self.max_experts, budget)
+            head, tail = head_tail  # concatenation, not formatting
+            prompt = obs[e] = head + question + tail
+            segs[e] = ["prompt", prompt]
+        self._pids[idx] = [problems[e].id for e in envs]
         self.episodes[idx] += 1
         self.turns[idx] = 0
         self.consults[idx] = 0
@@ -284,7 +299,7 @@ class EAPOVectorEnv(VectorEnv):
         n = self.num_envs
         if isinstance(actions, str) or len(actions) != n:
             raise ValueError(f"expected a sequence of {n} actions (str, or None to skip an env)")
-        if any(a is None for a in actions):
+        if None in actions:  # one C-level scan; subset stepping is the rare case
             envs = [i for i, a in enumerate(actions) if a is not None]
             acts = [a for a in actions if a is not None]
         else:
@@ -336,7 +351,7 @@ class EAPOVectorEnv(VectorEnv):
                 self._reset_envs(ridx.tolist(), [None] * len(ridx), {}, builder)
                 keep = ~pending
                 idx = idx[keep]
-                actions = [a for a, ok in zip(actions, keep.tolist()) if ok]
+                actions = list(itertools.compress(actions, keep.tolist()))
                 if not len(idx):
                     return rewards, terminated, truncated
                 r, te, tr = self._step_envs(idx, actions, builder)
@@ -371,7 +386,14 @@ class EAPOVectorEnv(VectorEnv):
     def _resolve_turns(
         self, idx: np.ndarray, actions: list[str], rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray
     ) -> StepColumns:
-        """One turn for each env of ``idx`` (the single env's ``step``, batched); returns info columns."""
+        """One turn for each env of ``idx`` (the single env's ``step``, batched); returns info columns.
+
+        One pass over the envs parses each action and does all that needs no expert: the nudge,
+        the verdict of an answer (``RewardVerification``), the acceptance draws and requests of a
+        consult. Then ONE batched expert call, then one pass over the consulting envs writes their
+        experts blocks. (One pass rather than one per phase: at thousands of envs every pass over
+        their state is a round of cache misses.)
+        """
         k = len(idx)
         max_chars = self.single_action_space.max_length
         cut = np.zeros(k, dtype=bool)
@@ -382,85 +404,119 @@ class EAPOVectorEnv(VectorEnv):
             clipped = [turns.clip_action(a, max_chars) for a in actions]
             actions = [a for a, _ in clipped]
             cut[:] = [c for _, c in clipped]
-        kmax = self.max_experts
-        parsed = [parse_action(a, kmax) for a in actions]
+        kmax, eval_mode = self.max_experts, self.eval_mode
         envs = idx.tolist()
         self.turns[idx] += 1
-        obs, trs = self._obs, self.transcripts
-        nudge = prompts.NUDGE
-        answer_pos: list[int] = []
-        consult_pos: list[int] = []
-        for j, e, a, p in zip(range(k), envs, actions, parsed):
-            kind = p.kind
-            trs[e].append(("policy", a))
-            if kind == "reason":
-                obs[e] = nudge
-                trs[e].append(("env", nudge))
-            elif kind == "answer":
-                obs[e] = ""
-                answer_pos.append(j)
-            else:
-                consult_pos.append(j)
+        # Python lists for the loop: numpy scalar reads (and their str()) are slow.
+        probs, episodes, turn_now = (a[idx].tolist() for a in (self.acceptance_probs, self.episodes, self.turns))
+        obs, segs, rngs, problems = self._obs, self._segments, self._rngs, self.problems
+        nudge, verifier, make_requests = prompts.NUDGE, self.verifier, turns.expert_requests
         cols = StepColumns(k, self._pids[idx], cut)
+        answer_pos: list[int] = []
+        answers: list[str] = []
+        scores: list[float] = []
+        statuses: list[str] = []
+        consult_pos: list[int] = []
+        consult_parsed: list[ParsedAction] = []
+        requests: list[ExpertRequest] = []
+        waiting: list[tuple[int, int, list[bool] | None, int, int]] = []  # (j, env, accepted, start, count)
+        for j, e, a in zip(range(k), envs, actions):
+            p = parse_action(a, kmax)
+            if p is REASON:  # parse_action's one reasoning-turn value
+                obs[e] = nudge
+                segs[e] += ("policy", a, "env", nudge)
+                continue
+            segs[e] += ("policy", a)
+            if p.kind == "answer":
+                obs[e] = ""
+                verdict = verifier(p.answer, problems[e])
+                answer_pos.append(j)
+                answers.append(p.answer)
+                scores.append(verdict.score)
+                statuses.append(verdict.status)
+                continue
+            consult_pos.append(j)
+            consult_parsed.append(p)
+            queries = p.queries
+            if queries and not eval_mode and probs[j] >= 1.0:  # plan_consult's answer, without the call
+                accepted = None
+            else:
+                early, accepted = turns.plan_consult(
+                    queries, max_experts=kmax, eval_mode=eval_mode, acceptance_prob=probs[j], rng=rngs[e]
+                )
+                if early is not None:
+                    obs[e] = early
+                    segs[e] += ("env", early)
+                    if eval_mode and queries:
+                        cols.disabled.append(j)
+                    continue
+            start = len(requests)
+            requests += make_requests(f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e], queries, accepted)
+            waiting.append((j, e, accepted, start, len(requests) - start))
         if consult_pos:
-            self._consult(idx, envs, parsed, consult_pos, cols)
-        for j in answer_pos:  # RewardVerification's semantics
-            verdict = self.verifier(parsed[j].answer, self.problems[envs[j]])
-            rewards[j] = verdict.score
-            cols.verdicts.append((j, verdict.status, verdict.status == "correct", parsed[j].answer))
-        terminated[answer_pos] = True
+            self.consults[idx[consult_pos]] += 1
+            self._call_experts(requests, waiting, cols)
+        if answer_pos:
+            rewards[answer_pos] = scores
+            terminated[answer_pos] = True
+            cols.verdicts = (answer_pos, statuses, answers)
         turn = self.turns[idx]
         max_turns = self.max_turns[idx]
         truncated[:] = ~terminated & (turn >= max_turns)
         self.done[idx] = terminated | truncated
-        cols.finish(parsed, answer_pos, consult_pos, turn, max_turns - turn, self.consults[idx], terminated, truncated)
+        cols.finish(consult_parsed, answer_pos, consult_pos, turn, max_turns - turn, self.consults[idx], terminated, truncated)
         if self.consult_penalty is not None and consult_pos:  # ConsultPenalty's semantics
             cost = float(self.consult_penalty(self._penalty_step))
             rewards[cols.add_penalty(cost)] -= cost
         return cols
 
-    def _consult(self, idx: np.ndarray, envs: list[int], parsed: list, consult_pos: list[int], cols: StepColumns) -> None:
-        """Consulting turns of this step: plan each, then ONE batched expert call for all of them."""
-        cidx = idx[consult_pos]
-        self.consults[cidx] += 1
-        # Python lists for the per-env loop: numpy scalar reads and their str() are slow.
-        probs, episodes, turn = (a[cidx].tolist() for a in (self.acceptance_probs, self.episodes, self.turns))
-        obs, trs, rngs, problems = self._obs, self.transcripts, self._rngs, self.problems
-        k, eval_mode = self.max_experts, self.eval_mode
-        requests: list = []
-        waiting: list[tuple[int, int, list[bool], int, int]] = []  # (j, env, accepted, start, count)
-        for c, j in enumerate(consult_pos):
-            e = envs[j]
-            queries = parsed[j].queries
-            if queries and not eval_mode and probs[c] >= 1.0:  # plan_consult's answer, without the call
-                early, accepted = None, [True] * len(queries)
-            else:
-                early, accepted = turns.plan_consult(
-                    queries, max_experts=k, eval_mode=eval_mode, acceptance_prob=probs[c], rng=rngs[e]
-                )
-            if early is not None:
-                obs[e] = early
-                trs[e].append(("env", early))
-                if eval_mode and queries:
-                    cols.disabled.append(j)
-                continue
-            start = len(requests)
-            requests.extend(turns.expert_requests(f"env{e}/e{episodes[c]}/{turn[c]}", problems[e], queries, accepted))
-            waiting.append((j, e, accepted, start, len(requests) - start))
-        replies = []
-        if requests:
-            self.expert_calls += 1
-            replies = consult_blocking(self.expert, requests, timeout_s=self.expert_timeout_s)
-        latency = self.expert_latency_s
+    def _call_experts(self, requests: list[ExpertRequest], waiting: list, cols: StepColumns) -> None:
+        """ONE batched expert call for every accepted query of the step, then the experts blocks."""
+        if not requests:
+            for j, e, accepted, _, _ in waiting:  # every query rejected: no expert was called
+                text, n_acc, n_unav = turns.experts_observation(accepted, [])
+                self._obs[e] = text
+                self._segments[e] += ("expert", text)
+                cols.consulted.append((j, n_acc, n_unav, None, 0, 0, 0))
+            return
+        self.expert_calls += 1
+        replies = consult_blocking(self.expert, requests, timeout_s=self.expert_timeout_s)
+        self._read_replies(replies, waiting, cols)
+
+    def _read_replies(self, replies: list, waiting: list, cols: StepColumns) -> None:
+        """Write each consulting env's experts block; record counts, slots, failures, latency.
+
+        The batch is checked once: when every reply is ``ok`` and within ``max_reply_chars`` (the
+        usual case), each env only slices the shared text/slot lists, with no per-env counting.
+        """
+        obs, segs, consulted = self._obs, self._segments, cols.consulted
+        render, max_chars = turns.experts_observation, self.max_reply_chars
+        texts = [r.text for r in replies]
+        latencies = [r.latency_s for r in replies]
+        if any(latencies):
+            owners = np.repeat([w[1] for w in waiting], [w[4] for w in waiting])
+            np.add.at(self.expert_latency_s, owners, latencies)
+        clean = [r.status for r in replies].count("ok") == len(replies) and max(map(len, texts)) <= max_chars
+        if clean:
+            slots = [r.expert for r in replies]
+            block = prompts.render_experts_block
+            for j, e, accepted, start, count in waiting:
+                end = start + count
+                if accepted is None:  # every query accepted and answered: nothing to merge
+                    text, n_acc, n_unav = block(texts[start:end]), count, 0
+                else:
+                    text, n_acc, n_unav = render(accepted, texts[start:end])
+                obs[e] = text
+                segs[e] += ("expert", text)
+                consulted.append((j, n_acc, n_unav, tuple(slots[start:end]) if count else None, 0, 0, 0))
+            return
         for j, e, accepted, start, count in waiting:
             stats = turns.ReplyStats()
-            texts = turns.read_replies(replies[start : start + count], self.max_reply_chars, stats)
-            text, n_acc, n_unav = turns.experts_observation(accepted, texts)
+            text, n_acc, n_unav = render(accepted, turns.read_replies(replies[start : start + count], max_chars, stats))
             obs[e] = text
-            trs[e].append(("expert", text))
-            if stats.latency_s:
-                latency[e] += stats.latency_s
-            cols.consulted.append((j, n_acc, n_unav, stats if count else None))
+            segs[e] += ("expert", text)
+            slots = stats.slots if count else None
+            consulted.append((j, n_acc, n_unav, slots, stats.timeouts, stats.errors, stats.cut))
 
     # ------------------------------------------------------------------ the rest of the VectorEnv API
     def render(self) -> tuple[str | None, ...]:

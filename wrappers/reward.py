@@ -18,7 +18,10 @@ Verifier = Callable[[str, Problem], Verdict]
 
 def verify_problem(prediction: str, problem: Problem) -> Verdict:
     """The default verifier: :func:`eapo_env.verify` against the problem's reference answer."""
-    return verify(prediction, problem.answer, answer_type=str(problem.meta.get("answer_type", "math")))
+    answer_type = problem.meta.get("answer_type") if problem.meta else None
+    if answer_type is None:
+        return verify(prediction, problem.answer)
+    return verify(prediction, problem.answer, answer_type=str(answer_type))
 
 
 class RewardVerification(gym.Wrapper[str, str, str, str]):

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from eapo_env.problems.base import Problem
 
@@ -20,9 +20,12 @@ ReplyStatus = Literal["ok", "timeout", "error"]
 REPLY_STATUSES: tuple[str, ...] = ("ok", "timeout", "error")
 
 
-@dataclass(frozen=True, slots=True)
-class ExpertRequest:
-    """One query to one expert about one problem."""
+class ExpertRequest(NamedTuple):
+    """One query to one expert about one problem.
+
+    A NamedTuple (immutable, typed fields) rather than a frozen dataclass: a vector env builds
+    thousands per step, and a frozen dataclass costs twice as much to construct.
+    """
 
     request_id: str
     problem: Problem

@@ -25,8 +25,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from fractions import Fraction
+from typing import NamedTuple
 
 from . import worker
 from ._types import (CORRECT, ERROR, INCORRECT, MAX_ANSWER_CHARS, TIMEOUT, UNPARSEABLE,
@@ -34,7 +36,7 @@ from ._types import (CORRECT, ERROR, INCORRECT, MAX_ANSWER_CHARS, TIMEOUT, UNPAR
 from .equivalence import equivalent
 from .evaluate import scalar_equal
 from .extract import clean_answer, extract_answer
-from .fast import Num, numbers_match, parse_number
+from .fast import MIN_TOLERANT_DECIMALS, Num, numbers_match, parse_number
 from .parser import Node, parse
 from .text import f1_score, normalize_text
 
@@ -81,15 +83,42 @@ def _verify_text(prediction: str, gold: str) -> Verdict:
     return Verdict("correct" if exact else "incorrect", 1.0 if exact else min(score, 1.0))
 
 
+class _Gold(NamedTuple):
+    text: str  # the extracted answer
+    number: Num | None  # its plain-number form
+    int_value: int | None  # its value when that is an integer
+    int_decides: bool  # a plain-integer prediction is decided by comparing with int_value alone
+
+
+@functools.lru_cache(maxsize=65536)
+def _gold_forms(gold: str) -> _Gold:
+    """The gold's answer text and number forms, parsed once per distinct gold string.
+
+    A reference answer is trusted data that every episode of its problem (and every sample of a
+    GRPO group) is verified against. Predictions and verdicts are never cached.
+    """
+    g = _candidate(gold)
+    if not g or len(g) > MAX_ANSWER_CHARS:
+        return _Gold(g, None, None, False)
+    n = parse_number(g)
+    if n is None:
+        return _Gold(g, None, None, False)
+    int_value = n.value.numerator if n.value.denominator == 1 else None
+    # An integer prediction carries no rounding tolerance; the gold has none below
+    # MIN_TOLERANT_DECIMALS digits, and percent golds have their own rule (numbers_match).
+    return _Gold(g, n, int_value, not n.percent and n.decimals < MIN_TOLERANT_DECIMALS)
+
+
 def _verify_math(prediction: str, gold: str, deadline: float) -> Verdict:
-    p, g = _candidate(prediction), _candidate(gold)
+    p = _candidate(prediction)
+    g, gn, g_int, int_decides = _gold_forms(gold)
     if not p or len(p) > MAX_ANSWER_CHARS:
         return UNPARSEABLE
     if not g or len(g) > MAX_ANSWER_CHARS:
         return ERROR
-    if len(p) < 400 and len(g) < 400 and p.isascii() and g.isascii() and p.isdigit() and g.isdigit():
-        return CORRECT if int(p) == int(g) else INCORRECT  # plain integers: the AIME case
-    pn, gn = parse_number(p), parse_number(g)
+    if int_decides and len(p) < 400 and _is_int(p):
+        return CORRECT if int(p) == g_int else INCORRECT  # an integer answer (the AIME case): exact
+    pn = parse_number(p)
     if pn is not None and gn is not None:  # fast tier: the common case for AIME-style answers
         return CORRECT if numbers_match(pn, gn) else INCORRECT
     (p, pvar), (g, gvar) = clean_answer(p), clean_answer(g)
@@ -101,6 +130,13 @@ def _verify_math(prediction: str, gold: str, deadline: float) -> Verdict:
     if pn is not None and gn is not None:
         return CORRECT if numbers_match(pn, gn) else INCORRECT
     return _symbolic(p, g, pn, gn, deadline)
+
+
+def _is_int(s: str) -> bool:
+    """ASCII digits with an optional leading minus (``isdigit`` alone also admits ``²`` and friends)."""
+    if s[0] == "-":
+        s = s[1:]
+    return s.isascii() and s.isdigit()
 
 
 def _symbolic(p: str, g: str, pn: Num | None, gn: Num | None, deadline: float) -> Verdict:
