@@ -126,6 +126,20 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
         raise TypeError(f"action must be str, got {type(action).__name__}")
     if "</" not in action:  # fast path: no closing tag at all → reasoning turn
         return REASON
+    match = _BLOCK_CLOSE.search(action)
+    if match is None:
+        return REASON
+    # Fast path: the first closing tag has its opener (always, for a policy that stops at the
+    # closing tag); a stray closer sends the action through the general loop.
+    close = match.start()
+    if action[close + 2] == "a":  # "</answer>"
+        start = action.rfind(ANSWER_OPEN, 0, close)
+        if start >= 0:
+            return ParsedAction("answer", action[start + 8 : close].strip())
+    else:
+        start = action.rfind(CONSULT_OPEN, 0, close)
+        if start >= 0:
+            return _consult_action(action[start + 9 : close], max_queries)
     block = _first_complete_block(action)
     if block is None:
         return REASON

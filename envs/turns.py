@@ -162,8 +162,12 @@ def expert_requests(
         ['e0/1/0', 'e0/1/1']
     """
     sent = queries if accepted is None or all(accepted) else [q for q, ok in zip(queries, accepted) if ok]
-    prefix += "/"
-    return [ExpertRequest(prefix + str(i), problem, q) for i, q in enumerate(sent)]
+    if len(sent) <= len(_ID_SUFFIXES):
+        return [ExpertRequest(prefix + suffix, problem, q) for suffix, q in zip(_ID_SUFFIXES, sent)]
+    return [ExpertRequest(f"{prefix}/{i}", problem, q) for i, q in enumerate(sent)]
+
+
+_ID_SUFFIXES = tuple(f"/{i}" for i in range(16))  # request ids are built on every consult
 
 
 class ReplyStats:

@@ -55,6 +55,7 @@ from eapo_env.experts import Expert, ExpertRequest, consult_blocking, make_exper
 from eapo_env.problems import Problem, ProblemSource, load_problems
 from eapo_env.protocol import REASON, ParsedAction, parse_action
 from eapo_env.spaces import TextSpace
+from eapo_env.verify import verify_problem, verify_problems
 from envs import turns
 from envs.vector_info import InfoBuilder, StepColumns
 
@@ -119,7 +120,6 @@ class EAPOVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
         from eapo_env.schedules import as_schedule  # the coercion the wrappers use: identical semantics
-        from wrappers.reward import verify_problem
 
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
@@ -414,8 +414,6 @@ class EAPOVectorEnv(VectorEnv):
         cols = StepColumns(k, self._pids[idx], cut)
         answer_pos: list[int] = []
         answers: list[str] = []
-        scores: list[float] = []
-        statuses: list[str] = []
         consult_pos: list[int] = []
         consult_parsed: list[ParsedAction] = []
         requests: list[ExpertRequest] = []
@@ -429,11 +427,8 @@ class EAPOVectorEnv(VectorEnv):
             segs[e] += ("policy", a)
             if p.kind == "answer":
                 obs[e] = ""
-                verdict = verifier(p.answer, problems[e])
                 answer_pos.append(j)
                 answers.append(p.answer)
-                scores.append(verdict.score)
-                statuses.append(verdict.status)
                 continue
             consult_pos.append(j)
             consult_parsed.append(p)
@@ -456,10 +451,15 @@ class EAPOVectorEnv(VectorEnv):
         if consult_pos:
             self.consults[idx[consult_pos]] += 1
             self._call_experts(requests, waiting, cols)
-        if answer_pos:
-            rewards[answer_pos] = scores
+        if answer_pos:  # RewardVerification's semantics, for every answer of the step at once
+            answered = [problems[envs[j]] for j in answer_pos]
+            if self.verifier is verify_problem:
+                verdicts = verify_problems(answers, answered)
+            else:
+                verdicts = [verifier(a, p) for a, p in zip(answers, answered)]
+            rewards[answer_pos] = [v.score for v in verdicts]
             terminated[answer_pos] = True
-            cols.verdicts = (answer_pos, statuses, answers)
+            cols.verdicts = (answer_pos, [v.status for v in verdicts], answers)
         turn = self.turns[idx]
         max_turns = self.max_turns[idx]
         truncated[:] = ~terminated & (turn >= max_turns)
@@ -491,14 +491,12 @@ class EAPOVectorEnv(VectorEnv):
         """
         obs, segs, consulted = self._obs, self._segments, cols.consulted
         render, max_chars = turns.experts_observation, self.max_reply_chars
-        texts = [r.text for r in replies]
-        latencies = [r.latency_s for r in replies]
+        fields = tuple(zip(*replies))  # ExpertReply's fields, one column each, in one C-level pass
+        texts, statuses, latencies, slots = fields[0], fields[1], fields[2], fields[4]
         if any(latencies):
             owners = np.repeat([w[1] for w in waiting], [w[4] for w in waiting])
             np.add.at(self.expert_latency_s, owners, latencies)
-        clean = [r.status for r in replies].count("ok") == len(replies) and max(map(len, texts)) <= max_chars
-        if clean:
-            slots = [r.expert for r in replies]
+        if statuses.count("ok") == len(replies) and max(map(len, texts)) <= max_chars:
             block = prompts.render_experts_block
             for j, e, accepted, start, count in waiting:
                 end = start + count
@@ -508,15 +506,14 @@ class EAPOVectorEnv(VectorEnv):
                     text, n_acc, n_unav = render(accepted, texts[start:end])
                 obs[e] = text
                 segs[e] += ("expert", text)
-                consulted.append((j, n_acc, n_unav, tuple(slots[start:end]) if count else None, 0, 0, 0))
+                consulted.append((j, n_acc, n_unav, slots[start:end] if count else None, 0, 0, 0))
             return
         for j, e, accepted, start, count in waiting:
             stats = turns.ReplyStats()
             text, n_acc, n_unav = render(accepted, turns.read_replies(replies[start : start + count], max_chars, stats))
             obs[e] = text
             segs[e] += ("expert", text)
-            slots = stats.slots if count else None
-            consulted.append((j, n_acc, n_unav, slots, stats.timeouts, stats.errors, stats.cut))
+            consulted.append((j, n_acc, n_unav, stats.slots if count else None, stats.timeouts, stats.errors, stats.cut))
 
     # ------------------------------------------------------------------ the rest of the VectorEnv API
     def render(self) -> tuple[str | None, ...]:

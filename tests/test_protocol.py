@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eapo_env.protocol import (
@@ -94,3 +94,30 @@ def test_escape_round_trips_and_never_leaks_a_closer(text):
     escaped = escape_expert_text(text)
     assert "</expert" not in escaped
     assert unescape_expert_text(escaped) == text
+
+
+def _oracle(action: str, k: int) -> tuple:
+    """DESIGN §3 read literally, by brute force: the first position where a closing tag ends a block
+    that has an opener before it decides the turn; queries are read closer by closer."""
+    for i in range(len(action)):
+        for kind, opener, closer in (("answer", "<answer>", "</answer>"), ("consult", "<consult>", "</consult>")):
+            if action.startswith(closer, i) and (j := action.rfind(opener, 0, i)) >= 0:
+                body = action[j + len(opener) : i]
+                if kind == "answer":
+                    return ("answer", body.strip(), (), 0, 0, "")
+                queries, blank, prev = [], 0, 0
+                while (c := body.find("</query>", prev)) >= 0:
+                    if (o := body.rfind("<query>", prev, c)) >= 0:
+                        q = body[o + len("<query>") : c].strip()
+                        queries.append(q) if q else None
+                        blank += not q
+                    prev = c + len("</query>")
+                kept = tuple(queries[:k])
+                return ("consult", None, kept, len(queries) - len(kept), blank, "" if kept else "empty_consult")
+    return ("reason", None, (), 0, 0, "")
+
+
+@settings(max_examples=1000)
+@given(tag_soup, st.integers(1, 4))
+def test_parser_matches_a_brute_force_reading_of_the_rules(action, k):
+    assert tuple(parse_action(action, max_queries=k)) == _oracle(action, k)

@@ -163,3 +163,20 @@ _MATHY = st.lists(st.sampled_from(list("0123456789+-*/^()[]{},.=!%xy ") + ["\\fr
 @given(_MATHY, _MATHY)
 def test_never_raises_on_math_like_text(prediction: str, gold: str) -> None:
     assert verify(prediction, gold, timeout_s=0.5).status in VERDICT_STATUSES
+
+
+_ANSWERS = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.sampled_from(["007", "-0", " 12 ", "1,000", "0.5", "0.333333", "50\\%", "\\frac{1}{2}", "x = 7", "12.0",
+                     "\u00b2", "-", "", "1e3", "\\boxed{12}", "<answer>12</answer>", "9" * 450]),
+    _MATHY,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ANSWERS, _ANSWERS), max_size=12))
+def test_verify_many_equals_verify_pair_by_pair(pairs: list[tuple[str, str]]) -> None:
+    from eapo_env.verify import verify_many
+
+    predictions, golds = [p for p, _ in pairs], [g for _, g in pairs]
+    assert verify_many(predictions, golds, timeout_s=0.5) == [verify(p, g, timeout_s=0.5) for p, g in pairs]

@@ -10,18 +10,10 @@ import gymnasium as gym
 from eapo_env.problems import Problem
 from eapo_env.progress import set_progress
 from eapo_env.schedules import Schedule, as_schedule
-from eapo_env.verify import Verdict, verify
+from eapo_env.verify import Verdict, verify_problem
 
 #: verifier(prediction, problem) -> Verdict; swap in F1, unit tests for code, an LLM judge, ...
 Verifier = Callable[[str, Problem], Verdict]
-
-
-def verify_problem(prediction: str, problem: Problem) -> Verdict:
-    """The default verifier: :func:`eapo_env.verify` against the problem's reference answer."""
-    answer_type = problem.meta.get("answer_type") if problem.meta else None
-    if answer_type is None:
-        return verify(prediction, problem.answer)
-    return verify(prediction, problem.answer, answer_type=str(answer_type))
 
 
 class RewardVerification(gym.Wrapper[str, str, str, str]):

@@ -11,7 +11,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from eapo_env.problems.base import Problem
@@ -32,9 +31,9 @@ class ExpertRequest(NamedTuple):
     query: str
 
 
-@dataclass(frozen=True, slots=True)
-class ExpertReply:
-    """One expert's reply.
+class ExpertReply(NamedTuple):
+    """One expert's reply (a NamedTuple, like :class:`ExpertRequest`: a vector env reads the fields of a
+    whole batch of replies with one ``zip(*replies)``).
 
     Attributes:
         text: the reply text (empty unless ``status == "ok"``).

@@ -15,7 +15,8 @@ Example:
 """
 
 from ._types import VERDICT_STATUSES, Verdict
-from .core import ANSWER_TYPES, verify
+from .core import ANSWER_TYPES, verify, verify_many
+from .problem import verify_problem, verify_problems
 from .extract import clean_answer, extract_answer
 from .text import f1_score, normalize_text
 from .worker import warm_up
@@ -29,5 +30,8 @@ __all__ = [
     "f1_score",
     "normalize_text",
     "verify",
+    "verify_many",
+    "verify_problem",
+    "verify_problems",
     "warm_up",
 ]
