@@ -171,7 +171,7 @@ class StepColumns:
                 pos, status, answer = self.verdicts
                 answers[pos] = object_array(answer)
                 verdict[pos] = status
-                correct[pos] = verdict[pos] == "correct"
+                correct[pos] = [st == "correct" for st in status]
             cols.append(("answer", ended, answers[ended]))
             cols.append(("verdict", ended, verdict[ended]))
             cols.append(("correct", ended, correct[ended]))

@@ -17,6 +17,7 @@ from eapo_env.problems.base import Problem
 
 ReplyStatus = Literal["ok", "timeout", "error"]
 REPLY_STATUSES: tuple[str, ...] = ("ok", "timeout", "error")
+_STATUS_SET = frozenset(REPLY_STATUSES)
 
 
 class ExpertRequest(NamedTuple):
@@ -164,10 +165,17 @@ def normalize_replies(replies: object, expected: int, elapsed_s: float = 0.0) ->
     if not isinstance(replies, list | tuple) or len(replies) != expected:
         got = len(replies) if isinstance(replies, list | tuple) else type(replies).__name__
         return [failed_reply("error", f"backend returned {got} replies for {expected} requests", elapsed_s)] * expected
+    try:  # the usual case, checked in bulk (a vector env sends thousands)
+        if set(map(type, replies)) == {ExpertReply} and {r.status for r in replies} <= _STATUS_SET:
+            return list(replies)
+    except TypeError:  # an unhashable status: the loop below reports it
+        pass
     out: list[ExpertReply] = []
     for reply in replies:
-        if isinstance(reply, ExpertReply) and reply.status in REPLY_STATUSES:
-            out.append(reply)
-        else:
+        if not isinstance(reply, ExpertReply):
             out.append(failed_reply("error", f"backend returned {type(reply).__name__}, not ExpertReply", elapsed_s))
+        elif reply.status not in REPLY_STATUSES:
+            out.append(failed_reply("error", f"backend returned status {reply.status!r:.60}", elapsed_s))
+        else:
+            out.append(reply)
     return out
