@@ -397,7 +397,8 @@ class EAPOVectorEnv(VectorEnv):
         k = len(idx)
         max_chars = self.single_action_space.max_length
         cut = np.zeros(k, dtype=bool)
-        if not all(isinstance(a, str) for a in actions):
+        # Checked before any env changes (one bad action leaves the whole batch unstepped).
+        if set(map(type, actions)) != {str} and not all(isinstance(a, str) for a in actions):
             bad = next(a for a in actions if not isinstance(a, str))
             raise TypeError(f"action must be str, got {type(bad).__name__}")
         if max(map(len, actions)) > max_chars:
