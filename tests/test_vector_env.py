@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eapo_env  # noqa: F401  (registers the ids)
+from eapo_env.experts import ExpertReply, ExpertRequest
 from envs.vector_env import EAPOVectorEnv
 from tests.conftest import SpyExpert
 
@@ -22,12 +24,13 @@ ACTIONS = st.one_of(
     st.builds(lambda a: f"<answer>{a}</answer>", st.sampled_from(["0", "7", "x", "", "12"])),
     st.builds(
         lambda qs: "<consult>" + "".join(f"<query>{q}</query>" for q in qs) + "</consult>",
-        st.lists(st.sampled_from(["a", "why?", " ", "a long query text here"]), max_size=4),
+        st.lists(st.sampled_from(["a", "why?", " ", "a long query text here", "slow", "err"]), max_size=4),
     ),
-    st.sampled_from(["<consult></consult>", "<answer>", "x" * 40 + "<answer>1</answer>"]),
+    st.sampled_from(["<consult></consult>", "<answer>", "x" * 40 + "<answer>1</answer>",
+                     "y" * 90 + "<answer>1</answer>"]),  # the last is cut to max_action_chars: a reasoning turn
 )
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
-BASE = dict(problems="generated:arithmetic", max_experts=2, max_turns=3, max_action_chars=36, max_reply_chars=12)
+BASE = dict(problems="generated:arithmetic", max_experts=2, max_turns=3, max_action_chars=100, max_reply_chars=12)
 
 
 def fill(actions: list[str], problems: list[Any]) -> list[str]:
@@ -45,11 +48,27 @@ def assert_info_equal(got: dict[str, Any], want: dict[str, Any], path: str = "in
         assert g.tolist() == w.tolist(), f"{path}[{key!r}]: {g.tolist()} != {w.tolist()}"
 
 
+class FlakySpyExpert(SpyExpert):
+    """A spy whose replies to ``slow`` time out and to ``err`` fail, with latencies: a step's batch then
+    mixes clean, cut and failed replies (both of the vector env's reply paths)."""
+
+    def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
+        replies = super().consult_sync(requests)
+        out = []
+        for r, reply in zip(requests, replies):
+            if r.query == "slow":
+                reply = ExpertReply("", "timeout", 0.5, expert="spy", error="deadline")
+            elif r.query == "err":
+                reply = ExpertReply("", "error", 0.25, expert="spy", error="boom")
+            out.append(reply)
+        return out
+
+
 def make_pair(n: int, mode: AutoresetMode, **kw: Any) -> tuple[EAPOVectorEnv, SyncVectorEnv, SpyExpert]:
-    spy = SpyExpert()
+    spy = FlakySpyExpert()
     vec = gym.make_vec("EAPO-Math-v0", num_envs=n, expert=spy, autoreset_mode=mode, **BASE, **kw)
     ref = SyncVectorEnv(
-        [lambda: gym.make("EAPO-Math-v0", expert=SpyExpert(), **BASE, **kw) for _ in range(n)], autoreset_mode=mode
+        [lambda: gym.make("EAPO-Math-v0", expert=FlakySpyExpert(), **BASE, **kw) for _ in range(n)], autoreset_mode=mode
     )
     return vec, ref, spy
 
@@ -105,6 +124,7 @@ def test_same_results_as_independent_single_envs(n, seed, mode, p, shaping, step
     for i in range(n):
         assert vec.transcripts[i] == ref.envs[i].unwrapped.transcript
         assert vec.get_attr("acceptance_prob")[i] == ref.envs[i].unwrapped.acceptance_prob
+        assert vec.expert_latency_s[i] == pytest.approx(ref.envs[i].unwrapped.expert_latency_s)
 
 
 def test_make_vec_returns_our_class_for_both_ids():
