@@ -97,29 +97,6 @@ def _first_complete_block(text: str) -> tuple[ActionKind, str] | None:
     return None
 
 
-def _split_queries(body: str) -> tuple[list[str], int]:
-    """Non-blank query texts in order, and the number of blank ones.
-
-    Each ``</query>`` closes the text after the last ``<query>`` before it (a repeated opener
-    starts the query afresh, as for blocks); a closer with no opener since the previous closer
-    is stray and ignored, and so is an unclosed trailing query. ``str.split`` keeps this one
-    C-level pass over the body.
-    """
-    queries: list[str] = []
-    blank = 0
-    parts = body.split(QUERY_CLOSE)
-    for part in parts[:-1]:  # the last part is never closed
-        start = part.rfind(QUERY_OPEN)
-        if start < 0:
-            continue
-        query = part[start + 7 :].strip()  # len("<query>") == 7
-        if query:
-            queries.append(query)
-        else:
-            blank += 1
-    return queries, blank
-
-
 def parse_action(action: str, max_queries: int) -> ParsedAction:
     """Parse one policy turn. Never raises for a ``str``; see the module docstring for the rules."""
     if not isinstance(action, str):
@@ -150,7 +127,16 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
 
 
 def _consult_action(body: str, max_queries: int) -> ParsedAction:
-    queries, blank = _split_queries(body)
+    """The consult whose block body is ``body``.
+
+    Each ``</query>`` closes the text after the last ``<query>`` before it (a repeated opener
+    starts the query afresh, as for blocks); a closer with no opener since the previous closer
+    is stray and ignored, and so is an unclosed trailing query. One ``str.split`` pass over the
+    body; the last part is never closed.
+    """
+    texts = [part[i + 7 :].strip() for part in body.split(QUERY_CLOSE)[:-1] if (i := part.rfind(QUERY_OPEN)) >= 0]
+    blank = texts.count("")  # len("<query>") == 7 above
+    queries = [q for q in texts if q] if blank else texts
     if len(queries) > max_queries:
         return ParsedAction("consult", None, tuple(queries[:max_queries]), len(queries) - max_queries, blank, "")
     if queries:  # positional arguments: a NamedTuple built with keywords costs twice as much
