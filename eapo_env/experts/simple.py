@@ -50,8 +50,10 @@ class ReferenceExpert(SyncExpert):
     def __init__(self, cache_size: int = 65536) -> None:
         # Replies are frozen and latency-free, so one per problem can be shared: building an
         # ExpertReply costs more than everything else this expert does.
+        # Keyed by the problem object's identity: no string hashing per request, and safe because
+        # the cache holds the problem itself (its id() cannot be reused while it is cached).
         self.cache_size = int(cache_size)
-        self._cache: dict[str, tuple[Problem, ExpertReply]] = {}
+        self._cache: dict[int, tuple[Problem, ExpertReply]] = {}
 
     @staticmethod
     def reply_for(problem: Problem) -> ExpertReply:
@@ -66,11 +68,11 @@ class ReferenceExpert(SyncExpert):
         for r in requests:
             p = r.problem
             if p is not last:  # the k queries of one consult share their problem: one lookup
-                hit = cache.get(p.id)
-                if hit is None or (hit[0] is not p and hit[0] != p):  # ids may repeat across sources
+                hit = cache.get(id(p))
+                if hit is None:
                     if len(cache) >= self.cache_size:
                         cache.clear()
-                    hit = cache[p.id] = (p, self.reply_for(p))
+                    hit = cache[id(p)] = (p, self.reply_for(p))
                 last, reply = p, hit[1]
             out.append(reply)
         return out
