@@ -163,11 +163,14 @@ def expert_requests(
     """
     sent = queries if accepted is None or all(accepted) else [q for q, ok in zip(queries, accepted) if ok]
     if len(sent) <= len(_ID_SUFFIXES):
-        return [ExpertRequest(prefix + suffix, problem, q) for suffix, q in zip(_ID_SUFFIXES, sent)]
+        # tuple.__new__ is what the NamedTuple's own constructor calls, minus a Python-level frame:
+        # a vector env builds thousands of requests per step.
+        return [_new_tuple(ExpertRequest, (prefix + suffix, problem, q)) for suffix, q in zip(_ID_SUFFIXES, sent)]
     return [ExpertRequest(f"{prefix}/{i}", problem, q) for i, q in enumerate(sent)]
 
 
 _ID_SUFFIXES = tuple(f"/{i}" for i in range(16))  # request ids are built on every consult
+_new_tuple = tuple.__new__
 
 
 class ReplyStats:
