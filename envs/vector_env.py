@@ -55,7 +55,7 @@ from eapo_env.experts import Expert, ExpertRequest, consult_blocking, make_exper
 from eapo_env.problems import Problem, ProblemSource, load_problems
 from eapo_env.protocol import REASON, ParsedAction, parse_action
 from eapo_env.spaces import TextSpace
-from eapo_env.verify import verify_problem, verify_problems
+from eapo_env.verify import math_gold, verify_many, verify_problem
 from envs import turns
 from envs.vector_info import InfoBuilder, StepColumns
 
@@ -157,6 +157,7 @@ class EAPOVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._rng_seeds: list[int | None] = [None] * n
         self.problems: list[Problem | None] = [None] * n
+        self._golds: list[str | None] = [None] * n  # math_gold of each env's problem, set at reset
         self._pids = np.full(n, None, dtype=object)
         # Per env, the transcript flattened: [source, text, source, text, ...]. Appending two str
         # allocates no (source, text) tuple per event, which at thousands of envs per step is what
@@ -253,7 +254,7 @@ class EAPOVectorEnv(VectorEnv):
         self._write_knobs(envs, count=True)
         idx = np.asarray(envs, dtype=np.intp)
         source, size, max_q = self.source, len(self.source), self.max_question_chars
-        rngs, problems, obs, segs = self._rngs, self.problems, self._obs, self._segments
+        rngs, problems, obs, segs, golds = self._rngs, self.problems, self._obs, self._segments, self._golds
         parts: dict[int, tuple[str, str]] = {}  # turn budget -> prompt around the question
         draw = turns.draw_index
         for e, seed, budget in zip(envs, seeds, self.max_turns[idx].tolist()):
@@ -271,6 +272,7 @@ class EAPOVectorEnv(VectorEnv):
                     f"problem {problem.id!r} has {len(question)} characters; raise max_question_chars (now {max_q})"
                 )
             problems[e] = problem
+            golds[e] = math_gold(problem)  # read now, while the problem is in cache
             head_tail = parts.get(budget)
             if head_tail is None:
                 head_tail = parts[budget] = prompts.prompt_parts(self.eval_mode, self.max_experts, budget)
@@ -453,11 +455,12 @@ class EAPOVectorEnv(VectorEnv):
             self.consults[idx[consult_pos]] += 1
             self._call_experts(requests, waiting, cols)
         if answer_pos:  # RewardVerification's semantics, for every answer of the step at once
-            answered = [problems[envs[j]] for j in answer_pos]
-            if self.verifier is verify_problem:
-                verdicts = verify_problems(answers, answered)
+            answering = [envs[j] for j in answer_pos]
+            golds = [self._golds[e] for e in answering] if self.verifier is verify_problem else [None]
+            if None not in golds:  # the default verifier, math answers: verify_problems without the lookups
+                verdicts = verify_many(answers, golds)
             else:
-                verdicts = [verifier(a, p) for a, p in zip(answers, answered)]
+                verdicts = [verifier(a, problems[e]) for a, e in zip(answers, answering)]
             rewards[answer_pos] = [v.score for v in verdicts]
             terminated[answer_pos] = True
             cols.verdicts = (answer_pos, [v.status for v in verdicts], answers)

@@ -266,3 +266,22 @@ def test_per_env_problem_options_pin_groups():
     _, info = vec.reset(seed=0, options={"problem_index": [5, 5, 9, 9]})
     ids = info["problem_id"].tolist()
     assert ids[0] == ids[1] != ids[2] == ids[3]
+
+
+def test_mixed_answer_types_are_verified_as_single_envs_do():
+    from eapo_env.problems import Problem
+
+    problems = [Problem("m", "2+2?", "4"), Problem("t", "Who wrote it?", "Ada Lovelace", meta={"answer_type": "text"})]
+    kw = dict(problems=problems, expert="reference")
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=4, **kw)
+    ref = SyncVectorEnv([lambda: gym.make("EAPO-Math-v0", **kw) for _ in range(4)])
+    pins = {"problem_id": ["m", "t", "t", "m"]}
+    vec.reset(seed=0, options=pins)
+    ref_obs = [env.reset(seed=i, options={"problem_id": pid})[0] for i, (env, pid) in enumerate(zip(ref.envs, pins["problem_id"]))]
+    assert list(vec.reset(seed=0, options=pins)[0]) == ref_obs
+    actions = ["<answer>4</answer>", "<answer>Lovelace</answer>", "<answer>ada lovelace</answer>", "<answer>5</answer>"]
+    _, reward, terminated, _, info = vec.step(actions)
+    want = [env.step(a) for env, a in zip(ref.envs, actions)]
+    assert reward.tolist() == [w[1] for w in want]
+    assert info["verdict"].tolist() == [w[4]["verdict"] for w in want]
+    assert terminated.all() and 0 < reward[1] < 1 and reward[2] == 1.0

@@ -16,7 +16,7 @@ Example:
 
 from ._types import VERDICT_STATUSES, Verdict
 from .core import ANSWER_TYPES, verify, verify_many
-from .problem import verify_problem, verify_problems
+from .problem import math_gold, verify_problem, verify_problems
 from .extract import clean_answer, extract_answer
 from .text import f1_score, normalize_text
 from .worker import warm_up
@@ -28,6 +28,7 @@ __all__ = [
     "clean_answer",
     "extract_answer",
     "f1_score",
+    "math_gold",
     "normalize_text",
     "verify",
     "verify_many",

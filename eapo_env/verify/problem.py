@@ -22,9 +22,21 @@ def verify_problem(prediction: str, problem: Problem) -> Verdict:
     return verify(prediction, problem.answer, answer_type=str(answer_type))
 
 
+def math_gold(problem: Problem) -> str | None:
+    """The reference answer when the problem is verified as math (the default), else None.
+
+    Example:
+        >>> math_gold(Problem("p", "2+2?", "4")), math_gold(Problem("q", "Who?", "Ada", meta={"answer_type": "text"}))
+        ('4', None)
+    """
+    meta = problem.meta
+    return problem.answer if not meta or meta.get("answer_type", "math") == "math" else None
+
+
 def verify_problems(predictions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
     """:func:`verify_problem` of each pair, batched (:func:`eapo_env.verify.verify_many`): what a
     vector env with the default verifier calls once per step for all of its answers."""
-    if all(not p.meta or p.meta.get("answer_type", "math") == "math" for p in problems):
-        return verify_many(predictions, [p.answer for p in problems])
+    golds = [math_gold(p) for p in problems]
+    if None not in golds:
+        return verify_many(predictions, golds)  # type: ignore[arg-type]
     return [verify_problem(a, p) for a, p in zip(predictions, problems)]  # a mix of answer types
