@@ -66,6 +66,9 @@ def render_experts_block(replies: Sequence[str | None]) -> str:
         <expert index="2" status="unavailable">unavailable</expert>
         </experts>
     """
+    n = len(replies)
+    if 0 < n <= _PRE and None not in replies and "<" not in "".join(replies):
+        return _ALL_AVAILABLE[n] % tuple(replies)  # the usual case: nothing to escape, one C-level format
     entries = []
     for i, text in enumerate(replies):
         if text is None:
@@ -91,3 +94,7 @@ def _entry_open(i: int) -> str:
 _PRE = 16  # entries pre-rendered; more experts than this fall back to formatting
 _ENTRY_OPEN = tuple(_entry_open(i) + ">" for i in range(_PRE))
 _UNAVAILABLE_ENTRY = tuple(_entry_open(i) + _UNAVAILABLE_BODY for i in range(_PRE))
+#: Whole blocks of n available entries with nothing to escape, as %-templates (index 0 unused).
+_ALL_AVAILABLE = ("",) + tuple(
+    _BLOCK_HEAD + "".join(_ENTRY_OPEN[i] + "%s" + _ENTRY_CLOSE for i in range(n)) + _BLOCK_TAIL for n in range(1, _PRE + 1)
+)

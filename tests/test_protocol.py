@@ -121,3 +121,16 @@ def _oracle(action: str, k: int) -> tuple:
 @given(tag_soup, st.integers(1, 4))
 def test_parser_matches_a_brute_force_reading_of_the_rules(action, k):
     assert tuple(parse_action(action, max_queries=k)) == _oracle(action, k)
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="a%s<\\/expert> ", max_size=12)), max_size=20))
+def test_experts_block_is_the_documented_entries_in_order(replies):
+    from eapo_env.prompts import render_experts_block
+    from eapo_env.protocol import escape_expert_text
+
+    want = "\n<experts>\n" + "".join(
+        f'<expert index="{i}" status="unavailable">unavailable</expert>\n' if t is None
+        else f'<expert index="{i}">{escape_expert_text(t)}</expert>\n'
+        for i, t in enumerate(replies, start=1)
+    ) + "</experts>\n"
+    assert render_experts_block(replies) == want
