@@ -117,7 +117,7 @@ def _verify_text(prediction: str, gold: str) -> Verdict:
 
 class _Gold(NamedTuple):
     text: str  # the extracted answer
-    number: Num | None  # its plain-number form
+    number: Num | None  # its plain-number form (None for a plain integer: built on demand)
     int_value: int | None  # its value when that is an integer
     int_decides: bool  # a plain-integer prediction is decided by comparing with int_value alone
 
@@ -132,6 +132,8 @@ def _gold_forms(gold: str) -> _Gold:
     g = _candidate(gold)
     if not g or len(g) > MAX_ANSWER_CHARS:
         return _Gold(g, None, None, False)
+    if len(g) < 400 and _is_int(g):  # a plain integer: its Fraction form is built only if ever needed
+        return _Gold(g, None, int(g), True)
     n = parse_number(g)
     if n is None:
         return _Gold(g, None, None, False)
@@ -151,6 +153,8 @@ def _verify_math(prediction: str, gold: str, timeout_s: float) -> Verdict:
     if int_decides and len(p) < 400 and _is_int(p):
         return CORRECT if int(p) == g_int else INCORRECT  # an integer answer (the AIME case): exact
     pn = parse_number(p)
+    if gn is None and g_int is not None:
+        gn = parse_number(g)  # an integer gold against a non-integer prediction
     if pn is not None and gn is not None:  # fast tier: the common case for AIME-style answers
         return CORRECT if numbers_match(pn, gn) else INCORRECT
     (p, pvar), (g, gvar) = clean_answer(p), clean_answer(g)
