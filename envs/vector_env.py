@@ -5,6 +5,9 @@
 seeded ``seed + i`` — same observations, rewards, flags, ``info`` (verified reward, verdict,
 annealed knobs, consult penalty) — but keeps its state as arrays and resolves every turn through
 the same functions as the single env (:mod:`envs.turns`), so there is no per-env Python env object.
+What it does per step rather than per env: one pass over the stepped envs, one expert call, one
+check of the whole reply batch, the step's answers verified together
+(:func:`eapo_env.verify.verify_many`), ``info`` built column by column (:mod:`envs.vector_info`).
 
 API decisions (DESIGN §7):
 
