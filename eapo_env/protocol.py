@@ -68,6 +68,7 @@ class ParsedAction(NamedTuple):
 
 
 REASON = ParsedAction("reason")
+_new_tuple = tuple.__new__  # builds ParsedAction on the hot paths (all six fields given)
 
 
 #: The closing tags that can decide a turn; one C-level scan finds the first of them.
@@ -112,7 +113,7 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
     if action[close + 2] == "a":  # "</answer>"
         start = action.rfind(ANSWER_OPEN, 0, close)
         if start >= 0:
-            return ParsedAction("answer", action[start + 8 : close].strip())
+            return _new_tuple(ParsedAction, ("answer", action[start + 8 : close].strip(), (), 0, 0, ""))
     else:
         start = action.rfind(CONSULT_OPEN, 0, close)
         if start >= 0:
@@ -139,8 +140,8 @@ def _consult_action(body: str, max_queries: int) -> ParsedAction:
     queries = [q for q in texts if q] if blank else texts
     if len(queries) > max_queries:
         return ParsedAction("consult", None, tuple(queries[:max_queries]), len(queries) - max_queries, blank, "")
-    if queries:  # positional arguments: a NamedTuple built with keywords costs twice as much
-        return ParsedAction("consult", None, tuple(queries), 0, blank, "")
+    if queries:  # the hot case: tuple.__new__ is the NamedTuple's own constructor minus a Python frame
+        return _new_tuple(ParsedAction, ("consult", None, tuple(queries), 0, blank, ""))
     return ParsedAction("consult", None, (), 0, blank, "empty_consult")
 
 
