@@ -121,3 +121,39 @@ def test_trailing_words_do_not_backtrack_exponentially():
     assert time.perf_counter() - start < 1.0
     assert verdict.status in VERDICT_STATUSES
     assert verify("12 cm", "12").status == "correct"
+
+
+_UNITS = ["\\text{", "\\mbox{", "\\boxed{", "{", "}", " ", "a", "ab", "1", "2.", ",", "/", "%", "\\%", "=", "x",
+          "\\circ", "^", "The answer is", "\\frac", "\\left(", "\\right)", ".", "-", "\\\\", "$", "<answer>", "</answer>"]
+
+
+def _fuzz_repeated_fragments() -> None:
+    """Regex backtracking audit: long repetitions of the fragments the extraction patterns look for,
+    with a tail that makes a pattern fail at the very end (the shape of the hang fixed above)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from eapo_env.verify import clean_answer, extract_answer
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.lists(st.sampled_from(_UNITS), min_size=1, max_size=3).map("".join), st.integers(1, 700),
+           st.sampled_from(["", "12 ", "x = "]), st.sampled_from(["", "1", "}", "!"]))
+    def check(unit: str, times: int, head: str, tail: str) -> None:
+        text = (head + unit * times)[:3000] + tail
+        extract_answer(text)
+        clean_answer(text)
+        assert verify(text, "12", timeout_s=TIMEOUT).status in VERDICT_STATUSES
+
+    check()
+
+
+def test_repeated_fragments_never_hang_extraction() -> None:
+    # In a child process with a deadline: a backtracking regex never returns to Python, so an
+    # in-process check would hang the suite instead of failing it.
+    import subprocess
+    import sys
+
+    code = "from tests.test_verify_adversarial import _fuzz_repeated_fragments as f; f()"
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
