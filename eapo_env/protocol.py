@@ -75,56 +75,32 @@ _new_tuple = tuple.__new__  # builds ParsedAction on the hot paths (all six fiel
 _BLOCK_CLOSE = re.compile(r"</(answer|consult)>")
 
 
-def _first_complete_block(text: str) -> tuple[ActionKind, str] | None:
-    """(kind, body) of the block whose closing tag comes first and has an opener before it."""
-    search = _BLOCK_CLOSE.search
-    # Where an opener may still be: a failed rfind proves there is none before that closing tag,
-    # so the next search starts there (keeps many stray closers linear, not quadratic).
-    answer_from = consult_from = 0
-    match = search(text)
-    while match is not None:
-        close = match.start()
-        if match.group(1) == "answer":
-            start = text.rfind(ANSWER_OPEN, answer_from, close)
-            if start >= 0:
-                return "answer", text[start + 8 : close]  # len("<answer>") == 8
-            answer_from = close
-        else:
-            start = text.rfind(CONSULT_OPEN, consult_from, close)
-            if start >= 0:
-                return "consult", text[start + 9 : close]  # len("<consult>") == 9
-            consult_from = close
-        match = search(text, match.end())  # a stray closing tag: keep looking after it
-    return None
-
-
 def parse_action(action: str, max_queries: int) -> ParsedAction:
     """Parse one policy turn. Never raises for a ``str``; see the module docstring for the rules."""
     if not isinstance(action, str):
         raise TypeError(f"action must be str, got {type(action).__name__}")
     if "<" not in action:  # fast path: no tag at all → reasoning turn ("<" is a far faster scan than "</")
         return REASON
-    match = _BLOCK_CLOSE.search(action)
-    if match is None:
-        return REASON
-    # Fast path: the first closing tag has its opener (always, for a policy that stops at the
-    # closing tag); a stray closer sends the action through the general loop.
-    close = match.start()
-    if action[close + 2] == "a":  # "</answer>"
-        start = action.rfind(ANSWER_OPEN, 0, close)
-        if start >= 0:
-            return _new_tuple(ParsedAction, ("answer", action[start + 8 : close].strip(), (), 0, 0, ""))
-    else:
-        start = action.rfind(CONSULT_OPEN, 0, close)
-        if start >= 0:
-            return _consult_action(action[start + 9 : close], max_queries)
-    block = _first_complete_block(action)
-    if block is None:
-        return REASON
-    kind, body = block
-    if kind == "answer":
-        return ParsedAction("answer", body.strip())
-    return _consult_action(body, max_queries)
+    search = _BLOCK_CLOSE.search
+    # Where an opener may still be: a failed rfind proves there is none before that closing tag,
+    # so the next search starts there (keeps many stray closers linear, not quadratic). A policy
+    # that stops at the closing tag leaves the loop on its first pass.
+    answer_from = consult_from = 0
+    match = search(action)
+    while match is not None:
+        close = match.start()
+        if action[close + 2] == "a":  # "</answer>"
+            start = action.rfind(ANSWER_OPEN, answer_from, close)
+            if start >= 0:  # len("<answer>") == 8
+                return _new_tuple(ParsedAction, ("answer", action[start + 8 : close].strip(), (), 0, 0, ""))
+            answer_from = close
+        else:
+            start = action.rfind(CONSULT_OPEN, consult_from, close)
+            if start >= 0:  # len("<consult>") == 9
+                return _consult_action(action[start + 9 : close], max_queries)
+            consult_from = close
+        match = search(action, match.end())  # a stray closing tag: keep looking after it
+    return REASON
 
 
 def _consult_action(body: str, max_queries: int) -> ParsedAction:

@@ -228,7 +228,7 @@ def experts_observation(accepted: Sequence[bool] | None, texts: Sequence[str | N
     else:
         it = iter(texts)
         merged = [next(it) if ok else None for ok in accepted]
-    unavailable = list(merged).count(None) if None in merged else 0
+    unavailable = merged.count(None)
     return prompts.render_experts_block(merged), len(texts), unavailable
 
 

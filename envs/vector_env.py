@@ -459,8 +459,8 @@ class EAPOVectorEnv(VectorEnv):
             self._call_experts(requests, waiting, cols)
         if answer_pos:  # RewardVerification's semantics, for every answer of the step at once
             answering = [envs[j] for j in answer_pos]
-            golds = [self._golds[e] for e in answering] if self.verifier is verify_problem else [None]
-            if None not in golds:  # the default verifier, math answers: verify_problems without the lookups
+            golds = [self._golds[e] for e in answering] if self.verifier is verify_problem else None
+            if golds is not None and None not in golds:  # the default verifier, math answers only
                 verdicts = verify_many(answers, golds)
             else:
                 verdicts = [verifier(a, problems[e]) for a, e in zip(answers, answering)]

@@ -16,7 +16,7 @@ Example:
 
 from ._types import VERDICT_STATUSES, Verdict
 from .core import ANSWER_TYPES, verify, verify_many
-from .problem import math_gold, verify_problem, verify_problems
+from .problem import math_gold, verify_problem
 from .extract import clean_answer, extract_answer
 from .text import f1_score, normalize_text
 from .worker import warm_up
@@ -33,6 +33,5 @@ __all__ = [
     "verify",
     "verify_many",
     "verify_problem",
-    "verify_problems",
     "warm_up",
 ]

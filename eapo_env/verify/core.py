@@ -92,11 +92,10 @@ def verify_many(
     for p, g in zip(predictions, golds):
         if type(p) is str and type(g) is str and "\\" not in p and "<answer>" not in p:
             q = p.strip()  # _candidate's no-extraction case
-            if q and len(q) < 400 and _is_int(q):
-                gold = _gold_forms(g)
-                if gold.int_decides:
-                    append(CORRECT if int(q) == gold.int_value else INCORRECT)
-                    continue
+            verdict = _integer_verdict(q, _gold_forms(g)) if q else None
+            if verdict is not None:
+                append(verdict)
+                continue
         append(verify(p, g, answer_type=answer_type, timeout_s=timeout_s))
     return out
 
@@ -143,15 +142,17 @@ def _gold_forms(gold: str) -> _Gold:
     return _Gold(g, n, int_value, not n.percent and n.decimals < MIN_TOLERANT_DECIMALS)
 
 
-def _verify_math(prediction: str, gold: str, timeout_s: float) -> Verdict:
+def _verify_math(prediction: str, gold_text: str, timeout_s: float) -> Verdict:
     p = _candidate(prediction)
-    g, gn, g_int, int_decides = _gold_forms(gold)
+    gold = _gold_forms(gold_text)
+    g, gn, g_int = gold.text, gold.number, gold.int_value
     if not p or len(p) > MAX_ANSWER_CHARS:
         return UNPARSEABLE
     if not g or len(g) > MAX_ANSWER_CHARS:
         return ERROR
-    if int_decides and len(p) < 400 and _is_int(p):
-        return CORRECT if int(p) == g_int else INCORRECT  # an integer answer (the AIME case): exact
+    verdict = _integer_verdict(p, gold)
+    if verdict is not None:
+        return verdict
     pn = parse_number(p)
     if gn is None and g_int is not None:
         gn = parse_number(g)  # an integer gold against a non-integer prediction
@@ -167,6 +168,17 @@ def _verify_math(prediction: str, gold: str, timeout_s: float) -> Verdict:
         return CORRECT if numbers_match(pn, gn) else INCORRECT
     # The clock starts here: the tiers above are bounded by the input size, not by time.
     return _symbolic(p, g, pn, gn, time.perf_counter() + timeout_s)
+
+
+def _integer_verdict(p: str, gold: _Gold) -> Verdict | None:
+    """An integer answer (the AIME case) against an integer-decidable gold: exact, else None.
+
+    ``p`` is a non-empty extracted answer; the first rule of :func:`verify`'s math tier, shared with
+    :func:`verify_many`.
+    """
+    if gold.int_decides and len(p) < 400 and _is_int(p):
+        return CORRECT if int(p) == gold.int_value else INCORRECT
+    return None
 
 
 def _is_int(s: str) -> bool:

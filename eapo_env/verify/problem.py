@@ -1,17 +1,16 @@
 """The default verifier of an EAPO env: a :class:`Problem`'s reference answer checked by :func:`verify`.
 
-``RewardVerification`` (single env) calls :func:`verify_problem` once per episode;
-the vector env calls :func:`verify_problems` once per step for all of its answers.
+``RewardVerification`` (single env) calls :func:`verify_problem` once per episode; the vector env
+keeps each env's :func:`math_gold` from its reset and verifies a step's answers with
+:func:`eapo_env.verify.verify_many` (falling back to :func:`verify_problem` for other answer types).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from eapo_env.problems.base import Problem
 
 from ._types import Verdict
-from .core import verify, verify_many
+from .core import verify
 
 
 def verify_problem(prediction: str, problem: Problem) -> Verdict:
@@ -31,12 +30,3 @@ def math_gold(problem: Problem) -> str | None:
     """
     meta = problem.meta
     return problem.answer if not meta or meta.get("answer_type", "math") == "math" else None
-
-
-def verify_problems(predictions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
-    """:func:`verify_problem` of each pair, batched (:func:`eapo_env.verify.verify_many`): what a
-    vector env with the default verifier calls once per step for all of its answers."""
-    golds = [math_gold(p) for p in problems]
-    if None not in golds:
-        return verify_many(predictions, golds)  # type: ignore[arg-type]
-    return [verify_problem(a, p) for a, p in zip(predictions, problems)]  # a mix of answer types
