@@ -81,6 +81,9 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
         raise TypeError(f"action must be str, got {type(action).__name__}")
     if "<" not in action:  # fast path: no tag at all → reasoning turn ("<" is a far faster scan than "</")
         return REASON
+    canonical = _canonical_block(action, max_queries)
+    if canonical is not None:
+        return canonical
     search = _BLOCK_CLOSE.search
     # Where an opener may still be: a failed rfind proves there is none before that closing tag,
     # so the next search starts there (keeps many stray closers linear, not quadratic). A policy
@@ -101,6 +104,29 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
             consult_from = close
         match = search(action, match.end())  # a stray closing tag: keep looking after it
     return REASON
+
+
+def _canonical_block(action: str, max_queries: int) -> ParsedAction | None:
+    """The turn of an action in the prompt's own format, or ``None`` to use the general rules.
+
+    Canonical: tag-free text, then ``<answer>a</answer>`` or ``<consult><query>q1</query>…</consult>``
+    ending the action (a rollout stops at the closing tag), no other ``<`` after the opener, no blank
+    query, at most ``max_queries``. The general rules read such an action exactly this way (the block
+    is the only one and has one opener), so this is only a shortcut: a handful of C-level string calls
+    (the ``<`` count proves there is no other tag) instead of a regex scan and a query loop.
+    """
+    first = action.find("<")
+    if action.endswith("</consult>"):  # len("<consult><query>") == 16, len("</query></consult>") == 18
+        if action.startswith("<consult><query>", first) and action.endswith("</query></consult>"):
+            texts = action[first + 16 : -18].split("</query><query>")
+            if len(texts) <= max_queries and action.count("<", first) == 2 * len(texts) + 2:
+                queries = tuple([q.strip() for q in texts])
+                if "" not in queries:
+                    return _new_tuple(ParsedAction, ("consult", None, queries, 0, 0, ""))
+    elif action.endswith("</answer>") and action.startswith("<answer>", first):
+        if action.find("<", first + 8) == len(action) - 9:  # the closer is the only other tag
+            return _new_tuple(ParsedAction, ("answer", action[first + 8 : -9].strip(), (), 0, 0, ""))
+    return None
 
 
 def _consult_action(body: str, max_queries: int) -> ParsedAction:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eapo_env.protocol import (
@@ -120,6 +120,38 @@ def _oracle(action: str, k: int) -> tuple:
 @settings(max_examples=1000)
 @given(tag_soup, st.integers(1, 4))
 def test_parser_matches_a_brute_force_reading_of_the_rules(action, k):
+    assert tuple(parse_action(action, max_queries=k)) == _oracle(action, k)
+
+
+_near_text = st.lists(
+    st.one_of(st.text(alphabet="ab <>/\n", max_size=4), st.sampled_from(PROTOCOL_TAGS)), max_size=3
+).map("".join)
+
+
+@st.composite
+def near_canonical(draw: st.DrawFn) -> str:
+    """Actions in (or one edit away from) the prompt's own format, which the parser reads by a
+    shortcut: stray ``<`` or tags in the texts, blank or surplus queries, whitespace between tags,
+    text after the block."""
+    head = draw(_near_text)
+    if draw(st.booleans()):
+        block = "<answer>" + draw(_near_text) + "</answer>"
+    else:
+        sep = draw(st.sampled_from(["", "", " ", "\n"]))
+        plain = st.text(alphabet="ab \n", max_size=4)  # mostly well-formed, so the shortcut is taken
+        queries = draw(st.lists(st.one_of(plain, plain, _near_text), max_size=6))
+        block = "<consult>" + sep.join("<query>" + q + "</query>" for q in queries) + sep + "</consult>"
+    return head + block + draw(st.sampled_from(["", "", " ", "x", "</answer>", "<answer>1</answer>"]))
+
+
+@settings(max_examples=1000)
+@given(near_canonical(), st.integers(1, 4))
+@example("<consult><query>a<query>b</query></consult>", 3)  # a repeated opener inside the block
+@example("<consult><query>a</query><query>b</query></consult>", 1)  # surplus query
+@example("<consult><query> </query><query>b</query></consult>", 3)  # blank query
+@example("<consult><query>a</query>b<answer>1</answer></consult>", 3)  # a block inside the block
+@example("x <answer> 4 </answer>", 1)
+def test_parser_shortcut_for_the_prompt_format_follows_the_rules(action, k):
     assert tuple(parse_action(action, max_queries=k)) == _oracle(action, k)
 
 
