@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -84,6 +85,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 _NO_PENALTY = (None, 0, 0.0, "0", "const:0", "const:0.0")
+_score, _status = operator.attrgetter("score"), operator.attrgetter("status")  # of a Verdict
 
 
 class EAPOVectorEnv(VectorEnv):
@@ -418,9 +420,8 @@ class EAPOVectorEnv(VectorEnv):
         obs, segs, rngs, problems = self._obs, self._segments, self._rngs, self.problems
         nudge, verifier, make_requests = prompts.NUDGE, self.verifier, turns.expert_requests
         cols = StepColumns(k, self._pids[idx], cut)
-        answer_pos: list[int] = []
+        kinds = bytearray(k)  # per stepped env: 0 reason, 1 consult, 2 answer (info "action" codes)
         answers: list[str] = []
-        consult_pos: list[int] = []
         consult_parsed: list[ParsedAction] = []
         requests: list[ExpertRequest] = []
         waiting: list[tuple[int, int, list[bool] | None, int, int]] = []  # (j, env, accepted, start, count)
@@ -433,10 +434,10 @@ class EAPOVectorEnv(VectorEnv):
             segs[e] += ("policy", a)
             if p.kind == "answer":
                 obs[e] = ""
-                answer_pos.append(j)
+                kinds[j] = 2
                 answers.append(p.answer)
                 continue
-            consult_pos.append(j)
+            kinds[j] = 1
             consult_parsed.append(p)
             queries = p.queries
             if queries and not eval_mode and probs[j] >= 1.0:  # plan_consult's answer, without the call
@@ -454,25 +455,28 @@ class EAPOVectorEnv(VectorEnv):
             start = len(requests)
             requests += make_requests(f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e], queries, accepted)
             waiting.append((j, e, accepted, start, len(requests) - start))
-        if consult_pos:
+        codes = np.frombuffer(kinds, dtype=np.uint8)
+        consult_pos = np.flatnonzero(codes == 1)
+        answer_pos = np.flatnonzero(codes == 2)
+        if len(consult_pos):
             self.consults[idx[consult_pos]] += 1
             self._call_experts(requests, waiting, cols)
-        if answer_pos:  # RewardVerification's semantics, for every answer of the step at once
-            answering = [envs[j] for j in answer_pos]
+        if len(answer_pos):  # RewardVerification's semantics, for every answer of the step at once
+            answering = idx[answer_pos].tolist()
             golds = [self._golds[e] for e in answering] if self.verifier is verify_problem else None
             if golds is not None and None not in golds:  # the default verifier, math answers only
                 verdicts = verify_many(answers, golds)
             else:
                 verdicts = [verifier(a, problems[e]) for a, e in zip(answers, answering)]
-            rewards[answer_pos] = [v.score for v in verdicts]
+            rewards[answer_pos] = np.fromiter(map(_score, verdicts), np.float64, len(verdicts))
             terminated[answer_pos] = True
-            cols.verdicts = (answer_pos, [v.status for v in verdicts], answers)
+            cols.verdicts = (answer_pos, list(map(_status, verdicts)), answers)
         turn = self.turns[idx]
         max_turns = self.max_turns[idx]
         truncated[:] = ~terminated & (turn >= max_turns)
         self.done[idx] = terminated | truncated
-        cols.finish(consult_parsed, answer_pos, consult_pos, turn, max_turns - turn, self.consults[idx], terminated, truncated)
-        if self.consult_penalty is not None and consult_pos:  # ConsultPenalty's semantics
+        cols.finish(codes, consult_pos, consult_parsed, turn, max_turns - turn, self.consults[idx], terminated, truncated)
+        if self.consult_penalty is not None and len(consult_pos):  # ConsultPenalty's semantics
             cost = float(self.consult_penalty(self._penalty_step))
             rewards[cols.add_penalty(cost)] -= cost
         return cols

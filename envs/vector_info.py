@@ -42,6 +42,17 @@ class InfoBuilder:
     def __init__(self, num_envs: int) -> None:
         self.num_envs = num_envs
         self.infos: dict[str, Any] = {}
+        # The mask of the last ``envs`` array seen: most keys of a step are written for the same envs,
+        # so their masks are copies of one array instead of one scatter each.
+        self._mask_envs: np.ndarray | None = None
+        self._mask = np.zeros(num_envs, dtype=np.bool_)
+
+    def _mask_of(self, envs: np.ndarray) -> np.ndarray:
+        if envs is not self._mask_envs:  # identity: the cache holds ``envs``, so its id stays its own
+            self._mask = np.zeros(self.num_envs, dtype=np.bool_)
+            self._mask[envs] = True
+            self._mask_envs = envs
+        return self._mask
 
     def put(self, key: str, envs: np.ndarray, values: np.ndarray, *, array: np.ndarray | None = None) -> None:
         """Write ``values`` (aligned with ``envs``) under ``key``; ``array``: use this full array as is."""
@@ -49,6 +60,7 @@ class InfoBuilder:
             return
         infos = self.infos
         current = infos.get(key)
+        mask = self._mask_of(envs)
         if current is None:
             if array is not None:
                 current = array
@@ -57,10 +69,11 @@ class InfoBuilder:
             else:
                 current = np.zeros(self.num_envs, dtype=values.dtype)
             infos[key] = current
-            infos["_" + key] = np.zeros(self.num_envs, dtype=np.bool_)
+            infos["_" + key] = mask.copy()
+        else:
+            np.logical_or(infos["_" + key], mask, out=infos["_" + key])
         if array is None:
             current[envs] = values
-        infos["_" + key][envs] = True
 
     def put_dict(self, key: str, envs: np.ndarray, sub: dict[str, Any]) -> None:
         """A nested info dict (``final_info``) reported by ``envs``."""
@@ -96,37 +109,42 @@ class StepColumns:
 
     def finish(
         self,
+        codes: np.ndarray,
+        consult_pos: np.ndarray,
         consult_parsed: Sequence[ParsedAction],
-        answer_pos: list[int],
-        consult_pos: list[int],
         turn: np.ndarray,
         turns_left: np.ndarray,
         consults: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
     ) -> None:
-        """Build every column from what was recorded (each with one bulk assignment, no per-env numpy)."""
+        """Build every column from what was recorded (bulk assignments from arrays, no per-env numpy).
+
+        ``codes``: per stepped env, 0 reason / 1 consult / 2 answer; ``consult_parsed``: the parsed
+        actions of the consulting envs, in the order of ``consult_pos``.
+        """
         k = self.k
-        codes = np.zeros(k, dtype=np.intp)
-        codes[consult_pos] = 1
-        codes[answer_pos] = 2
         zeros = functools.partial(np.zeros, k, dtype=np.int64)
         queries, dropped, blank, accepted, unavailable, timeouts, errors = (zeros() for _ in range(7))
         format_error = np.zeros(k, dtype=np.bool_)
-        if consult_pos:
-            cp = np.asarray(consult_pos, dtype=np.intp)
+        if len(consult_pos):
+            cp = consult_pos
             _, _, q, d, b, f = zip(*consult_parsed)  # ParsedAction fields, one column each
-            queries[cp] = list(map(len, q))
-            dropped[cp] = d
-            blank[cp] = b
-            format_error[cp] = list(map(bool, f))
+            queries[cp] = np.fromiter(map(len, q), np.int64, len(q))
+            if any(d):  # the usual consult drops nothing, keeps no blank and has no format error
+                dropped[cp] = np.fromiter(d, np.int64, len(d))
+            if any(b):
+                blank[cp] = np.fromiter(b, np.int64, len(b))
+            if any(f):
+                format_error[cp] = np.fromiter(map(bool, f), np.bool_, len(f))
             self.charged[cp] = ~format_error[cp]
         slots_pos, slots, cut_pos, cut = [], [], [], []
         if self.consulted:
             pos, n_acc, n_unav, env_slots, n_timeouts, n_errors, n_cut = zip(*self.consulted)
-            where = list(pos)
-            accepted[where] = n_acc
-            unavailable[where] = n_unav
+            where = np.fromiter(pos, np.intp, len(pos))
+            accepted[where] = np.fromiter(n_acc, np.int64, len(pos))
+            if any(n_unav):
+                unavailable[where] = np.fromiter(n_unav, np.int64, len(pos))
             if any(n_timeouts) or any(n_errors):
                 timeouts[where] = n_timeouts
                 errors[where] = n_errors
@@ -135,13 +153,13 @@ class StepColumns:
                 slots_pos = [j for j, sl in zip(pos, env_slots) if sl is not None]
                 slots = [sl for sl in env_slots if sl is not None]
             else:
-                slots_pos, slots = where, list(env_slots)
+                slots_pos, slots = where, env_slots
             if any(n_cut):
                 cut_pos = [j for j, c in zip(pos, n_cut) if c]
                 cut = [c for c in n_cut if c]
         cols = self.columns
         cols.append(("problem_id", None, self.problem_ids))
-        cols.append(("action", None, KIND_NAMES[codes]))
+        cols.append(("action", None, KIND_NAMES[codes]))  # codes: uint8, 0/1/2
         cols.append(("queries", None, queries))
         cols.append(("accepted", None, accepted))
         cols.append(("unavailable", None, unavailable))
@@ -154,7 +172,7 @@ class StepColumns:
         cols.append(("turn", None, turn))
         cols.append(("turns_left", None, turns_left))
         cols.append(("consults", None, consults))
-        if slots_pos:
+        if len(slots_pos):
             cols.append(("expert_slots", np.asarray(slots_pos, dtype=np.intp), object_array(slots)))
         if cut_pos:
             cols.append(("replies_cut", np.asarray(cut_pos, dtype=np.intp), np.asarray(cut, dtype=np.int64)))
@@ -171,7 +189,7 @@ class StepColumns:
                 pos, status, answer = self.verdicts
                 answers[pos] = object_array(answer)
                 verdict[pos] = status
-                correct[pos] = [st == "correct" for st in status]
+                correct[pos] = object_array(status) == "correct"
             cols.append(("answer", ended, answers[ended]))
             cols.append(("verdict", ended, verdict[ended]))
             cols.append(("correct", ended, correct[ended]))
