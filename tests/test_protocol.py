@@ -151,6 +151,9 @@ def near_canonical(draw: st.DrawFn) -> str:
 @example("<consult><query> </query><query>b</query></consult>", 3)  # blank query
 @example("<consult><query>a</query>b<answer>1</answer></consult>", 3)  # a block inside the block
 @example("x <answer> 4 </answer>", 1)
+@example("<answer>1</answer> <consult><query>a</query></consult>", 3)  # an earlier block decides
+@example("<consult></consult> <consult><query>a</query></consult>", 3)
+@example("<consult><query>a</query></consult> <answer>1</answer>", 3)
 def test_parser_shortcut_for_the_prompt_format_follows_the_rules(action, k):
     assert tuple(parse_action(action, max_queries=k)) == _oracle(action, k)
 
