@@ -65,6 +65,19 @@ def test_reference_is_correct_on_generated_problems():
         assert verify(boxed(reply.text), p.answer).score == 1.0, (p.id, reply.text)
 
 
+@pytest.mark.parametrize("cache_size", [3, 64])  # evicting, and holding every problem
+def test_reference_cache_never_mixes_up_problems(cache_size):
+    """The reply cache is keyed by problem identity; neither a full cache nor a freed problem (whose
+    id gets reused) may hand one problem's solution to another."""
+    expert = ReferenceExpert(cache_size=cache_size)
+    for round_ in range(4):
+        problems = [Problem(f"p{round_}/{i}", f"q{i}", str(i), f"sol {round_}/{i}") for i in range(5)]
+        batch = [req(problem=p) for p in problems for _ in range(2)]
+        assert [r.text for r in expert.consult_sync(batch)] == [p.solution for p in problems for _ in range(2)]
+        del problems, batch  # frees the problems: their ids may be reused next round
+    assert len(expert._cache) <= cache_size
+
+
 def test_reference_is_fast():
     expert, batch = ReferenceExpert(), [req(rid=f"e{i}/0/0") for i in range(1000)]
     expert.consult_sync(batch)
