@@ -86,6 +86,7 @@ def _gc_paused() -> Iterator[None]:
 
 _NO_PENALTY = (None, 0, 0.0, "0", "const:0", "const:0.0")
 _score, _status = operator.attrgetter("score"), operator.attrgetter("status")  # of a Verdict
+_problem_id = operator.attrgetter("id")
 
 
 class EAPOVectorEnv(VectorEnv):
@@ -284,7 +285,7 @@ class EAPOVectorEnv(VectorEnv):
             head, tail = head_tail  # concatenation, not formatting
             prompt = obs[e] = head + question + tail
             segs[e] = ["prompt", prompt]
-        self._pids[idx] = [problems[e].id for e in envs]
+        self._pids[idx] = list(map(_problem_id, map(problems.__getitem__, envs)))
         self.episodes[idx] += 1
         self.turns[idx] = 0
         self.consults[idx] = 0
@@ -425,6 +426,8 @@ class EAPOVectorEnv(VectorEnv):
         consult_parsed: list[ParsedAction] = []
         requests: list[ExpertRequest] = []
         waiting: list[tuple[int, int, list[bool] | None, int, int]] = []  # (j, env, accepted, start, count)
+        add_request, new_request, id_suffixes = requests.append, tuple.__new__, turns.REQUEST_ID_SUFFIXES
+        inline_ok = not eval_mode and kmax <= len(id_suffixes)  # else every consult goes through plan_consult
         for j, e, a in zip(range(k), envs, actions):
             p = parse_action(a, kmax)
             if p is REASON:  # parse_action's one reasoning-turn value
@@ -440,8 +443,14 @@ class EAPOVectorEnv(VectorEnv):
             kinds[j] = 1
             consult_parsed.append(p)
             queries = p.queries
-            if queries and not eval_mode and probs[j] >= 1.0:  # plan_consult's answer, without the call
+            start = len(requests)
+            if queries and inline_ok and probs[j] >= 1.0:
+                # Every query accepted (plan_consult's answer, without the call): expert_requests'
+                # requests, built inline, as thousands of consults per step each save two frames.
                 accepted = None
+                prefix, problem = f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e]
+                for suffix, q in zip(id_suffixes, queries):
+                    add_request(new_request(ExpertRequest, (prefix + suffix, problem, q)))
             else:
                 early, accepted = turns.plan_consult(
                     queries, max_experts=kmax, eval_mode=eval_mode, acceptance_prob=probs[j], rng=rngs[e]
@@ -452,8 +461,7 @@ class EAPOVectorEnv(VectorEnv):
                     if eval_mode and queries:
                         cols.disabled.append(j)
                     continue
-            start = len(requests)
-            requests += make_requests(f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e], queries, accepted)
+                requests += make_requests(f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e], queries, accepted)
             waiting.append((j, e, accepted, start, len(requests) - start))
         codes = np.frombuffer(kinds, dtype=np.uint8)
         consult_pos = np.flatnonzero(codes == 1)
@@ -463,7 +471,7 @@ class EAPOVectorEnv(VectorEnv):
             self._call_experts(requests, waiting, cols)
         if len(answer_pos):  # RewardVerification's semantics, for every answer of the step at once
             answering = idx[answer_pos].tolist()
-            golds = [self._golds[e] for e in answering] if self.verifier is verify_problem else None
+            golds = list(map(self._golds.__getitem__, answering)) if self.verifier is verify_problem else None
             if golds is not None and None not in golds:  # the default verifier, math answers only
                 verdicts = verify_many(answers, golds)
             else:
