@@ -161,6 +161,9 @@ class EAPOVectorEnv(VectorEnv):
         self._external_step: int | None = None  # schedules' clock once set_progress was called
         self._penalty_step = 0
         self._rngs: list[np.random.Generator | None] = [None] * n
+        # Each env's rng.bit_generator.random_raw, bound once: a reset draws its problem without
+        # touching the Generator object (thousands of resets per step).
+        self._raw_draws: list[Callable[[], int] | None] = [None] * n
         self._rng_seeds: list[int | None] = [None] * n
         self.problems: list[Problem | None] = [None] * n
         self._golds: list[str | None] = [None] * n  # math_gold of each env's problem, set at reset
@@ -262,16 +265,17 @@ class EAPOVectorEnv(VectorEnv):
         source, size, max_q = self.source, len(self.source), self.max_question_chars
         rngs, problems, obs, segs, golds = self._rngs, self.problems, self._obs, self._segments, self._golds
         parts: dict[int, tuple[str, str]] = {}  # turn budget -> prompt around the question
-        draw = turns.draw_index
+        raw_draws = self._raw_draws
         for e, seed, budget in zip(envs, seeds, self.max_turns[idx].tolist()):
-            rng = rngs[e]
-            if seed is not None or rng is None:
+            raw_draw = raw_draws[e]
+            if seed is not None or raw_draw is None:
                 rng, self._rng_seeds[e] = seeding.np_random(seed)
                 rngs[e] = rng
+                raw_draw = raw_draws[e] = rng.bit_generator.random_raw
             if options:
-                problem = turns.choose_problem(source, options, rng, e)
-            else:  # choose_problem's own draw, without its options lookups
-                problem = source[draw(rng, size)]
+                problem = turns.choose_problem(source, options, rngs[e], e)
+            else:  # turns.draw_index (choose_problem's own draw), inline on the bound random_raw
+                problem = source[(raw_draw() * size) >> 64]
             question = problem.question
             if len(question) > max_q:
                 raise ValueError(

@@ -125,6 +125,8 @@ def test_same_results_as_independent_single_envs(n, seed, mode, p, shaping, step
         assert vec.transcripts[i] == ref.envs[i].unwrapped.transcript
         assert vec.get_attr("acceptance_prob")[i] == ref.envs[i].unwrapped.acceptance_prob
         assert vec.expert_latency_s[i] == pytest.approx(ref.envs[i].unwrapped.expert_latency_s)
+        # the same random stream consumed: problem draws and acceptance draws alike
+        assert vec.get_attr("np_random")[i].bit_generator.state == ref.envs[i].unwrapped.np_random.bit_generator.state
 
 
 def test_make_vec_returns_our_class_for_both_ids():
