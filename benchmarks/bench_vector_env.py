@@ -21,6 +21,7 @@ Usage:
     python benchmarks/bench_vector_env.py                   # N = 1, 64, 1024, 4096
     python benchmarks/bench_vector_env.py --quick           # fewer steps, N up to 1024
     python benchmarks/bench_vector_env.py --json
+    python benchmarks/bench_vector_env.py --sizes 4096 --loop   # also vs a bare loop of single envs
 """
 
 from __future__ import annotations
@@ -79,7 +80,35 @@ def timed(vec: Any, rows: list[list[str]], clock: Any, warmup: int = 4) -> float
     return len(timed_rows) * len(timed_rows[0]) / elapsed
 
 
-def bench_one(n: int, steps: int, problems: Any, repeats: int, clock: Any) -> dict[str, Any]:
+class LoopOfEnvs:
+    """A bare Python loop over N single envs (``env.step`` each; an ended env resets on its next
+    step, as NEXT_STEP autoreset) with no ``info`` merge: the floor of what batching can beat."""
+
+    def __init__(self, envs: list[Any]) -> None:
+        self.envs = envs
+        self.ended = [False] * len(envs)
+
+    def reset(self, seed: int) -> None:
+        for i, env in enumerate(self.envs):
+            env.reset(seed=seed + i)
+        self.ended = [False] * len(self.envs)
+
+    def step(self, actions: list[str]) -> None:
+        ended = self.ended
+        for i, (env, action) in enumerate(zip(self.envs, actions)):
+            if ended[i]:
+                env.reset()
+                ended[i] = False
+            else:
+                _, _, terminated, truncated, _ = env.step(action)
+                ended[i] = terminated or truncated
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def bench_one(n: int, steps: int, problems: Any, repeats: int, clock: Any, loop: bool = False) -> dict[str, Any]:
     """``repeats`` back-to-back pairs (ours, then sync); the ratio is the median of the pairs' ratios.
 
     Both are timed over whole periods of the 4-action cycle after the same warm-up, so they step
@@ -96,6 +125,14 @@ def bench_one(n: int, steps: int, problems: Any, repeats: int, clock: Any) -> di
         pairs.append((timed(ours, rows, clock), timed(sync, rows[: steps + 4], clock)))
     ours.close(), sync.close()
     ratios = sorted(o / s for o, s in pairs)
+    extra: dict[str, Any] = {}
+    if loop:  # the bare loop, paired with ours the same way
+        bare = LoopOfEnvs([gym.make("EAPO-Math-v0", **kwargs) for _ in range(n)])
+        ours = gym.make_vec("EAPO-Math-v0", num_envs=n, **kwargs)
+        loop_pairs = [(timed(ours, rows, clock), timed(bare, rows[: steps + 4], clock)) for _ in range(repeats)]
+        ours.close(), bare.close()
+        extra = {"loop_steps_per_s": statistics.median(b for _, b in loop_pairs),
+                 "loop_ratio": statistics.median(o / b for o, b in loop_pairs)}
     return {
         "num_envs": n,
         "ours_steps_per_s": statistics.median(o for o, _ in pairs),
@@ -104,6 +141,7 @@ def bench_one(n: int, steps: int, problems: Any, repeats: int, clock: Any) -> di
         "ratio_min": ratios[0],
         "ratio_max": ratios[-1],
         "repeats": repeats,
+        **extra,
     }
 
 
@@ -115,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--problems", choices=("list", "generated"), default="list")
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
     parser.add_argument("--repeats", type=int, default=5, help="back-to-back (ours, sync) pairs per N")
+    parser.add_argument("--loop", action="store_true",
+                        help="also pair ours with a bare Python loop over N single envs (no info merge)")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1, 64, 1024] if args.quick else [1, 64, 1024, 4096])
     env_steps = 20_000 if args.quick else 100_000  # per N and repeat, for sync
@@ -123,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for n in sizes:
         steps = max(16, env_steps // n)  # sync's timed steps; ours runs 4x as many
-        rows.append(bench_one(n, steps, problems, 1 if args.quick else args.repeats, clock))
+        rows.append(bench_one(n, steps, problems, 1 if args.quick else args.repeats, clock, args.loop))
     if args.json:
         print(json.dumps({"benchmark": "vector_env", "clock": "wall" if args.wall else "cpu",
                           "problems": args.problems, "rows": rows}))
@@ -134,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in rows:
         print(f"{r['num_envs']:>6} {r['ours_steps_per_s']:>14,.0f} {r['sync_steps_per_s']:>14,.0f} "
               f"{r['ratio']:>6.1f}x {r['ratio_min']:>9.1f}-{r['ratio_max']:.1f}x")
+        if "loop_ratio" in r:
+            print(f"{'':>6} {'':>14} {'bare loop':>14} {r['loop_steps_per_s']:>12,.0f}/s  ours / loop {r['loop_ratio']:.1f}x")
     return 0
 
 
