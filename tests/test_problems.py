@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections import Counter
 from fractions import Fraction
 from math import comb, gcd, perm
@@ -315,16 +314,3 @@ def test_load_problems_lists_and_sources() -> None:
     for bad in ("", "something", "nowhere.jsonl"):
         with pytest.raises(ValueError):
             load_problems(bad)
-
-
-def test_generation_is_fast() -> None:
-    # Informal benchmark (reset draws one problem per episode); the bound only catches regressions
-    # by an order of magnitude, not machine noise.
-    src = GeneratedSource()
-    n = 3000
-    start = time.perf_counter()
-    for i in range(n):
-        src[i]
-    per_item_us = (time.perf_counter() - start) / n * 1e6
-    print(f"generation: {per_item_us:.1f} us/item")
-    assert per_item_us < 500
