@@ -103,7 +103,7 @@ class StepColumns:
         # (j, accepted, unavailable, expert slots or None if no expert was called, timeouts, errors, replies cut)
         self.consulted: list[tuple[int, int, int, tuple[str, ...] | None, int, int, int]] = []
         self.disabled: list[int] = []  # eval-mode consults
-        self.verdicts: tuple[list[int], list[str], list[str]] | None = None  # (positions, statuses, answers)
+        self.verdicts: tuple[np.ndarray, list[str], list[str]] | None = None  # (positions, statuses, answers)
         self.charged = np.zeros(k, dtype=bool)  # consulting turns without a format error
         self.columns: list[tuple[str, np.ndarray | None, np.ndarray]] = []
 
