@@ -162,15 +162,15 @@ def expert_requests(
         ['e0/1/0', 'e0/1/1']
     """
     sent = queries if accepted is None or all(accepted) else [q for q, ok in zip(queries, accepted) if ok]
-    if len(sent) <= len(REQUEST_ID_SUFFIXES):
+    if len(sent) <= len(_ID_SUFFIXES):
         # tuple.__new__ is what the NamedTuple's own constructor calls, minus a Python-level frame:
         # a vector env builds thousands of requests per step.
-        return [_new_tuple(ExpertRequest, (prefix + suffix, problem, q)) for suffix, q in zip(REQUEST_ID_SUFFIXES, sent)]
+        return [_new_tuple(ExpertRequest, (prefix + suffix, problem, q)) for suffix, q in zip(_ID_SUFFIXES, sent)]
     return [ExpertRequest(f"{prefix}/{i}", problem, q) for i, q in enumerate(sent)]
 
 
-#: ``"/<i>"`` for the first request ids of a consult, prebuilt: ids are built on every consult.
-REQUEST_ID_SUFFIXES: tuple[str, ...] = tuple(f"/{i}" for i in range(16))
+# "/<i>" for the first request ids of a consult, prebuilt: ids are built on every consult.
+_ID_SUFFIXES = tuple(f"/{i}" for i in range(16))
 _new_tuple = tuple.__new__
 
 

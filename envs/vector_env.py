@@ -430,8 +430,6 @@ class EAPOVectorEnv(VectorEnv):
         consult_parsed: list[ParsedAction] = []
         requests: list[ExpertRequest] = []
         waiting: list[tuple[int, int, list[bool] | None, int, int]] = []  # (j, env, accepted, start, count)
-        add_request, new_request, id_suffixes = requests.append, tuple.__new__, turns.REQUEST_ID_SUFFIXES
-        inline_ok = not eval_mode and kmax <= len(id_suffixes)  # else every consult goes through plan_consult
         for j, e, a in zip(range(k), envs, actions):
             p = parse_action(a, kmax)
             if p is REASON:  # parse_action's one reasoning-turn value
@@ -447,14 +445,8 @@ class EAPOVectorEnv(VectorEnv):
             kinds[j] = 1
             consult_parsed.append(p)
             queries = p.queries
-            start = len(requests)
-            if queries and inline_ok and probs[j] >= 1.0:
-                # Every query accepted (plan_consult's answer, without the call): expert_requests'
-                # requests, built inline, as thousands of consults per step each save two frames.
+            if queries and not eval_mode and probs[j] >= 1.0:  # plan_consult's answer, without the call
                 accepted = None
-                prefix, problem = f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e]
-                for suffix, q in zip(id_suffixes, queries):
-                    add_request(new_request(ExpertRequest, (prefix + suffix, problem, q)))
             else:
                 early, accepted = turns.plan_consult(
                     queries, max_experts=kmax, eval_mode=eval_mode, acceptance_prob=probs[j], rng=rngs[e]
@@ -465,7 +457,8 @@ class EAPOVectorEnv(VectorEnv):
                     if eval_mode and queries:
                         cols.disabled.append(j)
                     continue
-                requests += make_requests(f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e], queries, accepted)
+            start = len(requests)
+            requests += make_requests(f"env{e}/e{episodes[j]}/{turn_now[j]}", problems[e], queries, accepted)
             waiting.append((j, e, accepted, start, len(requests) - start))
         codes = np.frombuffer(kinds, dtype=np.uint8)
         consult_pos = np.flatnonzero(codes == 1)

@@ -176,10 +176,8 @@ def _integer_verdict(p: str, gold: _Gold) -> Verdict | None:
     ``p`` is a non-empty extracted answer; the first rule of :func:`verify`'s math tier, shared with
     :func:`verify_many`.
     """
-    if gold.int_decides and len(p) < 400:
-        digits = p[1:] if p[0] == "-" else p  # _is_int, inline: this runs for every answer of a batch
-        if digits.isascii() and digits.isdigit():
-            return CORRECT if int(p) == gold.int_value else INCORRECT
+    if gold.int_decides and len(p) < 400 and _is_int(p):
+        return CORRECT if int(p) == gold.int_value else INCORRECT
     return None
 
 
