@@ -21,6 +21,7 @@ _BUILTINS: dict[str, str] = {
     "pool": "eapo_env.experts.pool:ExpertPool",
     "transformers": "eapo_env.experts.local:TransformersExpert",
     "vllm": "eapo_env.experts.local:VLLMExpert",
+    "policy": "eapo_env.experts.local:PolicyExpert",
 }
 _REGISTERED: dict[str, Callable[..., Expert]] = {}
 
