@@ -113,19 +113,23 @@ class FakeTextEnv:
         info: dict[str, Any] = {"turn": self.turn}
         if self.mode == "scripted":
             if self.turn >= self.max_turns:
-                return "", 1.0, True, False, info | {"consults": self.consults}
+                return "", 1.0, True, False, info | {"consults": self.consults, "correct": True}
             self.consults += 1
             obs = prompts.render_experts_block([self.reply, None])
         elif parsed.kind == "answer":
-            return "", float(parsed.answer == "42"), True, False, info | {"consults": self.consults}
+            ok = parsed.answer == "42"
+            return "", float(ok), True, False, info | {"consults": self.consults, "correct": ok}
         elif parsed.kind == "consult" and parsed.queries:
             self.consults += 1
             obs = prompts.render_experts_block([self.reply] * len(parsed.queries))
         else:
             obs = prompts.NUDGE
         info["consults"] = self.consults
+        truncated = self.turn >= self.max_turns
+        if truncated:
+            info["correct"] = False  # the env's documented episode-end key (no answer given)
         self.observations.append(obs)
-        return obs, 0.0, False, self.turn >= self.max_turns, info
+        return obs, 0.0, False, truncated, info
 
 
 @torch.no_grad()

@@ -1,223 +1,103 @@
 """Our batched multi-turn rollout engine (the default; DESIGN §7).
 
-N envs are stepped together turn by turn. For every live sequence a turn is generated in one batch;
-each row stops at ``</consult>``, ``</answer>``, EOS, the per-turn token cap or the trajectory token
-budget. The turn texts go to the envs, the observations are tokenized once and prefilled on top of
-the kept KV cache, and generation continues: only new tokens are ever run through the model.
+All episodes of a rollout live in one vector env. The engine decodes every row that has a turn to
+generate, one token per step, and each row stops at ``</consult>``, ``</answer>``, EOS, the per-turn
+token cap or the trajectory token budget. The rows that stopped at a step are handed to the env
+together (one ``submit``: one batched expert call). Rows whose step needed no expert re-join at once;
+rows waiting on experts are **parked** (their KV cache stays where it is) while the engine keeps
+decoding the others, and re-join when their call returned. The engine blocks only when no row can
+decode. A re-joining row prefills only its new tokens (the stop token it sampled, then the
+observation) on top of its kept cache.
 
-Design (why it is fast on a tiny model, where per-op overhead dominates):
+Row layout (why it is cheap): the KV cache's row axis has three zones, ``[0, n)`` decoding,
+``[n, alive)`` parked, ``[alive, rows)`` ended. The model always runs on the contiguous prefix
+``[0, n)``. Rows change zone by **swapping** with a row at the zone's edge, so the cost is
+proportional to the rows that moved, not to the batch (:class:`_Slots`).
 
-* A minimal forward of Llama-family decoders (Qwen2, Llama, Mistral, Qwen3) that calls the HF
-  model's own submodules (so the numerics are the model's) over a **static per-row KV cache**
-  ``kv[layer, k|v, row, kv_head, slot, head_dim]``. Row i holds its tokens in slots
-  ``0 .. length[i]-1`` with true positions (no left padding, no position gaps), so a re-score of
-  the trajectory by the plain HF forward sees exactly the same positions.
-* Ragged writes: every forward takes ``tokens [n, m]`` and per-row ``start`` slots; padding
-  positions write to a dump slot (the cache's last one) that no real query ever attends to.
-* **Compaction by swapping**: the rows being computed are always the prefix ``[0, n)`` of the
-  cache, so the model runs on contiguous views. A row that finishes its turn (or episode) is swapped
-  with the last still-running row: the cost is proportional to the rows that finished, not to the
-  batch, and the batch the model sees shrinks as sequences finish.
-* CPU: the slot axis grows by doubling as needed. CUDA (untested on the CPU CI): the cache is
-  preallocated at the full budget and the decode step is captured as CUDA graphs per batch-size
-  bucket (:class:`CudaGraphDecoder`).
+Sampling draws come from :func:`~agents.rollout.sampling.counter_uniforms` keyed by (rollout key,
+episode, position): which rows share a step depends on expert timing, the draws do not.
+
+The model side (static per-row KV cache, CUDA graphs) is in :mod:`agents.rollout.decoder`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from agents.rollout.sampling import StopCriteria, model_eos_ids, sample_tokens
-from agents.rollout.types import Trajectory, start_episodes, step_env
-
-SUPPORTED_MODEL_TYPES = ("qwen2", "llama", "mistral", "qwen3")
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding (HF's rotate-half convention). x [n, h, m, D], cos/sin [n, 1, m, D]."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+from agents.rollout.decoder import CudaGraphDecoder, StaticCacheDecoder
+from agents.rollout.driver import EpisodeDriver
+from agents.rollout.sampling import StopCriteria, counter_uniforms, model_eos_ids, sample_tokens
+from agents.rollout.types import Trajectory
 
 
-def _sdpa(q, k, v, mask, scale: float, gqa: bool) -> torch.Tensor:
-    """SDPA with grouped K/V heads; torch < 2.5 has no ``enable_gqa`` and gets repeated heads."""
-    if gqa and not _HAS_GQA:
-        rep = q.shape[1] // k.shape[1]
-        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        gqa = False
-    kw = {"enable_gqa": True} if gqa else {}
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, **kw)
+@dataclass
+class RolloutStats:
+    """What the last rollout did (benchmarks read it)."""
+
+    decode_steps: int = 0  # forward calls of one token per decoding row
+    prefills: int = 0  # re-join groups prefilled (the first prompt prefill included)
+    submits: int = 0  # vector-env submits (each at most one batched expert call)
+    env_seconds: float = 0.0  # wall time inside the vector env's calls on this thread
+    blocked_seconds: float = 0.0  # wall time with no row able to decode (all parked on experts)
 
 
-_HAS_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
+class _Slots:
+    """Which episode lives in which KV-cache row, and the per-row decode state.
 
-
-class StaticCacheDecoder:
-    """Forward of a Llama-family HF causal LM over a static per-row KV cache.
-
-    Args:
-        model: a ``*ForCausalLM`` whose ``config.model_type`` is in :data:`SUPPORTED_MODEL_TYPES`.
+    Zones of the row axis: ``[0, n)`` decoding, ``[n, alive)`` parked, ``[alive, rows)`` ended.
+    ``episode`` / ``row_of`` are Python mirrors of ``episode_t`` (the rows move only at turn ends,
+    when the host reads the finished rows anyway).
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        cfg = model.config
-        if cfg.model_type not in SUPPORTED_MODEL_TYPES:
-            raise NotImplementedError(
-                f"our engine implements {SUPPORTED_MODEL_TYPES}, not {cfg.model_type!r}; use engine='hf'"
-            )
-        self.model = model
-        self.layers = list(model.model.layers)
-        if any(getattr(layer.self_attn, "sliding_window", None) for layer in self.layers):
-            raise NotImplementedError("sliding-window attention is not implemented; use engine='hf'")
-        attn = self.layers[0].self_attn
-        self.head_dim, self.n_kv, self.scaling = int(attn.head_dim), int(cfg.num_key_value_heads), float(attn.scaling)
-        self.gqa = cfg.num_attention_heads != cfg.num_key_value_heads
-        weight = model.model.embed_tokens.weight
-        self.device, self.dtype = weight.device, weight.dtype
-        self.kv: torch.Tensor | None = None  # [layers, 2, rows, kv_heads, capacity, head_dim]
-        self.cos = self.sin = self.slots = None  # [capacity, D], [capacity, D], [capacity]
-
-    @property
-    def capacity(self) -> int:
-        return 0 if self.kv is None else int(self.kv.shape[4])
-
-    @property
-    def dump(self) -> int:
-        """The slot that padding positions write to; never attended by a real query."""
-        return self.capacity - 1
-
-    def allocate(self, rows: int, capacity: int) -> None:
-        shape = (len(self.layers), 2, rows, self.n_kv, capacity, self.head_dim)
-        self.kv = torch.zeros(shape, dtype=self.dtype, device=self.device)
-        self._tables(capacity)
-
-    def ensure_capacity(self, needed: int, limit: int) -> None:
-        """Grow the slot axis (doubling, at most ``limit``) so ``needed`` slots + dump fit (CPU)."""
-        if needed + 1 <= self.capacity or self.capacity >= limit:
-            return
-        new = min(max(needed + 1, 2 * self.capacity), limit)
-        kv = torch.zeros((*self.kv.shape[:4], new, self.head_dim), dtype=self.dtype, device=self.device)
-        kv[..., : self.capacity - 1, :] = self.kv[..., : self.capacity - 1, :]
-        self.kv = kv
-        self._tables(new)
-
-    def _tables(self, capacity: int) -> None:
-        pos = torch.arange(capacity, device=self.device)
-        probe = torch.zeros(1, dtype=self.dtype, device=self.device)
-        cos, sin = self.model.model.rotary_emb(probe, pos[None])  # the model's own rope (scaling incl.)
-        self.cos, self.sin, self.slots = cos[0], sin[0], pos
-
-    @torch.no_grad()
-    def forward(
-        self, tokens: torch.Tensor, start: torch.Tensor, n_real: torch.Tensor | None, span: int, row0: int = 0
-    ) -> torch.Tensor:
-        """Run ``tokens`` for cache rows ``row0 .. row0+n-1``, writing their K/V, and return the
-        logits of each row's last real token.
-
-        Args:
-            tokens: [n, m] long; row i's real tokens are ``tokens[i, :n_real[i]]`` (right-padded).
-            start: [n] long: slot (= position) of ``tokens[i, 0]`` (the row's cached length).
-            n_real: [n] long, or None when every row has m real tokens (decode: m = 1).
-            span: slots to attend, ``>= max(start + n_real)`` (a static bound keeps CUDA graphs valid).
-            row0: first cache row (prefill in row chunks).
-
-        Returns:
-            [n, V] logits.
-        """
-        n, m = tokens.shape
-        offs = torch.arange(m, device=tokens.device)
-        qpos = start[:, None] + offs  # [n, m] absolute positions
-        if n_real is None:
-            write, last = qpos, None
-        else:
-            write = torch.where(offs[None] < n_real[:, None], qpos, self.dump)
-            last = n_real - 1
-        qpos = qpos.clamp(max=self.capacity - 1)
-        cos, sin = self.cos[qpos][:, None], self.sin[qpos][:, None]  # [n, 1, m, D]
-        mask = self.slots[:span][None, None, None, :] <= qpos[:, None, :, None]  # [n, 1, m, span]
-        rows = torch.arange(row0, row0 + n, device=tokens.device)[:, None].expand(n, m)
-        x = self.model.model.embed_tokens(tokens)
-        for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(n, m, -1, self.head_dim)
-            k = attn.k_proj(h).view(n, m, -1, self.head_dim)
-            v = attn.v_proj(h).view(n, m, -1, self.head_dim)
-            if hasattr(attn, "q_norm"):  # Qwen3
-                q, k = attn.q_norm(q), attn.k_norm(k)
-            q = _rope(q.transpose(1, 2), cos, sin)
-            k = _rope(k.transpose(1, 2), cos, sin)
-            # write first, then attend: query j of a row sees its own and earlier new tokens
-            self.kv[i, 0][rows, :, write] = k.transpose(1, 2).to(self.dtype)
-            self.kv[i, 1][rows, :, write] = v.to(self.dtype)
-            kc, vc = self.kv[i, 0, row0 : row0 + n, :, :span], self.kv[i, 1, row0 : row0 + n, :, :span]
-            o = _sdpa(q, kc, vc, mask, self.scaling, self.gqa)
-            x = x + attn.o_proj(o.transpose(1, 2).reshape(n, m, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
-        x = x[:, -1] if last is None else x[torch.arange(n, device=x.device), last]
-        return self.model.lm_head(self.model.model.norm(x))
-
-    def move_rows(self, dst: torch.Tensor, src: torch.Tensor, span: int, swap: bool) -> None:
-        """Copy cache rows ``src`` into ``dst`` (first ``span`` slots); ``swap`` keeps ``dst`` too."""
-        moved = self.kv[:, :, src, :, :span]
-        if swap:
-            self.kv[:, :, src, :, :span] = self.kv[:, :, dst, :, :span]
-        self.kv[:, :, dst, :, :span] = moved
-
-
-class CudaGraphDecoder:
-    """Decode step (m = 1) replayed from CUDA graphs, one per power-of-two batch bucket.
-
-    Untested on the CPU CI. Needs the cache preallocated at its final capacity (graphs capture
-    its address). Rows ``n..bucket-1`` are padding: their K/V goes to the dump slot only, so the
-    waiting rows that live there are never touched.
-    """
-
-    def __init__(self, dec: StaticCacheDecoder) -> None:
+    def __init__(self, dec: StaticCacheDecoder, episodes: list[int], device: torch.device) -> None:
+        rows = len(episodes)
         self.dec = dec
-        rows = dec.kv.shape[2]
-        self.tok = torch.zeros(rows, 1, dtype=torch.long, device=dec.device)
-        self.start = torch.zeros(rows, dtype=torch.long, device=dec.device)
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
-        self.pool = torch.cuda.graph_pool_handle()
+        self.episode = list(episodes)
+        self.row_of = {e: r for r, e in enumerate(episodes)}
+        self.episode_t = torch.tensor(episodes, dtype=torch.long, device=device)
+        self.length = torch.zeros(rows, dtype=torch.long, device=device)  # cached tokens per row
+        self.cur = torch.zeros(rows, dtype=torch.long, device=device)  # last sampled token (not cached)
+        self.turn_pos = torch.zeros(rows, dtype=torch.long, device=device)  # tokens sampled this turn
+        self.n, self.alive = 0, rows
+        self.max_len = 0  # upper bound of every alive row's cached length
 
-    def __call__(self, tok: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-        n, rows = tok.shape[0], self.tok.shape[0]
-        b = min(max(8, 1 << (n - 1).bit_length()), rows)
-        self.tok[:n] = tok
-        self.tok[n:b] = 0
-        self.start[:n] = start
-        self.start[n:b] = self.dec.dump
-        if b not in self.graphs:
-            self.graphs[b] = self._capture(b)
-        graph, out = self.graphs[b]
-        graph.replay()
-        return out[:n]
+    def swap(self, a: list[int], b: list[int]) -> None:
+        """Swap rows ``a[i] <-> b[i]`` (cache and state)."""
+        if not a:
+            return
+        ta = torch.tensor(a, device=self.length.device)
+        tb = torch.tensor(b, device=self.length.device)
+        self.dec.move_rows(ta, tb, min(self.max_len + 2, self.dec.capacity), swap=True)
+        for s in (self.episode_t, self.length, self.cur, self.turn_pos):
+            s[ta], s[tb] = s[tb].clone(), s[ta].clone()
+        for x, y in zip(a, b):
+            ex, ey = self.episode[x], self.episode[y]
+            self.episode[x], self.episode[y] = ey, ex
+            self.row_of[ex], self.row_of[ey] = y, x
 
-    def _capture(self, b: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        span = self.dec.capacity
-        run = lambda: self.dec.forward(self.tok[:b], self.start[:b], None, span)  # noqa: E731
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up rewrites the same K/V the real step writes
-            run()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            out = run()
-        return graph, out
+    def to_back(self, rows: list[int], lo: int, hi: int) -> int:
+        """Move ``rows`` (inside ``[lo, hi)``) to the end of that zone; returns the new end ``hi - k``."""
+        new_hi, moving = hi - len(rows), set(rows)
+        self.swap([r for r in rows if r < new_hi], [r for r in range(new_hi, hi) if r not in moving])
+        return new_hi
+
+    def to_front(self, rows: list[int], lo: int, hi: int) -> int:
+        """Move ``rows`` (inside ``[lo, hi)``) to the start of that zone; returns ``lo + k``."""
+        new_lo, moving = lo + len(rows), set(rows)
+        self.swap([r for r in rows if r >= new_lo], [r for r in range(lo, new_lo) if r not in moving])
+        return new_lo
 
 
 class RolloutEngine:
-    """Batched multi-turn rollouts with a kept KV cache.
+    """Batched multi-turn rollouts over a vector env, with a kept KV cache and parked rows.
 
     Args:
-        model: a Llama-family HF causal LM (eval mode is set).
+        model: a Llama-family HF causal LM (Qwen2, Llama, Mistral, Qwen3).
         tokenizer: its tokenizer; stop tags should be single (added) tokens for the fast path.
         max_turn_tokens: per-turn cap on policy tokens.
         max_total_tokens: per-trajectory budget (prompt + response); reaching it truncates the
@@ -229,11 +109,12 @@ class RolloutEngine:
             (e.g. a chat template) so SFT and rollouts agree.
         prefill_chunk_tokens: cap on rows x padded length of one prefill call (memory bound).
         cuda_graphs: capture the decode step on CUDA (ignored elsewhere).
-        seed: seeds the sampling generator (``rollout(seed=...)`` re-seeds per call).
+        seed: seeds the key of the sampling draws (``rollout(seed=...)`` sets it per call).
 
     Example:
+        >>> vec = gym.make_vec("EAPO-Math-v0", num_envs=2)                       # doctest: +SKIP
         >>> engine = RolloutEngine(model, tok, max_turn_tokens=64)              # doctest: +SKIP
-        >>> trajs = engine.rollout([env_a, env_b], seeds=[0, 1], group_ids=[0, 0])  # doctest: +SKIP
+        >>> trajs = engine.rollout(vec, seeds=[0, 1], group_ids=[0, 0])         # doctest: +SKIP
     """
 
     def __init__(
@@ -254,141 +135,176 @@ class RolloutEngine:
         self.use_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self.stop = StopCriteria(tokenizer, eos_ids=model_eos_ids(model))
         self.dec = StaticCacheDecoder(self.model)
-        self.generator = torch.Generator(device=self.device)
+        self.graph: CudaGraphDecoder | None = None
+        self.generator = torch.Generator()  # draws one sampling key per rollout without a seed
         if seed is not None:
             self.generator.manual_seed(seed)
+        self.stats = RolloutStats()
 
     # ------------------------------------------------------------------ public
     @torch.no_grad()
     def rollout(
         self,
-        envs: Sequence[Any],
+        vec_env: Any,
         seeds: Sequence[int | None] | int | None = None,
         options: Sequence[dict | None] | dict | None = None,
         group_ids: Sequence[int] | None = None,
         seed: int | None = None,
     ) -> list[Trajectory]:
-        """Run one episode per env to its end (trajectories in env order). ``seeds``/``options``
-        go to ``env.reset`` (see :func:`start_episodes`); ``seed`` re-seeds the sampler."""
-        if seed is not None:
-            self.generator.manual_seed(seed)
-        trajs = start_episodes(envs, self.encode_prompt, seeds, options, group_ids)
-        N, budget = len(trajs), self.max_total_tokens
-        live = [i for i, t in enumerate(trajs) if len(t.prompt_ids) < budget]
-        for t in trajs:
-            t.truncated = t.overlong = len(t.prompt_ids) >= budget
-        if not live:
-            return trajs
-        dev = self.device
-        # slot state; the rows being computed are always the prefix [0, n) of the slot axis
-        n_alive = len(live)
-        slot_traj = torch.tensor(live, dtype=torch.long, device=dev)  # slot -> trajectory index
-        length = torch.zeros(n_alive, dtype=torch.long, device=dev)  # cached tokens per slot
-        cur = torch.zeros(n_alive, dtype=torch.long, device=dev)  # last sampled token (not cached)
-        self._state = [slot_traj, length, cur]
-        pending: dict[int, list[int]] = {i: trajs[i].prompt_ids for i in live}  # traj -> to prefill
-        limit = budget + 1  # + the dump slot
-        cap = limit if self.use_graphs else min(limit, max(len(p) for p in pending.values()) + self.max_turn_tokens + 1)
-        self.dec.allocate(n_alive, cap)
-        graph = CudaGraphDecoder(self.dec) if self.use_graphs else None
-        tok_buf = torch.zeros(N, self.max_turn_tokens, dtype=torch.long, device=dev)  # this turn's
-        lp_buf = torch.zeros(N, self.max_turn_tokens, dtype=torch.float32, device=dev)  # tokens, by traj
-        while n_alive:
-            # 1) prefill what each live row has not cached yet (prompt, or stop token + observation)
-            order, starts = slot_traj[:n_alive].tolist(), length[:n_alive].tolist()
-            span0 = max(s + len(pending[t]) for s, t in zip(starts, order))
-            self.dec.ensure_capacity(span0 + self.max_turn_tokens, limit)
-            logits = self._prefill([pending[t] for t in order], starts)
-            length[:n_alive] += torch.tensor([len(pending[t]) for t in order], device=dev)
-            # 2) decode the turn; rows leave the computed prefix as they stop
-            n, step = n_alive, 0
-            turn_len = torch.zeros(N, dtype=torch.long, device=dev)
-            while n:
-                tok, lp = sample_tokens(logits, self.temperature, self.top_p, self.generator)
-                rows = slot_traj[:n]
-                tok_buf[rows, step], lp_buf[rows, step], cur[:n] = tok, lp, tok
-                done = self.stop.token_stop(tok) | (length[:n] + 1 >= budget)
-                if step + 1 >= self.max_turn_tokens:
-                    done[:] = True
-                elif self.stop.needs_text_check:
-                    done |= self._text_stops(tok_buf, rows, step, done)
-                if bool(done.any()):
-                    turn_len[rows[done]] = step + 1
-                    n = self._compact(n, done, swap=True, span=span0 + step)
-                if not n:
-                    break
-                if graph is not None:
-                    logits = graph(cur[:n, None], length[:n])
-                else:
-                    logits = self.dec.forward(cur[:n, None], length[:n], None, span0 + step + 1)
-                length[:n] += 1
-                step += 1
-            # 3) step the envs with the decoded turns; tokenize each observation once
-            ended = self._step_envs(envs, trajs, order, tok_buf, lp_buf, turn_len, pending)
-            if ended:
-                drop = torch.tensor([t in ended for t in slot_traj[:n_alive].tolist()], device=dev)
-                n_alive = self._compact(n_alive, drop, swap=False, span=self.dec.capacity)
-        self._state = []
+        """Run one episode per env of ``vec_env`` to its end (trajectories in env order).
+
+        ``vec_env``: a vector env with ``reset_envs`` / ``submit`` / ``collect`` (or a list of single
+        envs, each stepped on its own). ``seeds`` / ``options`` / ``group_ids``: per env, see
+        :meth:`EpisodeDriver.start`. ``seed`` keys this rollout's sampling draws.
+        """
+        key = seed if seed is not None else int(torch.randint(2**62, (1,), generator=self.generator))
+        driver = EpisodeDriver(vec_env, self.encode_prompt, self.encode_observation, self.stop, self.max_total_tokens)
+        trajs = driver.start(seeds, options, group_ids)
+        live = driver.live()
+        self.stats = RolloutStats()
+        if live:
+            _Run(self, driver, live, key).loop()
+        self.stats.submits, self.stats.env_seconds = driver.submits, driver.env_seconds
         return trajs
 
-    # ------------------------------------------------------------------ internals
-    def _prefill(self, seqs: list[list[int]], starts: list[int]) -> torch.Tensor:
-        """Prefill ragged ``seqs`` for slots ``0..len(seqs)-1`` in row chunks; [n, V] last logits."""
-        out, i, dev = [], 0, self.device
+
+class _Run:
+    """One rollout's decode loop (see the module docs)."""
+
+    def __init__(self, engine: RolloutEngine, driver: EpisodeDriver, live: list[int], key: int) -> None:
+        self.e, self.driver, self.key = engine, driver, key
+        self.budget, self.cap = engine.max_total_tokens, engine.max_turn_tokens
+        self.limit = self.budget + 1  # + the dump slot
+        dev, dec = engine.device, engine.dec
+        longest = max(len(driver.trajs[i].prompt_ids) for i in live)
+        capacity = self.limit if engine.use_graphs else min(self.limit, longest + self.cap + 1)
+        if dec.allocate(len(live), capacity) or engine.graph is None:
+            engine.graph = CudaGraphDecoder(dec) if engine.use_graphs else None
+        self.slots = _Slots(dec, live, dev)
+        self.cached = {i: 0 for i in live}  # episode -> tokens in its cache row
+        n_eps = len(driver.trajs)
+        self.tok_buf = torch.zeros(n_eps, self.cap, dtype=torch.long, device=dev)  # this turn's tokens,
+        self.lp_buf = torch.zeros(n_eps, self.cap, dtype=torch.float32, device=dev)  # by episode
+
+    def loop(self) -> None:
+        queue: list[int] = list(self.slots.episode)  # episodes whose new tokens must be prefilled
+        logits: torch.Tensor | None = None  # [n, V] next-token logits of the decoding rows
+        stats = self.e.stats
+        while True:
+            rejoin, ended = self.driver.poll() if self.driver.waiting else ([], [])
+            self._end(ended)
+            queue += rejoin
+            if queue:
+                logits = self._join(queue, logits)
+                queue = []
+            if self.slots.n == 0:
+                if not self.driver.waiting:
+                    return
+                t0 = time.perf_counter()
+                rejoin, ended = self.driver.wait()
+                stats.blocked_seconds += time.perf_counter() - t0
+                self._end(ended)
+                queue += rejoin
+                continue
+            assert logits is not None
+            logits, rejoin = self._step(logits)
+            queue += rejoin
+
+    def _join(self, episodes: list[int], logits: torch.Tensor | None) -> torch.Tensor:
+        """Bring parked ``episodes`` into the decoding zone and prefill their new tokens."""
+        s, trajs = self.slots, self.driver.trajs
+        s.to_front([s.row_of[i] for i in episodes], s.n, s.alive)
+        episodes = s.episode[s.n : s.n + len(episodes)]  # row order after the move
+        starts = [self.cached[i] for i in episodes]
+        seqs = []
+        for i, start in zip(episodes, starts):
+            t = trajs[i]
+            p = len(t.prompt_ids)
+            seqs.append((t.prompt_ids + t.token_ids)[start:] if start < p else t.token_ids[start - p :])
+        ends = [a + len(q) for a, q in zip(starts, seqs)]
+        s.max_len = max(s.max_len, *ends)
+        self.e.dec.ensure_capacity(s.max_len + 1, self.limit)
+        new = self._prefill(seqs, starts, s.n)
+        k = len(episodes)
+        s.length[s.n : s.n + k] = torch.tensor(ends, device=s.length.device)
+        s.turn_pos[s.n : s.n + k] = 0
+        s.n += k
+        self.e.stats.prefills += 1
+        return new if logits is None else torch.cat([logits, new])
+
+    def _step(self, logits: torch.Tensor) -> tuple[torch.Tensor | None, list[int]]:
+        """Sample one token per decoding row; hand the rows that stopped to the env; forward the rest."""
+        s, e, n = self.slots, self.e, self.slots.n
+        rows = s.episode_t[:n]
+        u = counter_uniforms(self.key, rows, s.length[:n]) if e.temperature > 0 else None
+        tok, lp = sample_tokens(logits, e.temperature, e.top_p, uniforms=u)
+        pos = s.turn_pos[:n]
+        self.tok_buf[rows, pos], self.lp_buf[rows, pos], s.cur[:n] = tok, lp, tok
+        pos += 1
+        done = e.stop.token_stop(tok) | (s.length[:n] + 1 >= self.budget) | (pos >= self.cap)
+        if e.stop.needs_text_check:
+            done |= self._text_stops(rows, pos, done)
+        finished = done.nonzero().squeeze(-1).tolist()  # the step's one host sync
+        rejoin: list[int] = []
+        if finished:
+            rejoin = self._finish(finished)
+        n = s.n
+        if n == 0:
+            return None, rejoin
+        e.dec.ensure_capacity(s.max_len + 1, self.limit)
+        if e.graph is not None:
+            logits = e.graph(s.cur[:n, None], s.length[:n])
+        else:
+            logits = e.dec.forward(s.cur[:n, None], s.length[:n], None, s.max_len + 1)
+        s.length[:n] += 1
+        s.max_len += 1
+        e.stats.decode_steps += 1
+        return logits, rejoin
+
+    def _finish(self, rows: list[int]) -> list[int]:
+        """Park the rows that ended their turn, book and submit the turns; returns episodes to re-join."""
+        s = self.slots
+        episodes = [s.episode[r] for r in rows]
+        idx = torch.tensor(rows, device=s.length.device)
+        lens, cached = s.turn_pos[idx].tolist(), s.length[idx].tolist()
+        width = max(lens)
+        ep_t = s.episode_t[idx]
+        ids, lps = self.tok_buf[ep_t, :width].tolist(), self.lp_buf[ep_t, :width].tolist()
+        s.n = s.to_back(rows, 0, s.n)
+        for i, c in zip(episodes, cached):
+            self.cached[i] = c  # the stop token was sampled but never run: it is prefilled on re-join
+        turns = [(i, ids[k][: lens[k]], lps[k][: lens[k]]) for k, i in enumerate(episodes)]
+        rejoin, ended = self.driver.finish_turns(turns)
+        self._end(ended)
+        return rejoin
+
+    def _end(self, episodes: list[int]) -> None:
+        """Ended episodes (all parked) leave the alive zone."""
+        if episodes:
+            s = self.slots
+            s.alive = s.to_back([s.row_of[i] for i in episodes], s.n, s.alive)
+
+    def _prefill(self, seqs: list[list[int]], starts: list[int], row0: int) -> torch.Tensor:
+        """Prefill ragged ``seqs`` into rows ``row0..`` in row chunks; [k, V] logits of each last token."""
+        out, i, dev = [], 0, self.e.device
         while i < len(seqs):
             m, j = 0, i
-            while j < len(seqs) and (j == i or max(m, len(seqs[j])) * (j - i + 1) <= self.prefill_chunk_tokens):
+            while j < len(seqs) and (j == i or max(m, len(seqs[j])) * (j - i + 1) <= self.e.prefill_chunk_tokens):
                 m = max(m, len(seqs[j]))
                 j += 1
             tokens = torch.zeros(j - i, m, dtype=torch.long)
-            for r, s in enumerate(seqs[i:j]):
-                tokens[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-            n_real = torch.tensor([len(s) for s in seqs[i:j]], device=dev)
+            for r, q in enumerate(seqs[i:j]):
+                tokens[r, : len(q)] = torch.tensor(q, dtype=torch.long)
+            n_real = torch.tensor([len(q) for q in seqs[i:j]], device=dev)
             start = torch.tensor(starts[i:j], device=dev)
-            span = max(a + len(s) for a, s in zip(starts[i:j], seqs[i:j]))
-            out.append(self.dec.forward(tokens.to(dev), start, n_real, span, row0=i))
+            span = max(a + len(q) for a, q in zip(starts[i:j], seqs[i:j]))
+            out.append(self.e.dec.forward(tokens.to(dev), start, n_real, span, row0=row0 + i))
             i = j
         return torch.cat(out)
 
-    def _compact(self, n: int, drop: torch.Tensor, swap: bool, span: int) -> int:
-        """Move the rows of ``[0, n)`` flagged by ``drop`` [n] behind the kept ones; returns the
-        new n. Only rows that must move are touched (holes in front <- kept rows from the back)."""
-        keep_idx, drop_idx = (~drop).nonzero().squeeze(-1), drop.nonzero().squeeze(-1)
-        n2 = int(keep_idx.numel())
-        holes, donors = drop_idx[drop_idx < n2], keep_idx[keep_idx >= n2]
-        if holes.numel():
-            self.dec.move_rows(holes, donors, min(span + 1, self.dec.capacity), swap=swap)
-            for s in self._state:
-                s[holes], s[donors] = s[donors].clone(), s[holes].clone()
-        return n2
-
-    def _text_stops(self, tok_buf: torch.Tensor, rows: torch.Tensor, step: int, done: torch.Tensor) -> torch.Tensor:
-        """Fallback for stop strings that are not single tokens: decode each running row's tail."""
-        tails = tok_buf[rows, : step + 1].tolist()
-        hits = [(not d) and self.stop.text_stop(ids) for d, ids in zip(done.tolist(), tails)]
+    def _text_stops(self, rows: torch.Tensor, pos: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """Fallback for stop strings that are not single tokens: decode each running row's turn tail."""
+        lens, flags = pos.tolist(), done.tolist()
+        tails = self.tok_buf[rows, : max(lens)].tolist()
+        hits = [(not d) and self.e.stop.text_stop(t[:k]) for d, t, k in zip(flags, tails, lens)]
         return torch.tensor(hits, dtype=torch.bool, device=done.device)
-
-    def _step_envs(self, envs, trajs, order, tok_buf, lp_buf, turn_len, pending) -> set[int]:
-        """Record each live row's turn, step its env, queue its observation; returns ended trajs."""
-        ended: set[int] = set()
-        lens, all_ids, all_lps = turn_len.tolist(), tok_buf.tolist(), lp_buf.tolist()  # one copy each
-        budget = self.max_total_tokens
-        for t in order:
-            ids = all_ids[t][: lens[t]]
-            traj = trajs[t]
-            traj.add_policy(ids, all_lps[t][: lens[t]])
-            traj.num_turns += 1
-            total = len(traj.prompt_ids) + len(traj.token_ids)
-            natural = ids[-1] in self.stop.all_ids or (self.stop.needs_text_check and self.stop.text_stop(ids))
-            if total >= budget and not natural:  # cut by the token budget mid-turn
-                traj.truncated = traj.overlong = True
-                ended.add(t)
-                continue
-            text = self.stop.turn_text(ids)
-            obs_ids = step_env(traj, envs[t], text, self.encode_observation, budget)
-            if obs_ids is None:
-                ended.add(t)
-                continue
-            pending[t] = [ids[-1], *obs_ids]  # the stop token was sampled but never run
-        return ended
-

@@ -1,8 +1,9 @@
 """The Hugging Face ``generate`` baseline engine (same interface as :class:`RolloutEngine`).
 
-Fair baseline: token ids are kept (never re-tokenized) and each turn calls ``model.generate`` on the
-full token history of every live row (left-padded), stopping rows with a ``StoppingCriteria`` on the
-stop-tag ids. What it cannot do — and what our engine does — is keep the KV cache across env steps
+Fair baseline: the same env driving (one vector env, :class:`~agents.rollout.driver.EpisodeDriver`),
+token ids are kept (never re-tokenized) and each turn calls ``model.generate`` on the full token
+history of every live row (left-padded), stopping rows with a ``StoppingCriteria`` on the stop-tag
+ids; then all rows are stepped in one ``submit`` and the engine waits for every reply. What it cannot do — and what our engine does — is keep the KV cache across env steps
 (every turn re-prefills the whole history), avoid ``generate``'s per-step overhead, and drop
 finished rows from the compute (``generate`` keeps them in the batch until every row stops).
 """
@@ -15,8 +16,9 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from agents.rollout.driver import EpisodeDriver
 from agents.rollout.sampling import StopCriteria, model_eos_ids
-from agents.rollout.types import Trajectory, start_episodes, step_env
+from agents.rollout.types import Trajectory
 
 
 class _TurnStop(StoppingCriteria):
@@ -64,7 +66,7 @@ class HFRolloutEngine:
     @torch.no_grad()
     def rollout(
         self,
-        envs: Sequence[Any],
+        vec_env: Any,
         seeds: Sequence[int | None] | int | None = None,
         options: Sequence[dict | None] | dict | None = None,
         group_ids: Sequence[int] | None = None,
@@ -73,31 +75,18 @@ class HFRolloutEngine:
         seed = self.seed if seed is None else seed
         if seed is not None:
             torch.manual_seed(seed)  # generate() samples from the global RNG
-        trajs = start_episodes(envs, self.encode_prompt, seeds, options, group_ids)
-        budget = self.max_total_tokens
-        live = []
-        for i, t in enumerate(trajs):
-            if len(t.prompt_ids) < budget:
-                live.append(i)
-            else:
-                t.truncated = t.overlong = True
-        while live:
+        driver = EpisodeDriver(vec_env, self.encode_prompt, self.encode_observation, self.stop, self.max_total_tokens)
+        trajs = driver.start(seeds, options, group_ids)
+        live = driver.live()
+        while live:  # lock-step: every live row generates a turn, then all are stepped (one submit)
             turns = self._generate_eval([trajs[i].prompt_ids + trajs[i].token_ids for i in live])
-            still = []
+            finished = []
             for i, (ids, lps) in zip(live, turns):
-                traj = trajs[i]
-                room = budget - len(traj.prompt_ids) - len(traj.token_ids)
-                ids, lps = ids[:room], lps[:room]
-                traj.add_policy(ids, lps)
-                traj.num_turns += 1
-                natural = ids[-1] in self.stop.all_ids or (self.stop.needs_text_check and self.stop.text_stop(ids))
-                if len(ids) >= room and not natural:
-                    traj.truncated = traj.overlong = True
-                    continue
-                text = self.stop.turn_text(ids)
-                if step_env(traj, envs[i], text, self.encode_observation, budget) is not None:
-                    still.append(i)
-            live = still
+                room = self.max_total_tokens - len(trajs[i].prompt_ids) - len(trajs[i].token_ids)
+                finished.append((i, ids[:room], lps[:room]))
+            rejoin, _ = driver.finish_turns(finished)
+            later, _ = driver.wait_all()
+            live = sorted(rejoin + later)
         return trajs
 
     def _generate_eval(self, histories: list[list[int]]) -> list[tuple[list[int], list[float]]]:

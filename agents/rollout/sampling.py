@@ -11,12 +11,40 @@ import torch
 
 from eapo_env.protocol import STOP_STRINGS
 
+# splitmix64 constants as signed int64 (torch has no uint64 arithmetic)
+_GOLDEN, _MIX1, _MIX2 = -7046029254386353131, -4658895280553007687, -7723592293110705685
+
+
+def _shr(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic: mask the sign bits out)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def counter_uniforms(key: int, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """[n] float32 uniforms in [0, 1), a pure function of ``(key, rows[i], positions[i])``.
+
+    The splitmix64 finalizer of a counter, computed on the device (int64 arithmetic wraps). Why not a
+    ``torch.Generator``: a generator hands out numbers in call order, so a token's draw would depend
+    on which other rows happened to be in the batch — and with rows parked on expert latency that is
+    timing. Keyed by (episode, position) the rollout is reproducible whatever the batching.
+
+    >>> u = counter_uniforms(7, torch.arange(4), torch.zeros(4, dtype=torch.long))
+    >>> bool(((u >= 0) & (u < 1)).all()), torch.equal(u, counter_uniforms(7, torch.arange(4), torch.zeros(4).long()))
+    (True, True)
+    """
+    x = rows.long() * _GOLDEN + positions.long() * _MIX2 + (int(key) & 0x7FFFFFFFFFFFFFFF)
+    x = (x ^ _shr(x, 30)) * _MIX1
+    x = (x ^ _shr(x, 27)) * _MIX2
+    x = x ^ _shr(x, 31)
+    return _shr(x, 40).float() * (1.0 / (1 << 24))  # top 24 bits: exact in float32
+
 
 def sample_tokens(
     logits: torch.Tensor,
     temperature: float = 1.0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one token per row.
 
@@ -25,6 +53,7 @@ def sample_tokens(
         temperature: ``<= 0`` means greedy (argmax).
         top_p: nucleus mass in (0, 1]; 1.0 disables the (sorting) filter.
         generator: RNG on ``logits.device`` (reproducible rollouts).
+        uniforms: [n] draws in [0, 1) to use instead of ``generator`` (see :func:`counter_uniforms`).
 
     Returns:
         tokens [n] long, logprobs [n] float32: ``log_softmax(logits / T)[token]`` — the tempered
@@ -43,7 +72,9 @@ def sample_tokens(
     # an exponential race), no CPU sync. A zero-probability (filtered) token never has the first
     # cdf value above u, so it is never drawn.
     cdf = filtered.exp().cumsum(dim=-1)  # [n, V]
-    u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]
+    if uniforms is None:
+        uniforms = torch.rand(cdf.shape[0], device=cdf.device, generator=generator)
+    u = uniforms[:, None] * cdf[:, -1:]
     tokens = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
 

@@ -8,7 +8,7 @@ observations tokenized once — with ``loss_mask`` 1 on policy tokens and 0 on t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,10 @@ class Trajectory:
             (then ``overlong`` is also True).
         overlong: the engine's per-trajectory token budget cut the episode (DAPO overlong filter).
         num_turns: policy turns generated (the last one may be cut by the token budget).
-        consults: turns that consulted (from the env's ``info["consults"]`` when present).
+        consults: turns that consulted (the env's ``info["consults"]`` of the last step).
+        correct: the env's verified correctness (``info["correct"]`` at the episode's end); False
+            when the engine's token budget cut the episode before the env ended it.
         infos: the env ``info`` of every step, in order (``reset``'s info is ``reset_info``).
-        turn_texts: the decoded text of every policy turn as handed to the env.
         group_id: GRPO group (episodes of the same problem share it).
         problem_id: from ``reset``'s ``info["problem_id"]`` when the env provides it.
         reset_info: the info dict returned by ``reset``.
@@ -49,8 +50,8 @@ class Trajectory:
     overlong: bool = False
     num_turns: int = 0
     consults: int = 0
+    correct: bool = False
     infos: list[dict[str, Any]] = field(default_factory=list)
-    turn_texts: list[str] = field(default_factory=list)
     group_id: int = 0
     problem_id: Any = None
     reset_info: dict[str, Any] = field(default_factory=dict)
@@ -140,80 +141,3 @@ class RolloutBatch:
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
-
-
-# ---------------------------------------------------------------- env driving shared by the engines
-
-
-def start_episodes(
-    envs: Sequence[Any],
-    encode_prompt,
-    seeds: Sequence[int | None] | int | None = None,
-    options: Sequence[dict | None] | dict | None = None,
-    group_ids: Sequence[int] | None = None,
-) -> list[Trajectory]:
-    """``reset`` every env and open its trajectory.
-
-    Args:
-        envs: objects with ``reset(seed=, options=) -> (str, info)`` and
-            ``step(str) -> (str, reward, terminated, truncated, info)``.
-        encode_prompt: ``str -> list[int]`` (tokenizes the first observation once).
-        seeds: one per env, or an int (env i gets ``seed + i``), or None.
-        options: one dict per env, or one dict for all, or None.
-        group_ids: one per env; default: env i is its own group ``i``.
-    """
-    n = len(envs)
-    if seeds is None or isinstance(seeds, int):
-        seeds = [None if seeds is None else seeds + i for i in range(n)]
-    if options is None or isinstance(options, dict):
-        options = [options] * n
-    if group_ids is None:
-        group_ids = list(range(n))
-    if not (len(seeds) == len(options) == len(group_ids) == n):
-        raise ValueError("seeds, options and group_ids must have one entry per env")
-    trajs = []
-    for env, seed, opt, gid in zip(envs, seeds, options, group_ids):
-        prompt, info = env.reset(seed=seed, options=opt)
-        info = dict(info or {})
-        trajs.append(
-            Trajectory(
-                prompt_ids=list(encode_prompt(prompt)),
-                group_id=int(gid),
-                problem_id=info.get("problem_id"),
-                reset_info=info,
-            )
-        )
-    return trajs
-
-
-def record_step(traj: Trajectory, turn_text: str, result: tuple) -> tuple[str, bool]:
-    """Book one env step into ``traj``; returns (observation, episode_over)."""
-    obs, reward, terminated, truncated, info = result
-    info = dict(info or {})
-    traj.turn_texts.append(turn_text)
-    traj.infos.append(info)
-    traj.reward += float(reward)
-    traj.terminated = bool(terminated)
-    traj.truncated = bool(truncated)
-    # "turns that consulted": the env's own running count when it keeps one
-    traj.consults = int(info["consults"]) if "consults" in info else traj.consults + bool(info.get("queries"))
-    return obs, bool(terminated or truncated)
-
-
-def step_env(
-    traj: Trajectory, env: Any, turn_text: str, encode_observation: Callable[[str], list[int]], budget: int
-) -> list[int] | None:
-    """Hand one turn to ``env``, book it, and append the observation tokens (loss mask 0).
-
-    Returns the observation ids when the episode goes on, ``None`` when it ended: by the env, or
-    because the observation leaves no room for a single policy token under ``budget``.
-    """
-    obs, over = record_step(traj, turn_text, env.step(turn_text))
-    if over:
-        return None
-    obs_ids = encode_observation(obs)
-    if len(traj.prompt_ids) + len(traj.token_ids) + len(obs_ids) >= budget:
-        traj.truncated = traj.overlong = True
-        return None
-    traj.add_observation(obs_ids)
-    return obs_ids

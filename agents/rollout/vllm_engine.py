@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agents.rollout.driver import EpisodeDriver
 from agents.rollout.sampling import StopCriteria
-from agents.rollout.types import Trajectory, start_episodes, step_env
+from agents.rollout.types import Trajectory
 
 
 def _import_vllm():
@@ -63,17 +64,16 @@ class VLLMRolloutEngine:
 
     def rollout(
         self,
-        envs: Sequence[Any],
+        vec_env: Any,
         seeds: Sequence[int | None] | int | None = None,
         options: Sequence[dict | None] | dict | None = None,
         group_ids: Sequence[int] | None = None,
         seed: int | None = None,
     ) -> list[Trajectory]:
-        trajs = start_episodes(envs, self.encode_prompt, seeds, options, group_ids)
+        driver = EpisodeDriver(vec_env, self.encode_prompt, self.encode_observation, self.stop, self.max_total_tokens)
+        trajs = driver.start(seeds, options, group_ids)
         budget, turn = self.max_total_tokens, 0
-        live = [i for i, t in enumerate(trajs) if len(t.prompt_ids) < budget]
-        for i in set(range(len(trajs))) - set(live):
-            trajs[i].truncated = trajs[i].overlong = True
+        live = driver.live()
         base_seed = self.seed if seed is None else seed
         while live:
             hist = [trajs[i].prompt_ids + trajs[i].token_ids for i in live]
@@ -92,19 +92,13 @@ class VLLMRolloutEngine:
                 for k, h in enumerate(hist)
             ]
             outs = self.llm.generate([{"prompt_token_ids": h} for h in hist], params, use_tqdm=False)
-            still = []
+            finished = []
             for i, out in zip(live, outs):
                 comp = out.outputs[0]
                 ids = list(comp.token_ids)
                 lps = [d[t].logprob for t, d in zip(ids, comp.logprobs or [])] or [0.0] * len(ids)
-                traj = trajs[i]
-                traj.add_policy(ids, lps)
-                traj.num_turns += 1
-                if comp.finish_reason == "length" and len(traj.prompt_ids) + len(traj.token_ids) >= budget:
-                    traj.truncated = traj.overlong = True
-                    continue
-                text = self.stop.turn_text(ids)
-                if step_env(traj, envs[i], text, self.encode_observation, budget) is not None:
-                    still.append(i)
-            live, turn = still, turn + 1
+                finished.append((i, ids, lps))
+            rejoin, _ = driver.finish_turns(finished)
+            later, _ = driver.wait_all()
+            live, turn = sorted(rejoin + later), turn + 1
         return trajs
