@@ -5,7 +5,6 @@ Kept in one place so that the SFT traces, the tokenizer corpus and the env agree
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 from eapo_env.protocol import EXPERTS_CLOSE, EXPERTS_OPEN, escape_expert_text
@@ -36,27 +35,22 @@ UNAVAILABLE = "unavailable"
 
 
 def render_prompt(question: str, *, eval_mode: bool, max_experts: int, max_turns: int) -> str:
-    """The episode's first observation."""
-    head, tail = prompt_parts(eval_mode, max_experts, max_turns)
-    return head + question + tail
-
-
-@functools.lru_cache(maxsize=256)
-def prompt_parts(eval_mode: bool, max_experts: int, max_turns: int) -> tuple[str, str]:
-    """The prompt around the question, ``(head, tail)``: a reset concatenates instead of formatting.
+    """The episode's first observation.
 
     Example:
-        >>> head, tail = prompt_parts(True, 3, 8)
-        >>> head + "1+1?" + tail == EVAL_PROMPT.format(question="1+1?")
+        >>> render_prompt("1+1?", eval_mode=True, max_experts=3, max_turns=8) == EVAL_PROMPT.format(question="1+1?")
         True
     """
-    template = EVAL_PROMPT if eval_mode else TRAIN_PROMPT
-    head, tail = template.split("{question}")
-    return head.format(max_experts=max_experts, max_turns=max_turns), tail.format()
+    if eval_mode:
+        return EVAL_PROMPT.format(question=question)
+    return TRAIN_PROMPT.format(question=question, max_experts=max_experts, max_turns=max_turns)
 
 
 def render_experts_block(replies: Sequence[str | None]) -> str:
     """The observation after a consult: one entry per kept query, ``None`` meaning unavailable.
+
+    Expert text is escaped (:func:`~eapo_env.protocol.escape_expert_text`) so the block always parses
+    back into the same entries.
 
     Example:
         >>> print(render_experts_block(["x = 7", None]), end="")
@@ -66,35 +60,10 @@ def render_experts_block(replies: Sequence[str | None]) -> str:
         <expert index="2" status="unavailable">unavailable</expert>
         </experts>
     """
-    n = len(replies)
-    if 0 < n <= _PRE and None not in replies and "<" not in "".join(replies):
-        return _ALL_AVAILABLE[n] % tuple(replies)  # the usual case: nothing to escape, one C-level format
     entries = []
-    for i, text in enumerate(replies):
+    for i, text in enumerate(replies, start=1):
         if text is None:
-            entries.append(_UNAVAILABLE_ENTRY[i] if i < _PRE else _entry_open(i) + _UNAVAILABLE_BODY)
+            entries.append(f'<expert index="{i}" status="unavailable">{UNAVAILABLE}</expert>\n')
         else:
-            if "<" in text:  # only then can it hold "</expert" or "<\\" (skips two scans per reply)
-                text = escape_expert_text(text)
-            entries.append((_ENTRY_OPEN[i] if i < _PRE else _entry_open(i) + ">") + text + _ENTRY_CLOSE)
-    return _BLOCK_HEAD + "".join(entries) + _BLOCK_TAIL
-
-
-# Pre-rendered pieces of the experts block (rendering runs once per consult, thousands per step).
-_BLOCK_HEAD = f"\n{EXPERTS_OPEN}\n"
-_BLOCK_TAIL = f"{EXPERTS_CLOSE}\n"
-_ENTRY_CLOSE = "</expert>\n"
-_UNAVAILABLE_BODY = f' status="unavailable">{UNAVAILABLE}{_ENTRY_CLOSE}'
-
-
-def _entry_open(i: int) -> str:
-    return f'<expert index="{i + 1}"'
-
-
-_PRE = 16  # entries pre-rendered; more experts than this fall back to formatting
-_ENTRY_OPEN = tuple(_entry_open(i) + ">" for i in range(_PRE))
-_UNAVAILABLE_ENTRY = tuple(_entry_open(i) + _UNAVAILABLE_BODY for i in range(_PRE))
-#: Whole blocks of n available entries with nothing to escape, as %-templates (index 0 unused).
-_ALL_AVAILABLE = ("",) + tuple(
-    _BLOCK_HEAD + "".join(_ENTRY_OPEN[i] + "%s" + _ENTRY_CLOSE for i in range(n)) + _BLOCK_TAIL for n in range(1, _PRE + 1)
-)
+            entries.append(f'<expert index="{i}">{escape_expert_text(text)}</expert>\n')
+    return f"\n{EXPERTS_OPEN}\n" + "".join(entries) + f"{EXPERTS_CLOSE}\n"

@@ -48,7 +48,7 @@ FormatError = Literal["", "empty_consult"]
 
 
 class ParsedAction(NamedTuple):
-    """The meaning of one policy turn (a NamedTuple: immutable and cheap to build on the hot path).
+    """The meaning of one policy turn (an immutable NamedTuple).
 
     Attributes:
         kind: ``"reason"``, ``"consult"`` or ``"answer"``.
@@ -68,7 +68,6 @@ class ParsedAction(NamedTuple):
 
 
 REASON = ParsedAction("reason")
-_new_tuple = tuple.__new__  # builds ParsedAction on the hot paths (all six fields given)
 
 
 #: The closing tags that can decide a turn; one C-level scan finds the first of them.
@@ -79,11 +78,6 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
     """Parse one policy turn. Never raises for a ``str``; see the module docstring for the rules."""
     if not isinstance(action, str):
         raise TypeError(f"action must be str, got {type(action).__name__}")
-    if "<" not in action:  # fast path: no tag at all → reasoning turn ("<" is a far faster scan than "</")
-        return REASON
-    canonical = _canonical_block(action, max_queries)
-    if canonical is not None:
-        return canonical
     search = _BLOCK_CLOSE.search
     # Where an opener may still be: a failed rfind proves there is none before that closing tag,
     # so the next search starts there (keeps many stray closers linear, not quadratic). A policy
@@ -94,45 +88,16 @@ def parse_action(action: str, max_queries: int) -> ParsedAction:
         close = match.start()
         if action[close + 2] == "a":  # "</answer>"
             start = action.rfind(ANSWER_OPEN, answer_from, close)
-            if start >= 0:  # len("<answer>") == 8
-                return _new_tuple(ParsedAction, ("answer", action[start + 8 : close].strip(), (), 0, 0, ""))
+            if start >= 0:
+                return ParsedAction("answer", action[start + len(ANSWER_OPEN) : close].strip())
             answer_from = close
         else:
             start = action.rfind(CONSULT_OPEN, consult_from, close)
-            if start >= 0:  # len("<consult>") == 9
-                return _consult_action(action[start + 9 : close], max_queries)
+            if start >= 0:
+                return _consult_action(action[start + len(CONSULT_OPEN) : close], max_queries)
             consult_from = close
         match = search(action, match.end())  # a stray closing tag: keep looking after it
     return REASON
-
-
-def _canonical_block(action: str, max_queries: int) -> ParsedAction | None:
-    """The turn of an action in the prompt's own format, or ``None`` to use the general rules.
-
-    Canonical: tag-free text, then ``<answer>a</answer>`` or ``<consult><query>q1</query>…</consult>``
-    ending the action (a rollout stops at the closing tag), no other ``<`` after the opener, no blank
-    query, at most ``max_queries``. The general rules read such an action exactly this way (the block
-    is the only one and has one opener), so this is only a shortcut: a handful of C-level string calls
-    (the ``<`` count proves there is no other tag) instead of a regex scan and a query loop.
-    """
-    # Slices, ``rpartition`` and ``in`` only: str.find/startswith/endswith parse their arguments
-    # tuple-style in CPython 3.11, which costs more than the scan itself on a ~200-character action.
-    if action[-18:] == "</query></consult>":
-        head, opener, body = action.rpartition("<consult><query>")
-        if opener and "<" not in head:
-            texts = body[:-18].split("</query><query>")  # len("</query></consult>") == 18
-            # 2 "<" per query in the body (its closer and the next opener, or the block closer):
-            # any other "<" would be a tag the general rules must read.
-            if len(texts) <= max_queries and body.count("<") == 2 * len(texts):
-                queries = tuple([q.strip() for q in texts])
-                if "" not in queries:
-                    return _new_tuple(ParsedAction, ("consult", None, queries, 0, 0, ""))
-    elif action[-9:] == "</answer>":
-        head, opener, body = action.rpartition("<answer>")
-        text = body[:-9]  # len("</answer>") == 9
-        if opener and "<" not in head and "<" not in text:
-            return _new_tuple(ParsedAction, ("answer", text.strip(), (), 0, 0, ""))
-    return None
 
 
 def _consult_action(body: str, max_queries: int) -> ParsedAction:
@@ -143,14 +108,17 @@ def _consult_action(body: str, max_queries: int) -> ParsedAction:
     is stray and ignored, and so is an unclosed trailing query. One ``str.split`` pass over the
     body; the last part is never closed.
     """
-    texts = [part[i + 7 :].strip() for part in body.split(QUERY_CLOSE)[:-1] if (i := part.rfind(QUERY_OPEN)) >= 0]
-    blank = texts.count("")  # len("<query>") == 7 above
-    queries = [q for q in texts if q] if blank else texts
-    if len(queries) > max_queries:
-        return ParsedAction("consult", None, tuple(queries[:max_queries]), len(queries) - max_queries, blank, "")
-    if queries:  # the hot case: tuple.__new__ is the NamedTuple's own constructor minus a Python frame
-        return _new_tuple(ParsedAction, ("consult", None, tuple(queries), 0, blank, ""))
-    return ParsedAction("consult", None, (), 0, blank, "empty_consult")
+    texts = []
+    for part in body.split(QUERY_CLOSE)[:-1]:
+        opener = part.rfind(QUERY_OPEN)
+        if opener >= 0:
+            texts.append(part[opener + len(QUERY_OPEN) :].strip())
+    queries = [q for q in texts if q]
+    blank = len(texts) - len(queries)
+    kept = tuple(queries[:max_queries])
+    return ParsedAction(
+        "consult", None, kept, len(queries) - len(kept), blank, "" if kept else "empty_consult"
+    )
 
 
 def escape_expert_text(text: str) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.math_env import EAPOMathEnv
 from eapo_env.schedules import Schedule
+from envs.math_env import EAPOMathEnv
 
 
 def make_math_env(

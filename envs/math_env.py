@@ -14,11 +14,12 @@ from typing import Any, Literal
 import gymnasium as gym
 
 from eapo_env import prompts
-from eapo_env.experts import Expert, consult_blocking, make_expert
+from eapo_env.experts import Expert, ExpertReply, ExpertRequest, consult_blocking, make_expert
+from eapo_env.experts.base import normalize_replies
 from eapo_env.problems import Problem, ProblemSource, load_problems
-from eapo_env.protocol import parse_action
 from eapo_env.spaces import TextSpace
 from envs import turns
+from envs.step import ResetInfo
 
 Source = Literal["prompt", "policy", "expert", "env"]
 
@@ -92,6 +93,10 @@ class EAPOMathEnv(gym.Env[str, str]):
         self._consults = 0
         self._done = True
         self._started = False
+        #: Prefix of this env's request ids (a vector env sets ``"env<i>/"`` so ids are unique in its batch).
+        self.request_prefix = ""
+        self._prepared: tuple[turns.TurnPlan, dict[str, Any]] | None = None  # plan, RNG state before it
+        self._supplied: list[ExpertReply] | None = None
 
     # ------------------------------------------------------------------ knobs
     @property
@@ -118,7 +123,8 @@ class EAPOMathEnv(gym.Env[str, str]):
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        self.problem = self._choose_problem(options)
+        self.discard_prepared()
+        self.problem = turns.choose_problem(self.source, options, self.np_random)
         if len(self.problem.question) > self.max_question_chars:
             raise ValueError(
                 f"problem {self.problem.id!r} has {len(self.problem.question)} characters; "
@@ -133,7 +139,7 @@ class EAPOMathEnv(gym.Env[str, str]):
             self.problem.question, eval_mode=self.eval_mode, max_experts=self.max_experts, max_turns=self.max_turns
         )
         self.transcript = [("prompt", prompt)]
-        info = {
+        info: ResetInfo = {
             "problem_id": self.problem.id,
             "turn": 0,
             "turns_left": self.max_turns,
@@ -141,34 +147,101 @@ class EAPOMathEnv(gym.Env[str, str]):
             "acceptance_prob": self._acceptance_prob,
             "max_turns": self.max_turns,
         }
-        return prompt, info
-
-    def _choose_problem(self, options: dict[str, Any] | None) -> Problem:
-        return turns.choose_problem(self.source, options, self.np_random)
+        return prompt, dict(info)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """One turn (DESIGN §3). Completes a plan made by :meth:`prepare_step` for this same action
+        (with the replies given to :meth:`supply_replies`, else one blocking expert call); otherwise
+        plans the turn now. Both paths run the same two phases."""
+        self._check_can_step()
+        plan = self._take_prepared(action)
+        if plan is None:
+            plan = self._plan(action)
+            replies = None
+        else:
+            replies, self._supplied = self._supplied, None
+        if replies is None:
+            replies = consult_blocking(self.expert, plan.requests, timeout_s=self.expert_timeout_s)
+        return self._complete(plan, replies)
+
+    # ------------------------------------------------------------------ two-phase step (DESIGN §7)
+    def prepare_step(self, action: str) -> list[ExpertRequest]:
+        """Phase 1 of ``step(action)``: parse, clip, draw acceptance (from ``np_random``); never blocks.
+
+        Returns the expert requests of this turn (empty when it needs no expert). The next
+        ``step(action)`` with the same action, through any wrapper stack, completes this plan.
+
+        Example:
+            >>> env = EAPOMathEnv(problems="generated:arithmetic")
+            >>> _ = env.reset(seed=0)
+            >>> requests = env.prepare_step("<consult><query>How?</query></consult>")
+            >>> env.supply_replies(env.expert.consult_sync(requests))
+            >>> env.step("<consult><query>How?</query></consult>")[4]["accepted"]
+            1
+        """
+        self._check_can_step()
+        self.discard_prepared()
+        rng_state = self.np_random.bit_generator.state
+        self._prepared = (self._plan(action), rng_state)
+        return list(self._prepared[0].requests)
+
+    def supply_replies(self, replies: Sequence[ExpertReply]) -> None:
+        """Phase 2 input: one reply per request :meth:`prepare_step` returned, same order.
+
+        A wrong count or a reply that is not an ``ExpertReply`` becomes ``error`` replies (the entries
+        read ``unavailable``), as for any backend fault.
+        """
+        if self._prepared is None:
+            raise RuntimeError("supply_replies() needs a prepare_step() first")
+        self._supplied = normalize_replies(list(replies), len(self._prepared[0].requests))
+
+    def discard_prepared(self) -> None:
+        """Forget a prepared step and restore the RNG to its state before :meth:`prepare_step`."""
+        if self._prepared is not None:
+            self.np_random.bit_generator.state = self._prepared[1]
+        self._prepared = None
+        self._supplied = None
+
+    def _take_prepared(self, action: str) -> turns.TurnPlan | None:
+        """The prepared plan if it is for ``action`` under the current knobs; else undo it (``None``)."""
+        if self._prepared is None:
+            return None
+        plan = self._prepared[0]
+        if isinstance(action, str) and plan.action == action and plan.knobs == self._knobs():
+            self._prepared = None
+            return plan
+        self.discard_prepared()  # an action-rewriting wrapper (or a knob changed): plan afresh
+        return None
+
+    def _check_can_step(self) -> None:
         if self._done:
             if not self._started:
                 raise RuntimeError("call reset() before step()")
             raise RuntimeError("the episode is over (terminated or truncated); call reset() before step()")
-        # The turn semantics live in envs.turns, shared with the vector env (one implementation).
-        action, action_truncated = turns.clip_action(action, self.action_space.max_length)
+
+    def _knobs(self) -> turns.TurnKnobs:
+        return turns.TurnKnobs(self.max_experts, self._acceptance_prob, self.eval_mode, self.action_space.max_length)
+
+    def _plan(self, action: str) -> turns.TurnPlan:
+        assert self.problem is not None
+        prefix = f"{self.request_prefix}e{self._episode}/{self._turn + 1}"
+        return turns.plan_turn(action, self._knobs(), self.problem, prefix, self.np_random)
+
+    def _complete(
+        self, plan: turns.TurnPlan, replies: Sequence[ExpertReply]
+    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Phase 2: resolve the turn from the plan and the replies to its requests."""
         assert self.problem is not None
         self._turn += 1
-        self.transcript.append(("policy", action))
-        parsed = parse_action(action, self.max_experts)
-        info = turns.base_step_info(self.problem.id, parsed, action_truncated)
-        terminated = False
-        if parsed.kind == "answer":
-            terminated = True
-            obs = ""
-            info["answer"] = parsed.answer
-        elif parsed.kind == "consult":
-            self._consults += 1
-            obs = self._consult(parsed.queries, info)
+        self.transcript.append(("policy", plan.text))
+        info = turns.step_info(plan, self.problem.id)
+        terminated = plan.parsed.kind == "answer"
+        obs = ""
+        if terminated:
+            info["answer"] = plan.parsed.answer
         else:
-            obs = prompts.NUDGE
-            self.transcript.append(("env", obs))
+            self._consults += plan.parsed.kind == "consult"
+            obs = self._turn_observation(plan, replies, info)
         truncated = turns.is_truncated(terminated, self._turn, self.max_turns)
         info["turn"] = self._turn
         info["turns_left"] = self.max_turns - self._turn
@@ -178,44 +251,25 @@ class EAPOMathEnv(gym.Env[str, str]):
         self._done = terminated or truncated
         return obs, 0.0, terminated, truncated, info
 
-    def _consult(self, queries: tuple[str, ...], info: dict[str, Any]) -> str:
-        early, accepted = turns.plan_consult(
-            queries,
-            max_experts=self.max_experts,
-            eval_mode=self.eval_mode,
-            acceptance_prob=self._acceptance_prob,
-            rng=self.np_random,
-        )
-        if early is not None:
-            if self.eval_mode and queries:
+    def _turn_observation(self, plan: turns.TurnPlan, replies: Sequence[ExpertReply], info: dict[str, Any]) -> str:
+        """The observation of a reasoning or consulting turn (transcript and ``info`` updated)."""
+        if plan.early_observation is not None:
+            if plan.parsed.kind == "consult" and plan.parsed.queries and plan.knobs.eval_mode:
                 info["consult_disabled"] = True
-            self.transcript.append(("env", early))
-            return early
-        texts = self.call_experts([q for q, ok in zip(queries, accepted) if ok], info)
-        obs, info["accepted"], info["unavailable"] = turns.experts_observation(accepted, texts)
+            self.transcript.append(("env", plan.early_observation))
+            return plan.early_observation
+        obs, counts = turns.consult_observation(plan, replies, self.max_reply_chars)
+        self.expert_latency_s += counts.latency_s
+        info["accepted"] = counts.accepted
+        info["unavailable"] = counts.unavailable
+        info["expert_timeouts"] = counts.timeouts
+        info["expert_errors"] = counts.errors
+        if plan.requests:
+            info["expert_slots"] = counts.slots
+        if counts.cut:
+            info["replies_cut"] = counts.cut
         self.transcript.append(("expert", obs))
         return obs
-
-    def _draw_acceptance(self, n: int) -> list[bool]:
-        """Each kept query is accepted independently with probability p (env's own RNG)."""
-        return turns.draw_acceptance(self.np_random, self._acceptance_prob, n)
-
-    def call_experts(self, queries: Sequence[str], info: dict[str, Any]) -> list[str | None]:
-        """Send accepted queries as one batch; returns reply texts, ``None`` for failed ones."""
-        if not queries:
-            return []
-        assert self.problem is not None
-        requests = turns.expert_requests(f"e{self._episode}/{self._turn}", self.problem, queries, [True] * len(queries))
-        replies = consult_blocking(self.expert, requests, timeout_s=self.expert_timeout_s)
-        stats = turns.ReplyStats()
-        texts = turns.read_replies(replies, self.max_reply_chars, stats)
-        self.expert_latency_s += stats.latency_s
-        info["expert_timeouts"] += stats.timeouts
-        info["expert_errors"] += stats.errors
-        info["expert_slots"] = stats.slots
-        if stats.cut:
-            info["replies_cut"] = stats.cut
-        return texts
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":

@@ -1,54 +1,50 @@
-"""The turn semantics of DESIGN §3, as small pure functions shared by every EAPO env.
+"""The turn semantics of DESIGN §3 as small pure functions: the one implementation every EAPO env runs.
 
-:class:`envs.math_env.EAPOMathEnv` (one env) and :class:`envs.vector_env.EAPOVectorEnv` (N envs,
-one batched expert call per step) both run a turn through these functions, so the two cannot drift
-apart. A consulting turn is split in two phases so that a vector env can gather the requests of
-every sub-env before calling the experts once:
+A turn has two phases, so that a vector env can gather the expert requests of many envs into one
+batched call (DESIGN §7):
 
-1. :func:`plan_consult` — format error / evaluation mode / acceptance draws (the env's own RNG);
-2. the caller sends the accepted queries (:func:`expert_requests`) and reads the replies back with
-   :func:`read_replies`;
-3. :func:`experts_observation` renders the experts block, one entry per kept query.
+1. :func:`plan_turn` — clip and parse the action, decide what needs no expert (nudge, format error,
+   evaluation mode, answer), draw the acceptance of each kept query from the env's own RNG, and build
+   the :class:`~eapo_env.experts.ExpertRequest` of each accepted query. Nothing blocks.
+2. :func:`consult_observation` — with the replies in hand, render the experts block (one entry per
+   kept query, ``unavailable`` for rejected or failed ones) and count what ``info`` reports.
 
 Example:
     >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> obs, accepted = plan_consult(("q1", "q2"), max_experts=3, eval_mode=False, acceptance_prob=1.0, rng=rng)
-    >>> obs, accepted
-    (None, [True, True])
-    >>> print(experts_observation(accepted, ["x = 7", None])[0], end="")
+    >>> from eapo_env.experts import ExpertReply
+    >>> from eapo_env.problems import Problem
+    >>> knobs = TurnKnobs(max_experts=3, acceptance_prob=1.0, eval_mode=False, max_action_chars=100)
+    >>> plan = plan_turn("<consult><query>q1</query><query>q2</query></consult>", knobs,
+    ...                  Problem("p", "1+1?", "2"), "e0/1", np.random.default_rng(0))
+    >>> [r.request_id for r in plan.requests]
+    ['e0/1/0', 'e0/1/1']
+    >>> obs, counts = consult_observation(plan, [ExpertReply("x = 7"), ExpertReply("", "timeout")], 1000)
+    >>> print(obs, end="")
     <BLANKLINE>
     <experts>
     <expert index="1">x = 7</expert>
     <expert index="2" status="unavailable">unavailable</expert>
     </experts>
+    >>> counts.accepted, counts.unavailable, counts.timeouts
+    (2, 1, 1)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from eapo_env import prompts
 from eapo_env.experts import ExpertReply, ExpertRequest
-from eapo_env.problems import Problem
-from eapo_env.protocol import ParsedAction
-
-#: Keys every step's ``info`` carries (before wrappers); optional keys are listed apart.
-STEP_INFO_KEYS: tuple[str, ...] = (
-    "problem_id", "action", "queries", "accepted", "unavailable", "dropped_queries", "blank_queries",
-    "format_error", "action_truncated", "expert_timeouts", "expert_errors", "turn", "turns_left", "consults",
-)
-#: Keys a step's ``info`` carries only sometimes.
-OPTIONAL_STEP_INFO_KEYS: tuple[str, ...] = ("expert_slots", "replies_cut", "consult_disabled", "answer")
-#: Keys of the ``info`` returned by ``reset``.
-RESET_INFO_KEYS: tuple[str, ...] = ("problem_id", "turn", "turns_left", "consults", "acceptance_prob", "max_turns")
+from eapo_env.problems import Problem, ProblemSource
+from eapo_env.protocol import ParsedAction, parse_action
 
 
 def check_env_args(max_experts: Any, max_turns: Any, render_mode: Any) -> None:
-    """The constructor checks every EAPO env shares."""
+    """The constructor checks of an EAPO env."""
     if not isinstance(max_experts, int) or max_experts < 1:
         raise ValueError(f"max_experts must be an int >= 1, got {max_experts!r}")
     if not isinstance(max_turns, int) or max_turns < 1:
@@ -57,42 +53,36 @@ def check_env_args(max_experts: Any, max_turns: Any, render_mode: Any) -> None:
         raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
 
 
-def choose_problem(source: Any, options: dict[str, Any] | None, rng: np.random.Generator, env: int = 0) -> Problem:
+def choose_problem(source: ProblemSource, options: Mapping[str, Any] | None, rng: np.random.Generator) -> Problem:
     """The problem of a new episode: pinned by ``options`` (``problem``, ``problem_id`` or
-    ``problem_index``; a vector env also accepts a sequence of N values, ``env`` picks one), else drawn
-    with the env's own RNG (:func:`draw_index`, never a global RNG)."""
-    if options:
-        for key in ("problem", "problem_id", "problem_index"):
-            if key not in options:
-                continue
-            value = options[key]
-            if isinstance(value, Sequence) and not isinstance(value, str):
-                value = value[env]
-            if key == "problem":
-                if not isinstance(value, Problem):
-                    raise TypeError(f"options['problem'] must be a Problem, got {type(value).__name__}")
-                return value
-            if key == "problem_id":
-                try:
-                    return source.get(str(value))
-                except KeyError:
-                    raise ValueError(f"unknown problem_id {value!r}") from None
-            return source[int(value) % len(source)]
+    ``problem_index``), else drawn with the env's own RNG (:func:`draw_index`, never a global RNG)."""
+    options = options or {}
+    if "problem" in options:
+        if not isinstance(options["problem"], Problem):
+            raise TypeError(f"options['problem'] must be a Problem, got {type(options['problem']).__name__}")
+        return options["problem"]
+    if "problem_id" in options:
+        try:
+            return source.get(str(options["problem_id"]))
+        except KeyError:
+            raise ValueError(f"unknown problem_id {options['problem_id']!r}") from None
+    if "problem_index" in options:
+        return source[int(options["problem_index"]) % len(source)]
     return source[draw_index(rng, len(source))]
 
 
 def draw_index(rng: np.random.Generator, size: int) -> int:
     """A uniform index in ``[0, size)`` from one 64-bit draw of ``rng``'s bit generator.
 
-    ``(u * size) >> 64`` with a uniform 64-bit ``u`` (Lemire's multiply-shift): the bias is below
-    ``size / 2**64``, nil for any problem set. One raw draw costs a fifth of ``integers(size)``,
-    which matters when thousands of envs reset per step.
+    ``(u * size) >> 64`` with a uniform 64-bit ``u`` (Lemire's multiply-shift); the bias is below
+    ``size / 2**64``, nil for any problem set. (Kept over ``rng.integers`` because recorded runs and
+    seeds map to problems through it.)
 
     Example:
         >>> draw_index(np.random.default_rng(0), 10)
         6
     """
-    return (rng.bit_generator.random_raw() * size) >> 64
+    return int((int(rng.bit_generator.random_raw()) * size) >> 64)
 
 
 def clip_action(action: Any, max_chars: int) -> tuple[str, bool]:
@@ -123,128 +113,131 @@ def draw_acceptance(rng: np.random.Generator, p: float, n: int) -> list[bool]:
         return [True] * n
     if p <= 0.0:
         return [False] * n
-    return (rng.random(n) < p).tolist()
+    return [bool(u < p) for u in rng.random(n)]
 
 
-def plan_consult(
-    queries: Sequence[str],
-    *,
-    max_experts: int,
-    eval_mode: bool,
-    acceptance_prob: float,
-    rng: np.random.Generator,
-) -> tuple[str | None, list[bool]]:
-    """Phase 1 of a consult: ``(observation, [])`` when no expert may be called, else ``(None, accepted)``.
+@dataclass(frozen=True)
+class TurnKnobs:
+    """The env settings a turn is planned under (a prepared plan is only reused under the same ones)."""
 
-    No query left → the format-error text; evaluation mode → the consultation-disabled text (and no
-    acceptance draw: evaluation must not consume the RNG differently from a run without consults).
+    max_experts: int
+    acceptance_prob: float
+    eval_mode: bool
+    max_action_chars: int
 
-    Example:
-        >>> plan_consult((), max_experts=3, eval_mode=False, acceptance_prob=1.0, rng=None)[0].strip()[:18]
-        '<env>Format error:'
+
+@dataclass
+class TurnPlan:
+    """Phase 1 of a turn: everything decided before any expert is called.
+
+    Attributes:
+        action: the action as given (before clipping).
+        knobs: the settings it was planned under.
+        text: the action cut to ``max_action_chars``; ``truncated``: whether it was cut.
+        parsed: the parsed action.
+        early_observation: the observation when no expert is needed: the nudge of a reasoning turn,
+            the format-error or consultation-disabled text of a consult; ``None`` for an answer and
+            for a consult that reaches the experts block.
+        accepted: one flag per kept query (a consult that reaches the experts block).
+        requests: one request per accepted query, in order.
     """
-    if not queries:
-        return prompts.EMPTY_CONSULT.format(max_experts=max_experts), []
-    if eval_mode:
-        return prompts.CONSULT_DISABLED, []
-    return None, draw_acceptance(rng, acceptance_prob, len(queries))
+
+    action: str
+    knobs: TurnKnobs
+    text: str
+    truncated: bool
+    parsed: ParsedAction
+    early_observation: str | None = None
+    accepted: list[bool] = field(default_factory=list)
+    requests: list[ExpertRequest] = field(default_factory=list)
+
+    @property
+    def needs_experts_block(self) -> bool:
+        """A consult whose observation is the experts block (even when every query was rejected)."""
+        return self.parsed.kind == "consult" and self.early_observation is None
 
 
-def expert_requests(
-    prefix: str, problem: Problem, queries: Sequence[str], accepted: Sequence[bool] | None
-) -> list[ExpertRequest]:
-    """One request per accepted query (``accepted=None``: all); ids are ``"<prefix>/<i>"`` with ``i`` the
-    index among the sent ones (an expert pool reads the trailing ``/i`` as the slot).
+def plan_turn(
+    action: Any, knobs: TurnKnobs, problem: Problem, request_prefix: str, rng: np.random.Generator
+) -> TurnPlan:
+    """Phase 1 of a turn (§3 rules 1-5); draws acceptance from ``rng``, never blocks.
 
-    Example:
-        >>> p = Problem("p1", "1+1?", "2")
-        >>> [r.request_id for r in expert_requests("e0/1", p, ["a", "b", "c"], [True, False, True])]
-        ['e0/1/0', 'e0/1/1']
+    Request ids are ``"<request_prefix>/<i>"`` with ``i`` the index among the sent queries (an expert
+    pool reads the trailing ``/i`` as the slot).
     """
-    sent = queries if accepted is None or all(accepted) else [q for q, ok in zip(queries, accepted) if ok]
-    if len(sent) <= len(_ID_SUFFIXES):
-        # tuple.__new__ is what the NamedTuple's own constructor calls, minus a Python-level frame:
-        # a vector env builds thousands of requests per step.
-        return [_new_tuple(ExpertRequest, (prefix + suffix, problem, q)) for suffix, q in zip(_ID_SUFFIXES, sent)]
-    return [ExpertRequest(f"{prefix}/{i}", problem, q) for i, q in enumerate(sent)]
+    text, truncated = clip_action(action, knobs.max_action_chars)
+    parsed = parse_action(text, knobs.max_experts)
+    plan = TurnPlan(action, knobs, text, truncated, parsed)
+    if parsed.kind == "reason":
+        plan.early_observation = prompts.NUDGE
+    elif parsed.kind == "consult":
+        if not parsed.queries:
+            plan.early_observation = prompts.EMPTY_CONSULT.format(max_experts=knobs.max_experts)
+        elif knobs.eval_mode:  # no acceptance draw: evaluation consumes the RNG as a run without consults
+            plan.early_observation = prompts.CONSULT_DISABLED
+        else:
+            plan.accepted = draw_acceptance(rng, knobs.acceptance_prob, len(parsed.queries))
+            sent = [q for q, ok in zip(parsed.queries, plan.accepted) if ok]
+            plan.requests = [ExpertRequest(f"{request_prefix}/{i}", problem, q) for i, q in enumerate(sent)]
+    return plan
 
 
-# "/<i>" for the first request ids of a consult, prebuilt: ids are built on every consult.
-_ID_SUFFIXES = tuple(f"/{i}" for i in range(16))
-_new_tuple = tuple.__new__
+@dataclass
+class ReplyCounts:
+    """What a consult's replies add to ``info``."""
+
+    accepted: int = 0
+    unavailable: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    cut: int = 0
+    latency_s: float = 0.0
+    slots: tuple[str, ...] = ()
 
 
-class ReplyStats:
-    """Counters of one turn's replies (what ``info`` reports), filled by :func:`read_replies`."""
+def consult_observation(
+    plan: TurnPlan, replies: Sequence[ExpertReply], max_reply_chars: int
+) -> tuple[str, ReplyCounts]:
+    """Phase 2 of a consult: the experts block from one reply per request of ``plan``, and its counts.
 
-    __slots__ = ("cut", "errors", "latency_s", "slots", "timeouts")
-
-    def __init__(self) -> None:
-        self.cut = 0
-        self.timeouts = 0
-        self.errors = 0
-        self.latency_s = 0.0
-        self.slots: tuple[str, ...] = ()
-
-
-def read_replies(replies: Iterable[ExpertReply], max_reply_chars: int, stats: ReplyStats) -> list[str | None]:
-    """Reply texts (cut to ``max_reply_chars``), ``None`` for a timed-out or failed reply.
-
-    Example:
-        >>> stats = ReplyStats()
-        >>> read_replies([ExpertReply("abcdef", expert="e1"), ExpertReply("", "timeout")], 3, stats)
-        ['abc', None]
-        >>> stats.cut, stats.timeouts, stats.slots
-        (1, 1, ('e1',))
+    A reply that is not ``ok`` (timeout, error) becomes an ``unavailable`` entry, as does a rejected
+    query; an ok reply is cut to ``max_reply_chars`` (counted in ``cut``).
     """
+    if len(replies) != len(plan.requests):
+        raise ValueError(f"{len(replies)} replies for {len(plan.requests)} requests")
+    counts = ReplyCounts(accepted=len(plan.requests))
     texts: list[str | None] = []
     slots: list[str] = []
     for reply in replies:
-        stats.latency_s += reply.latency_s
+        counts.latency_s += reply.latency_s
         if reply.status == "ok":
-            text = reply.text
-            if len(text) > max_reply_chars:
-                text = text[:max_reply_chars]
-                stats.cut += 1
-            texts.append(text)
+            if len(reply.text) > max_reply_chars:
+                counts.cut += 1
+            texts.append(reply.text[:max_reply_chars])
             slots.append(reply.expert)
         else:
             texts.append(None)
-            if reply.status == "timeout":
-                stats.timeouts += 1
-            else:
-                stats.errors += 1
-    stats.slots = tuple(slots)
-    return texts
+            counts.timeouts += reply.status == "timeout"
+            counts.errors += reply.status != "timeout"
+    answered = iter(texts)
+    entries = [next(answered) if ok else None for ok in plan.accepted]
+    counts.unavailable = entries.count(None)
+    counts.slots = tuple(slots)
+    return prompts.render_experts_block(entries), counts
 
 
-def experts_observation(accepted: Sequence[bool] | None, texts: Sequence[str | None]) -> tuple[str, int, int]:
-    """Phase 3: ``(experts block, accepted count, unavailable count)``.
-
-    ``texts`` holds one entry per *accepted* query, in order; rejected queries become
-    ``unavailable`` entries in place (``accepted=None``: every query was accepted).
-    """
-    if accepted is None or len(texts) == len(accepted):  # all accepted (p = 1, the usual case): nothing to merge
-        merged: Sequence[str | None] = texts
-    else:
-        it = iter(texts)
-        merged = [next(it) if ok else None for ok in accepted]
-    unavailable = merged.count(None)
-    return prompts.render_experts_block(merged), len(texts), unavailable
-
-
-def base_step_info(problem_id: str, parsed: ParsedAction, action_truncated: bool) -> dict[str, Any]:
+def step_info(plan: TurnPlan, problem_id: str) -> dict[str, Any]:
     """The ``info`` of a step before the turn is resolved (counters filled in afterwards)."""
     return {
         "problem_id": problem_id,
-        "action": parsed.kind,
-        "queries": len(parsed.queries),
+        "action": plan.parsed.kind,
+        "queries": len(plan.parsed.queries),
         "accepted": 0,
         "unavailable": 0,
-        "dropped_queries": parsed.dropped_queries,
-        "blank_queries": parsed.blank_queries,
-        "format_error": bool(parsed.format_error),
-        "action_truncated": action_truncated,
+        "dropped_queries": plan.parsed.dropped_queries,
+        "blank_queries": plan.parsed.blank_queries,
+        "format_error": bool(plan.parsed.format_error),
+        "action_truncated": plan.truncated,
         "expert_timeouts": 0,
         "expert_errors": 0,
     }

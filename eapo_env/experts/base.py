@@ -8,23 +8,22 @@ request, in order. A backend never raises for a per-request failure: it returns 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from eapo_env.problems.base import Problem
 
 ReplyStatus = Literal["ok", "timeout", "error"]
 REPLY_STATUSES: tuple[str, ...] = ("ok", "timeout", "error")
-_STATUS_SET = frozenset(REPLY_STATUSES)
 
 
 class ExpertRequest(NamedTuple):
     """One query to one expert about one problem.
 
-    A NamedTuple (immutable, typed fields) rather than a frozen dataclass: a vector env builds
-    thousands per step, and a frozen dataclass costs twice as much to construct.
+    A NamedTuple: immutable, typed fields, cheap to build (a vector env builds thousands per step).
     """
 
     request_id: str
@@ -33,8 +32,7 @@ class ExpertRequest(NamedTuple):
 
 
 class ExpertReply(NamedTuple):
-    """One expert's reply (a NamedTuple, like :class:`ExpertRequest`: a vector env reads the fields of a
-    whole batch of replies with one ``zip(*replies)``).
+    """One expert's reply (a NamedTuple, like :class:`ExpertRequest`).
 
     Attributes:
         text: the reply text (empty unless ``status == "ok"``).
@@ -125,6 +123,74 @@ def expert_loop() -> asyncio.AbstractEventLoop:
     return _LOOP.loop()
 
 
+class ConsultCall:
+    """One batched ``expert.consult(requests)`` in flight; started by the constructor, never blocking.
+
+    An async backend runs on the shared background loop (:func:`expert_loop`), so the caller keeps
+    working (a vector env's ``submit``); an expert with ``consult_sync`` (pure CPU, microseconds) is
+    called right away. :meth:`result` never raises for expert faults: a backend exception, a batch past
+    ``timeout_s``, a wrong number of replies or a reply of the wrong type become ``timeout`` / ``error``
+    replies, so the env marks those entries ``unavailable``.
+
+    Example:
+        >>> from eapo_env.experts import make_expert
+        >>> from eapo_env.problems import Problem
+        >>> call = ConsultCall(make_expert("constant", text="hi"), [ExpertRequest("r0", Problem("p", "?", "1"), "q")])
+        >>> call.done(), [r.text for r in call.result()]
+        (True, ['hi'])
+    """
+
+    def __init__(self, expert: Expert, requests: Sequence[ExpertRequest], timeout_s: float | None = None) -> None:
+        self.requests = list(requests)
+        self.timeout_s = timeout_s
+        self._start = time.perf_counter()
+        self._future: concurrent.futures.Future[list[ExpertReply]]
+        sync = getattr(expert, "consult_sync", None)
+        if not self.requests or sync is not None:
+            self._future = concurrent.futures.Future()
+            self._future.set_result(self._call_sync(sync) if self.requests else [])
+        else:
+            self._future = asyncio.run_coroutine_threadsafe(self._call_async(expert), expert_loop())
+
+    def done(self) -> bool:
+        """Whether the replies are in (:meth:`result` returns at once)."""
+        return self._future.done()
+
+    def result(self) -> list[ExpertReply]:
+        """One reply per request, in order; waits at most ``timeout_s`` (plus a second of grace)."""
+        wait = None if self.timeout_s is None else self.timeout_s + 1.0
+        try:
+            return self._future.result(timeout=wait)
+        except concurrent.futures.TimeoutError:  # the loop is stuck (a backend blocking it): give up on it
+            self._future.cancel()
+            return self._failed("timeout", "batch deadline exceeded")
+        except concurrent.futures.CancelledError:
+            return self._failed("error", "consult cancelled")
+
+    def _call_sync(self, sync: Callable[[Sequence[ExpertRequest]], object]) -> list[ExpertReply]:
+        try:
+            replies = sync(self.requests)
+        except Exception as exc:  # a backend bug must not crash the env: the contract is a status
+            return self._failed("error", f"{type(exc).__name__}: {exc}")
+        return normalize_replies(replies, len(self.requests), self._elapsed())
+
+    async def _call_async(self, expert: Expert) -> list[ExpertReply]:
+        try:
+            replies = await asyncio.wait_for(expert.consult(self.requests), self.timeout_s)
+        except TimeoutError:
+            return self._failed("timeout", "batch deadline exceeded")
+        except Exception as exc:
+            return self._failed("error", f"{type(exc).__name__}: {exc}")
+        return normalize_replies(replies, len(self.requests), self._elapsed())
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def _failed(self, status: ReplyStatus, error: str) -> list[ExpertReply]:
+        elapsed = self._elapsed()
+        return [failed_reply(status, error[:200], elapsed) for _ in self.requests]
+
+
 def consult_blocking(
     expert: Expert, requests: Sequence[ExpertRequest], timeout_s: float | None = None
 ) -> list[ExpertReply]:
@@ -136,28 +202,9 @@ def consult_blocking(
         timeout_s: overall deadline for the batch; requests still pending then get ``timeout``.
 
     Returns:
-        One reply per request, in order. A backend exception, a wrong number of replies or a
-        reply of the wrong type turns into ``error`` replies instead of propagating.
+        One reply per request, in order (see :class:`ConsultCall` for how faults become replies).
     """
-    if not requests:
-        return []
-    start = time.perf_counter()
-    try:
-        sync = getattr(expert, "consult_sync", None)
-        if sync is not None:
-            replies = sync(requests)
-        else:
-            future = asyncio.run_coroutine_threadsafe(expert.consult(requests), expert_loop())
-            try:
-                replies = future.result(timeout=timeout_s)
-            except TimeoutError:
-                future.cancel()
-                elapsed = time.perf_counter() - start
-                return [failed_reply("timeout", "batch deadline exceeded", elapsed) for _ in requests]
-    except Exception as exc:  # a backend bug must not crash the env: the contract is a status
-        elapsed = time.perf_counter() - start
-        return [failed_reply("error", f"{type(exc).__name__}: {exc}"[:200], elapsed) for _ in requests]
-    return normalize_replies(replies, len(requests), time.perf_counter() - start)
+    return ConsultCall(expert, requests, timeout_s).result()
 
 
 def normalize_replies(replies: object, expected: int, elapsed_s: float = 0.0) -> list[ExpertReply]:
@@ -165,11 +212,6 @@ def normalize_replies(replies: object, expected: int, elapsed_s: float = 0.0) ->
     if not isinstance(replies, list | tuple) or len(replies) != expected:
         got = len(replies) if isinstance(replies, list | tuple) else type(replies).__name__
         return [failed_reply("error", f"backend returned {got} replies for {expected} requests", elapsed_s)] * expected
-    try:  # the usual case, checked in bulk (a vector env sends thousands)
-        if set(map(type, replies)) == {ExpertReply} and {r.status for r in replies} <= _STATUS_SET:
-            return list(replies)
-    except TypeError:  # an unhashable status: the loop below reports it
-        pass
     out: list[ExpertReply] = []
     for reply in replies:
         if not isinstance(reply, ExpertReply):

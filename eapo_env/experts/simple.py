@@ -16,9 +16,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import operator
 import re
 from collections.abc import Callable, Sequence
+
 from eapo_env.experts.base import Expert, ExpertReply, ExpertRequest, SyncExpert
 from eapo_env.problems.base import Problem
 
@@ -49,13 +49,9 @@ class ReferenceExpert(SyncExpert):
     name = "reference"
 
     def __init__(self, cache_size: int = 65536) -> None:
-        # Replies are frozen and latency-free, so one per problem can be shared: building an
-        # ExpertReply costs more than everything else this expert does.
-        # Keyed by the problem object's identity: no string hashing per request, and safe because
-        # ``_problems`` holds every cached problem (its id() cannot be reused while it is cached).
+        # Replies are frozen and latency-free, so one per problem is built once and shared.
         self.cache_size = int(cache_size)
-        self._cache: dict[int, ExpertReply] = {}
-        self._problems: dict[int, Problem] = {}
+        self._cache: dict[tuple[str, str, str], ExpertReply] = {}
 
     @staticmethod
     def reply_for(problem: Problem) -> ExpertReply:
@@ -64,28 +60,16 @@ class ReferenceExpert(SyncExpert):
         return ExpertReply(text, "ok", 0.0, _approx_tokens(text), "reference")
 
     def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
-        # Cached problems cost three C-level lookups per request (no Python frame): a vector env
-        # sends thousands of requests per step.
-        replies = list(map(self._cache.get, map(id, map(_problem_of, requests))))
-        if None in replies:
-            for i, reply in enumerate(replies):
-                if reply is None:
-                    replies[i] = self._remember(requests[i].problem)
-        return replies
+        return [self._reply(request.problem) for request in requests]
 
-    def _remember(self, problem: Problem) -> ExpertReply:
-        key = id(problem)
+    def _reply(self, problem: Problem) -> ExpertReply:
+        key = (problem.id, problem.solution, problem.answer)  # what the reply is made of
         reply = self._cache.get(key)
         if reply is None:
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()
-                self._problems.clear()
             reply = self._cache[key] = self.reply_for(problem)
-            self._problems[key] = problem
         return reply
-
-
-_problem_of = operator.itemgetter(1)  # ExpertRequest.problem
 
 
 class ConstantExpert(SyncExpert):
@@ -105,7 +89,7 @@ class ConstantExpert(SyncExpert):
 
     def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
         reply = ExpertReply(self.text, "ok", 0.0, self._tokens, self.name)
-        return [reply] * len(requests)  # frozen dataclass: sharing one instance is safe
+        return [reply] * len(requests)  # an immutable NamedTuple: sharing one instance is safe
 
 
 # --------------------------------------------------------------------------- answer perturbation
