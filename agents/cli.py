@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--problems-seed", type=int, default=1, help="seed of generated problems (training uses 0)")
     e.add_argument("--pass-k", type=int, nargs="*", default=[1, 8, 32], help="k values of the unbiased pass@k")
     e.add_argument("--max-turns", type=int, default=4)
-    e.add_argument("--engine", default="ours", choices=["ours", "hf", "vllm"])
+    e.add_argument("--engine", default="ours", help="rollout engine, one of agents.rollout.ENGINES (ours, hf, vllm)")
     e.add_argument("--temperature", type=float, default=1.0)
     e.add_argument("--top-p", type=float, default=1.0)
     e.add_argument("--max-turn-tokens", type=int, default=64)

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from agents.rollout import ENGINES
 from eapo_env.schedules import parse_schedule
 
 #: Values of :attr:`TrainConfig.method` (see :mod:`agents.baselines`).
 METHODS = ("eapo", "self_explore", "base", "distill_sft", "expert_workflow")
-ENGINES = ("ours", "hf")
 
 
 @dataclass
@@ -105,7 +105,11 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ rollout
     engine: str = "ours"
-    """Rollout engine: ``ours`` (batched, kept KV cache) or ``hf`` (``generate``, a baseline)."""
+    """Rollout engine (:data:`agents.rollout.ENGINES`): ``ours`` (batched, kept KV cache, rows parked on
+    expert calls), ``hf`` (``generate``, a baseline) or ``vllm`` (optional dependency)."""
+    env_wrappers: tuple[str, ...] = ()
+    """Your own Gymnasium wrappers, as import paths ``"module:Class"``, applied to every env of the
+    training vector env (after the built-in ones), e.g. ``["my_pkg.shaping:LengthPenalty"]``."""
     group_size: int = 8
     """G: samples per prompt. Larger G: better group baselines and fewer all-0/all-1 groups,
     linearly more rollout compute."""
@@ -293,6 +297,10 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         return value
+    if text.startswith("tuple[str"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return tuple(value)
     if text.startswith("tuple"):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise bad("a list of integers")

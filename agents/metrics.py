@@ -68,11 +68,9 @@ def episode_metrics(trajs: Sequence[Any]) -> dict[str, float]:
 
 
 def episode_correct(traj: Any) -> bool:
-    """Raw verified correctness of an episode: ``info["correct"]`` of its last step, else reward > 0."""
-    for info in reversed(traj.infos):
-        if "correct" in info:
-            return bool(info["correct"])
-    return float(traj.reward) > 0.0
+    """Raw verified correctness of an episode: the env's ``info["correct"]`` at its end, as the rollout
+    recorded it in ``Trajectory.correct`` (False for an episode the token budget cut). Never the reward."""
+    return bool(traj.correct)
 
 
 def _clean(value: Any) -> Any:
