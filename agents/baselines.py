@@ -10,8 +10,14 @@
   question, replies whose extracted answer verifies correct (rejection sampling) become
   ``[evaluation prompt, expert solution + <answer>]`` traces, :func:`agents.sft.sft_train`
   trains on them (LoRA when ``lora_r`` > 0), then the result is evaluated.
-* ``expert_workflow`` — offline, evaluation-time: each held-out question is shown together with the
-  expert's reply to it (an experts block in the prompt); the policy answers alone. No training.
+* ``expert_workflow`` — offline, evaluation-time: each held-out question is shown together with
+  ``max_experts`` replies of the expert to it (K replicas, one experts block in the prompt); the
+  policy answers alone. No training. With ``expert = "policy"`` this is the paper's
+  **self-collaboration** workflow: the replicas are the policy itself (``agents/configs/self_collab.toml``).
+
+``expert = "policy"`` with no ``policy_dir`` in ``expert_kwargs`` means "replicas of this run's
+starting policy" (:func:`with_policy_expert`): the homogeneous pool of Table 3 and the replicas of
+self-collaboration are frozen copies of the base, as in the paper.
 
 Every runner writes ``<out>/result.json`` and returns the same dict: ``method``, ``eval`` (the
 :meth:`~agents.evaluation.EvalResult.summary` of the final policy, when evaluated), ``policy_dir``,
@@ -62,12 +68,14 @@ def run_base(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None
 
 def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
     """``eapo`` and ``self_explore``: :func:`agents.trainer.train`, then the held-out evaluation."""
-    from agents.trainer import train
+    from agents.trainer import resolve_policy, train
 
     if config.method == "self_explore" and config.consultation:
         config = config.replace(consultation=False)
     t0 = time.perf_counter()
     out = Path(out_dir)
+    if config.expert == "policy" and config.consultation:  # the homogeneous pool: replicas of the start
+        config = with_policy_expert(config, resolve_policy(config, out, log))
     res = train(config, out, resume=resume, log=log)
     result: dict[str, Any] = {"method": config.method, "policy_dir": str(res.policy_dir), "steps": res.steps,
                               "start_step": res.start_step, "train_seconds": res.seconds, "last": res.last}
@@ -79,14 +87,25 @@ def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: 
     return _finish(out, result)
 
 
-def expert_replies(config: TrainConfig, problems: Sequence[Any], query: Callable[[Any], str] | None = None) -> list[str | None]:
-    """One reply of ``config.expert`` per problem (to the question itself by default), one batch."""
+def with_policy_expert(config: TrainConfig, policy_dir: str | Path) -> TrainConfig:
+    """``config`` whose ``policy`` expert (if any) samples from ``policy_dir`` when it names no directory."""
+    if config.expert != "policy" or config.expert_kwargs.get("policy_dir"):
+        return config
+    return config.replace(expert_kwargs={**config.expert_kwargs, "policy_dir": str(policy_dir)})
+
+
+def expert_replies(
+    config: TrainConfig, problems: Sequence[Any], query: Callable[[Any], str] | None = None, replicas: int = 1
+) -> list[list[str | None]]:
+    """``replicas`` replies of ``config.expert`` per problem (to the question itself by default), in one
+    batch; each replica has its own request id, so sampling experts answer independently."""
     from eapo_env.experts import ExpertRequest, consult_blocking, make_expert
 
     expert = make_expert(config.expert, **config.expert_kwargs)
-    requests = [ExpertRequest(f"baseline/{i}", p, query(p) if query else p.question) for i, p in enumerate(problems)]
-    replies = consult_blocking(expert, requests, timeout_s=600.0)
-    return [r.text if r.status == "ok" else None for r in replies]
+    requests = [ExpertRequest(f"baseline/{i}/{j}", p, query(p) if query else p.question)
+                for i, p in enumerate(problems) for j in range(replicas)]
+    replies = [r.text if r.status == "ok" else None for r in consult_blocking(expert, requests, timeout_s=600.0)]
+    return [replies[i * replicas : (i + 1) * replicas] for i in range(len(problems))]
 
 
 def distillation_traces(config: TrainConfig, max_reply_chars: int = 240) -> tuple[list[list[tuple[str, str]]], dict[str, int]]:
@@ -98,7 +117,7 @@ def distillation_traces(config: TrainConfig, max_reply_chars: int = 240) -> tupl
     source = load_problems(config.problems, seed=config.problems_seed)
     problems = [source[i] for i in range(min(config.distill_num_problems, len(source)))]
     traces, rejected = [], 0
-    for p, reply in zip(problems, expert_replies(config, problems)):
+    for p, (reply,) in zip(problems, expert_replies(config, problems)):
         answer = extract_answer(reply) if reply else None
         if not answer or not verify(answer, p.answer).correct:
             rejected += 1
@@ -122,7 +141,7 @@ def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Callable[[str
         torch.set_num_threads(config.threads)
     policy = resolve_policy(config, out, log)
     model, tokenizer = load_policy(policy)
-    traces, counts = distillation_traces(config)
+    traces, counts = distillation_traces(with_policy_expert(config, policy))
     if not traces:
         raise RuntimeError(f"no expert trajectory verified correct ({counts}); nothing to distill")
     log(f"distill_sft: {counts['kept']} expert trajectories ({counts['rejected']} rejected), {config.distill_steps} SFT steps")
@@ -140,13 +159,13 @@ def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Callable[[str
 
 
 def workflow_problems(config: TrainConfig) -> list[Any]:
-    """Held-out problems whose question carries the expert's reply (an experts block) in the prompt."""
+    """Held-out problems whose question carries ``max_experts`` expert replies (one experts block)."""
     from agents.evaluation import heldout_problems
     from eapo_env import prompts
 
     problems = heldout_problems(config.eval_problems, config.eval_num_problems, config.eval_problems_seed)
-    replies = expert_replies(config, problems)
-    return [dataclasses.replace(p, question=p.question + prompts.render_experts_block([r])) for p, r in zip(problems, replies)]
+    replies = expert_replies(config, problems, replicas=config.max_experts)
+    return [dataclasses.replace(p, question=p.question + prompts.render_experts_block(r)) for p, r in zip(problems, replies)]
 
 
 def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
@@ -155,7 +174,7 @@ def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Callable[
     t0 = time.perf_counter()
     out = Path(out_dir)
     policy = resolve_policy(config, out, log)
-    ev = _evaluate_dir(config, policy, out / "eval", problems=workflow_problems(config))
+    ev = _evaluate_dir(config, policy, out / "eval", problems=workflow_problems(with_policy_expert(config, policy)))
     return _finish(out, {"method": "expert_workflow", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0})
 
 

@@ -132,3 +132,16 @@ def test_eapo_env_imports_without_torch():
     code = "import sys, eapo_env, eapo_env.experts.local, eapo_env.experts.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_gym_make_shares_the_expert_instead_of_copying_it(policy_dir):
+    import copy
+
+    import gymnasium as gym
+
+    import eapo_env
+
+    expert = PolicyExpert(policy_dir, max_new_tokens=4)
+    assert copy.deepcopy(expert) is expert
+    env = gym.make(eapo_env.TRAIN_ID, problems="generated:arithmetic:1", expert=expert)
+    assert env.spec is not None and env.unwrapped.expert is expert

@@ -41,6 +41,11 @@ class _LocalExpert:
         self._lock = threading.Lock()
         self.calls = 0
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> _LocalExpert:
+        # An expert is a shared service (a loaded model and its lock), not a value: gym.make deep-copies
+        # its kwargs into env.spec, and a copy would duplicate the model or fail on the lock.
+        return self
+
     def messages(self, request: ExpertRequest) -> list[dict[str, str]]:
         user = self.prompt_template.replace("{question}", request.problem.question).replace("{query}", request.query)
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
