@@ -16,8 +16,9 @@ Example:
 
 from ._types import VERDICT_STATUSES, Verdict
 from .core import ANSWER_TYPES, verify, verify_many
-from .problem import math_gold, verify_problem
 from .extract import clean_answer, extract_answer
+from .options import VerifyOptions
+from .problem import math_gold, verify_problem
 from .text import f1_score, normalize_text
 from .worker import warm_up
 
@@ -25,6 +26,7 @@ __all__ = [
     "ANSWER_TYPES",
     "VERDICT_STATUSES",
     "Verdict",
+    "VerifyOptions",
     "clean_answer",
     "extract_answer",
     "f1_score",

@@ -32,19 +32,32 @@ from fractions import Fraction
 from typing import NamedTuple
 
 from . import worker
-from ._types import (CORRECT, ERROR, INCORRECT, MAX_ANSWER_CHARS, TIMEOUT, UNPARSEABLE,
-                     ParseFailure, Verdict, VerifyTimeout)
+from ._types import (
+    CORRECT,
+    ERROR,
+    INCORRECT,
+    MAX_ANSWER_CHARS,
+    TIMEOUT,
+    UNPARSEABLE,
+    ParseFailure,
+    Verdict,
+    VerifyTimeout,
+)
+from .answers import read_answer
 from .equivalence import equivalent
 from .evaluate import scalar_equal
 from .extract import clean_answer, extract_answer
 from .fast import MIN_TOLERANT_DECIMALS, Num, numbers_match, parse_number
-from .parser import Node, parse
+from .final import find_answer
+from .options import DEFAULT_OPTIONS, VerifyOptions
+from .parser import Node
 from .text import f1_score, normalize_text
 
 ANSWER_TYPES = ("math", "text")
 
 
-def verify(prediction: str, gold: str, *, answer_type: str = "math", timeout_s: float = 1.0) -> Verdict:
+def verify(prediction: str, gold: str, *, answer_type: str = "math", timeout_s: float = 1.0,
+           options: VerifyOptions | None = None) -> Verdict:
     """Check ``prediction`` against ``gold``; never raises for ``str`` inputs.
 
     ``score`` is 1.0 for a correct math answer and 0.0 otherwise; for ``answer_type="text"``
@@ -61,7 +74,7 @@ def verify(prediction: str, gold: str, *, answer_type: str = "math", timeout_s: 
     try:
         if answer_type == "text":
             return _verify_text(prediction, gold)
-        return _verify_math(prediction, gold, float(timeout_s))
+        return _verify_math(prediction, gold, float(timeout_s), options or DEFAULT_OPTIONS)
     except VerifyTimeout:
         return TIMEOUT
     except (ParseFailure, RecursionError):
@@ -100,15 +113,21 @@ def verify_many(
     return out
 
 
-def _candidate(text: str) -> str:
-    if "\\" not in text and "<answer>" not in text:
-        return text.strip()  # nothing to extract (no box, no tag): skip the scan, the hot path for env answers
-    found = extract_answer(text)
+def _candidate(text: str, options: VerifyOptions = DEFAULT_OPTIONS) -> str:
+    s = text.strip()
+    if not s or (len(s) < 400 and _is_int(s)):
+        return s  # a bare integer: nothing to extract, the hot path for env answers
+    found = find_answer(text, options)
+    return s if found is None else found.strip()
+
+
+def _text_candidate(text: str) -> str:
+    found = extract_answer(text)  # a tag or a box; never the number-hunting prose rule of math answers
     return (found if found is not None else text).strip()
 
 
 def _verify_text(prediction: str, gold: str) -> Verdict:
-    p, g = _candidate(prediction), _candidate(gold)
+    p, g = _text_candidate(prediction), _text_candidate(gold)
     score = f1_score(p, g)
     exact = normalize_text(p) == normalize_text(g)
     return Verdict("correct" if exact else "incorrect", 1.0 if exact else min(score, 1.0))
@@ -122,13 +141,13 @@ class _Gold(NamedTuple):
 
 
 @functools.lru_cache(maxsize=65536)
-def _gold_forms(gold: str) -> _Gold:
+def _gold_forms(gold: str, options: VerifyOptions = DEFAULT_OPTIONS) -> _Gold:
     """The gold's answer text and number forms, parsed once per distinct gold string.
 
     A reference answer is trusted data that every episode of its problem (and every sample of a
     GRPO group) is verified against. Predictions and verdicts are never cached.
     """
-    g = _candidate(gold)
+    g = _candidate(gold, options)
     if not g or len(g) > MAX_ANSWER_CHARS:
         return _Gold(g, None, None, False)
     if len(g) < 400 and _is_int(g):  # a plain integer: its Fraction form is built only if ever needed
@@ -139,12 +158,12 @@ def _gold_forms(gold: str) -> _Gold:
     int_value = n.value.numerator if n.value.denominator == 1 else None
     # An integer prediction carries no rounding tolerance; the gold has none below
     # MIN_TOLERANT_DECIMALS digits, and percent golds have their own rule (numbers_match).
-    return _Gold(g, n, int_value, not n.percent and n.decimals < MIN_TOLERANT_DECIMALS)
+    return _Gold(g, n, int_value, not n.percent and n.decimals < min(options.float_rounding, MIN_TOLERANT_DECIMALS))
 
 
-def _verify_math(prediction: str, gold_text: str, timeout_s: float) -> Verdict:
-    p = _candidate(prediction)
-    gold = _gold_forms(gold_text)
+def _verify_math(prediction: str, gold_text: str, timeout_s: float, options: VerifyOptions) -> Verdict:
+    p = _candidate(prediction, options)
+    gold = _gold_forms(gold_text, options)
     g, gn, g_int = gold.text, gold.number, gold.int_value
     if not p or len(p) > MAX_ANSWER_CHARS:
         return UNPARSEABLE
@@ -156,18 +175,18 @@ def _verify_math(prediction: str, gold_text: str, timeout_s: float) -> Verdict:
     pn = parse_number(p)
     if gn is None and g_int is not None:
         gn = parse_number(g)  # an integer gold against a non-integer prediction
+    digits = options.float_rounding
     if pn is not None and gn is not None:  # fast tier: the common case for AIME-style answers
-        return CORRECT if numbers_match(pn, gn) else INCORRECT
-    (p, pvar), (g, gvar) = clean_answer(p), clean_answer(g)
-    if pvar is not None and gvar is not None and pvar != gvar:
-        return INCORRECT  # "x = 7" vs "y = 7" (as math-verify)
+        return CORRECT if numbers_match(pn, gn, digits) else INCORRECT
+    # Labels stay: "x = 7" vs "y = 7" and "y = 2x" vs "2x - y = 0" are decided as relations.
+    p, g = clean_answer(p, assignments=False)[0], clean_answer(g, assignments=False)[0]
     if not p:
         return UNPARSEABLE
     pn, gn = parse_number(p), parse_number(g)
     if pn is not None and gn is not None:
-        return CORRECT if numbers_match(pn, gn) else INCORRECT
+        return CORRECT if numbers_match(pn, gn, digits) else INCORRECT
     # The clock starts here: the tiers above are bounded by the input size, not by time.
-    return _symbolic(p, g, pn, gn, time.perf_counter() + timeout_s)
+    return _symbolic(p, g, pn, gn, time.perf_counter() + timeout_s, options)
 
 
 def _integer_verdict(p: str, gold: _Gold) -> Verdict | None:
@@ -188,24 +207,24 @@ def _is_int(s: str) -> bool:
     return s.isascii() and s.isdigit()
 
 
-def _symbolic(p: str, g: str, pn: Num | None, gn: Num | None, deadline: float) -> Verdict:
+def _symbolic(p: str, g: str, pn: Num | None, gn: Num | None, deadline: float, options: VerifyOptions) -> Verdict:
     try:
-        gt = _as_tree(g, gn)
+        gt = _as_tree(g, gn, options)
     except ParseFailure:
         return CORRECT if _same_text(p, g) else ERROR  # gold outside the grammar: data issue
     try:
-        pt = _as_tree(p, pn)
+        pt = _as_tree(p, pn, options)
     except ParseFailure:
         return CORRECT if _same_text(p, g) else UNPARSEABLE
-    result = equivalent(pt, gt, deadline, _scalar_with_fallback)
+    result = equivalent(pt, gt, deadline, _scalar_with_fallback, options)
     return CORRECT if result else INCORRECT
 
 
-def _as_tree(s: str, n: Num | None) -> Node:
+def _as_tree(s: str, n: Num | None, options: VerifyOptions) -> Node:
     if n is not None:  # already parsed by the fast tier: keep its exact value and digits
         node: Node = ("num", n.value, n.decimals)
         return ("pct", node) if n.percent else node
-    return parse(s)
+    return read_answer(s, options)
 
 
 def _scalar_with_fallback(a: Node, b: Node, deadline: float, tol: Fraction | None) -> bool | None:

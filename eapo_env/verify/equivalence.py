@@ -1,8 +1,26 @@
-"""Structural equivalence of answers: sequences, sets, intervals, relations, percentages.
+"""Structural equivalence of answers: lists, sets, intervals, matrices, relations, percentages.
 
 Leaf pairs (scalars) are decided by a pluggable function, by default
 :func:`.evaluate.scalar_equal`; :mod:`.core` wraps it with the sympy-worker fallback.
 Results are three-valued: True, False, or None (undecided).
+
+Rules, in the order they apply:
+
+* ``\\pm`` reads as the set of its sign choices (``1 \\pm \\sqrt 2`` ~ ``\\{1+\\sqrt 2, 1-\\sqrt 2\\}``).
+* Matrix sums and products are done entry by entry; matrices compare entry by entry.
+* A percentage on one side matches its number or its number / 100 (math-verify's rule).
+* Labelled answers: ``x \\in S`` reads as ``S``; a gold ``x = v`` with a label on the left
+  matches the value ``v``; a predicted ``a = v`` (any left side: an intermediate step) matches a
+  gold value ``v``. A gold relation whose left side is no label (``a + 3z = 0``) is not a value.
+* Sets: an inequality (``-2 <= x <= 7``, ``x > 1``) in the **gold** matches its interval in the
+  prediction; an inequality in the prediction matches an interval/set gold only with
+  ``VerifyOptions(relation_matches_set_gold=True)`` (as math-verify). Unions compare piece by
+  piece, unordered.
+* Lists and ``\\{...\\}`` sets compare as sets (order and repeats ignored); tuples and intervals in
+  order with the same brackets; a bare list against a tuple in order.
+* Relations: the same relation on both sides, mirrored (``x <= 5`` ~ ``5 >= x``), or with
+  proportional differences: ``L1 - R1 = c (L2 - R2)``, ``c > 0`` keeping and ``c < 0`` mirroring
+  an inequality (``x < 1`` ~ ``-x > -1``; ``2x+4y-3=0`` ~ ``y = -x/2 + 3/4``).
 
 Example:
     >>> from .parser import parse
@@ -15,14 +33,22 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 from ._types import VerifyTimeout
-from .evaluate import scalar_equal
+from .answers import is_label
+from .evaluate import ratio, scalar_equal
+from .options import DEFAULT_OPTIONS, VerifyOptions
 from .parser import Node
+from .structures import INTERVAL_BRACKETS, as_interval, contains, expand_pm, is_set, reduce_matrix
 
-_MIRROR = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+Scalar = Callable[[Node, Node, float, "Fraction | None"], "bool | None"]
+_MIRROR = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!=", "in": ""}
+_RELATIONS = frozenset(("rel", "chain"))
+_PM = frozenset(("pm",))
+_MAT = frozenset(("mat",))
+_STRUCTURED = frozenset(("seq", "mat", "union", "rel", "chain", "pm"))
 
 
 def _all(results: list[bool | None]) -> bool | None:
@@ -37,68 +63,153 @@ def _any(results: list[bool | None]) -> bool | None:
     return None if None in results else False
 
 
-def _decimal_tol(node: Node) -> Fraction | None:
+def _decimal_tol(node: Node, digits: int) -> Fraction | None:
     if node[0] == "neg":
         node = node[1]
-    if node[0] == "num" and node[2] >= 6:
+    if node[0] == "num" and node[2] >= digits:
         return Fraction(1, 2 * 10 ** node[2])
     return None
 
 
-def equivalent(p: Node, g: Node, deadline: float,
-               scalar: Callable[[Node, Node, float, Fraction | None], bool | None] = scalar_equal) -> bool | None:
-    """Three-valued equivalence of a prediction tree ``p`` and a gold tree ``g``.
+class _Compare:
+    """One comparison: the deadline, the leaf decider and the options travel together."""
 
-    Sequences: ``\\{..\\}`` sets and bare comma lists compare unordered; tuples and intervals
-    compare in order with the same brackets. Relations compare side by side (or mirrored); an
-    assignment ``x = 7`` against a plain value compares its right side. A top-level
-    percentage matches its number or its number / 100 (math-verify's behaviour).
-    ``scalar`` decides leaf pairs (the caller may wrap it with a slower fallback).
-    """
-    if time.perf_counter() > deadline:
-        raise VerifyTimeout()
-    if (p[0] == "pct") != (g[0] == "pct"):
-        pct, other = (p, g) if p[0] == "pct" else (g, p)
-        alts = [pct[1], ("div", pct[1], ("num", Fraction(100), -1))]
-        return _any([equivalent(a, other, deadline, scalar) if pct is p else equivalent(other, a, deadline, scalar)
-                     for a in alts])
-    if p[0] == "seq" or g[0] == "seq":
-        if p[0] != "seq" or g[0] != "seq" or len(p[2]) != len(g[2]):
+    def __init__(self, deadline: float, scalar: Scalar, options: VerifyOptions) -> None:
+        self.deadline, self.scalar, self.options = deadline, scalar, options
+
+    def eq(self, p: Node, g: Node) -> bool | None:
+        if time.perf_counter() > self.deadline:
+            raise VerifyTimeout()
+        for side in (0, 1):
+            node = (p, g)[side]
+            if contains(node, _PM):
+                alts = expand_pm(node)
+                if alts is None:
+                    return None
+                node = ("seq", "{}", tuple(alts)) if len(alts) > 1 else alts[0]
+                p, g = (node, g) if side == 0 else (p, node)
+        if contains(p, _MAT) or contains(g, _MAT):
+            p, g = reduce_matrix(p), reduce_matrix(g)
+            if p[0] == "mat" or g[0] == "mat":
+                return self.matrices(p, g)
+        if (p[0] == "pct") != (g[0] == "pct"):
+            pct, other = (p, g) if p[0] == "pct" else (g, p)
+            alts = [pct[1], ("div", pct[1], ("num", Fraction(100), -1))]
+            return _any([self.eq(a, other) if pct is p else self.eq(other, a) for a in alts])
+        if p[0] in _RELATIONS or g[0] in _RELATIONS:
+            return self.relations(p, g)
+        if p[0] == "union" or g[0] == "union":
+            if p[0] != "union" or g[0] != "union":
+                return False
+            return self.unordered(list(p[1]), list(g[1]))
+        if p[0] == "seq" or g[0] == "seq":
+            return self.sequences(p, g)
+        tol = _decimal_tol(p, self.options.float_rounding) or _decimal_tol(g, self.options.float_rounding)
+        return self.scalar(p, g, self.deadline, tol)
+
+    def sequences(self, p: Node, g: Node) -> bool | None:
+        if p[0] != "seq" or g[0] != "seq":
             return False
         kinds = {p[1], g[1]}
         if kinds <= {"{}", ""}:
-            return _unordered(list(p[2]), list(g[2]), deadline, scalar)
-        if p[1] != g[1] and kinds != {"", "()"}:
+            return self.unordered(list(p[2]), list(g[2]))
+        if len(p[2]) != len(g[2]) or (p[1] != g[1] and kinds != {"", "()"}):
             return False
-        return _all([equivalent(a, b, deadline, scalar) for a, b in zip(p[2], g[2])])
-    if p[0] == "rel" and g[0] == "rel":
-        straight = _all([p[1] == g[1] or None, equivalent(p[2], g[2], deadline, scalar),
-                         equivalent(p[3], g[3], deadline, scalar)]) if p[1] == g[1] else False
-        mirrored = _all([equivalent(p[2], g[3], deadline, scalar), equivalent(p[3], g[2], deadline, scalar)]) \
-            if _MIRROR[p[1]] == g[1] else False
-        return _any([straight, mirrored])
-    if p[0] == "rel" or g[0] == "rel":
-        rel, other = (p, g) if p[0] == "rel" else (g, p)
-        if rel[1] == "=" and rel[2][0] == "sym":
-            return equivalent(rel[3], other, deadline, scalar) if rel is p else equivalent(other, rel[3], deadline, scalar)
-        return False
-    tol = _decimal_tol(p) or _decimal_tol(g)
-    return scalar(p, g, deadline, tol)
+        return _all([self.eq(a, b) for a, b in zip(p[2], g[2])])
+
+    def matrices(self, p: Node, g: Node) -> bool | None:
+        if p[0] != "mat" or g[0] != "mat" or len(p[1]) != len(g[1]) or len(p[1][0]) != len(g[1][0]):
+            return False
+        return _all([self.eq(a, b) for rp, rg in zip(p[1], g[1]) for a, b in zip(rp, rg)])
+
+    def relations(self, p: Node, g: Node) -> bool | None:
+        """At least one side is a relation or a chain (see the module doc for the rules)."""
+        if p[0] == "rel" and p[1] == "in" and is_label(p[2]):
+            return self.eq(p[3], g)
+        if g[0] == "rel" and g[1] == "in" and is_label(g[2]):
+            if p[0] in _RELATIONS and not self.options.relation_matches_set_gold:
+                return False
+            return self.eq(p, g[3])
+        if p[0] not in _RELATIONS:  # a value against a gold relation
+            if g[0] == "rel" and g[1] == "=" and is_label(g[2]):
+                return self.eq(p, g[3])
+            interval = as_interval(g) if is_set(p) else None
+            return False if interval is None else self.eq(p, interval)
+        if g[0] not in _RELATIONS:  # a predicted relation against a gold value
+            if p[0] == "rel" and p[1] == "=":
+                return self.eq(p[3], g)
+            if is_set(g) and self.options.relation_matches_set_gold:
+                interval = as_interval(p)
+                return False if interval is None else self.eq(interval, g)
+            return False
+        if p[0] == "chain" or g[0] == "chain":
+            return self.chains(p, g)
+        return self.two_relations(p, g)
+
+    def chains(self, p: Node, g: Node) -> bool | None:
+        if p[0] == g[0] == "chain" and len(p[2]) == len(g[2]):
+            if p[1] == g[1]:
+                straight = _all([self.eq(a, b) for a, b in zip(p[2], g[2])])
+                if straight:
+                    return True
+            if tuple(_MIRROR[o] for o in reversed(p[1])) == g[1]:
+                if _all([self.eq(a, b) for a, b in zip(reversed(p[2]), g[2])]):
+                    return True
+        ip, ig = as_interval(p), as_interval(g)
+        if ip is None or ig is None:
+            return False
+        return self.eq(ip, ig)
+
+    def two_relations(self, p: Node, g: Node) -> bool | None:
+        op, og = p[1], g[1]
+        results: list[bool | None] = []
+        if op == og:
+            results.append(_all([self.eq(p[2], g[2]), self.eq(p[3], g[3])]))
+        if _MIRROR[op] == og:
+            results.append(_all([self.eq(p[2], g[3]), self.eq(p[3], g[2])]))
+        if True in results:
+            return True
+        if "in" in (op, og) or any(contains(side, _STRUCTURED) for side in (p[2], p[3], g[2], g[3])):
+            return _any(results) if results else False
+        c = ratio(("add", (p[2], ("neg", p[3]))), ("add", (g[2], ("neg", g[3]))), self.deadline)
+        if c is not None:
+            if op in ("=", "!="):
+                return op == og
+            try:
+                positive = c > 0
+            except TypeError:  # a complex ratio: no order
+                return False
+            return op == og if positive else _MIRROR[op] == og
+        return _any(results) if results else False
+
+    def unordered(self, ps: list[Node], gs: list[Node]) -> bool | None:
+        """Set equality: every item of each side equals some item of the other (repeats ignored)."""
+        if not ps or not gs:
+            return not ps and not gs
+        return _all([self._covered(ps, gs), self._covered(gs, ps, swap=True)])
+
+    def _covered(self, items: list[Node], pool: list[Node], swap: bool = False) -> bool | None:
+        unsure = False
+        for a in items:
+            hit = False
+            for b in pool:
+                r = self.eq(b, a) if swap else self.eq(a, b)
+                if r:
+                    hit = True
+                    break
+                unsure = unsure or r is None
+            if not hit:
+                return None if unsure else False
+        return True
 
 
-def _unordered(ps: list[Node], gs: list[Node], deadline: float,
-               scalar: Callable[[Node, Node, float, Fraction | None], bool | None]) -> bool | None:
-    """Greedy matching of two equally long lists (sizes are bounded by the input length)."""
-    unsure = False
-    for a in ps:
-        hit = None
-        for j, b in enumerate(gs):
-            r = equivalent(a, b, deadline, scalar)
-            if r:
-                hit = j
-                break
-            unsure = unsure or r is None
-        if hit is None:
-            return None if unsure else False
-        gs.pop(hit)
-    return True
+def equivalent(p: Node, g: Node, deadline: float, scalar: Scalar = scalar_equal,
+               options: VerifyOptions = DEFAULT_OPTIONS) -> bool | None:
+    """Three-valued equivalence of a prediction tree ``p`` and a gold tree ``g`` (rules above).
+
+    ``scalar`` decides leaf pairs (the caller may wrap it with a slower fallback).
+    """
+    return _Compare(deadline, scalar, options).eq(p, g)
+
+
+__all__ = ["INTERVAL_BRACKETS", "equivalent"]

@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import mpmath
 
@@ -256,10 +257,14 @@ def free_symbols(node: Node, out: set[str] | None = None) -> set[str]:
         n = stack.pop()
         if n[0] == "sym":
             out.add(n[1])
-        elif n[0] in ("add", "mul", "func"):
+        elif n[0] in ("add", "mul", "func", "union"):
             stack.extend(n[-1])
-        elif n[0] == "seq":
+        elif n[0] in ("seq", "chain"):
             stack.extend(n[2])
+        elif n[0] == "mat":
+            stack.extend(e for row in n[1] for e in row)
+        elif n[0] == "pm":
+            stack.extend(n[1:])
         elif n[0] in ("neg", "inv", "fact", "pct"):
             stack.append(n[1])
         elif n[0] in ("div", "pow"):
@@ -310,6 +315,45 @@ def scalar_equal(a: Node, b: Node, deadline: float, abs_tol: Fraction | None = N
     if agree == 0 or (names and agree < 2):
         return None
     return True
+
+
+def ratio(a: Node, b: Node, deadline: float) -> Any:
+    """The constant ``c != 0`` with ``a = c * b`` at every sample point, or None.
+
+    Used to compare relations: ``34x + 45y = 0`` and ``-34x - 45y = 0`` have differences in the
+    ratio -1. Needs free variables and at least two points where both sides are defined.
+
+    Example:
+        >>> from .parser import parse
+        >>> ratio(parse("2x+4y-3"), parse("y+x/2-3/4"), deadline=float("inf"))
+        Fraction(4, 1)
+    """
+    names = sorted(free_symbols(a) | free_symbols(b))
+    if not names:
+        return None
+    c, count = None, 0
+    for k in range(4):
+        env = {n: _POINTS[(k + j) % 4] + Fraction(j, 11) for j, n in enumerate(names)}
+        va, vb = _try_eval(a, env, deadline), _try_eval(b, env, deadline)
+        if va in (Undefined, Overflow) or vb in (Undefined, Overflow):
+            continue
+        if values_equal(vb, Fraction(0)):
+            if not values_equal(va, Fraction(0)):
+                return None
+            continue
+        r = va / vb if isinstance(va, Fraction) and isinstance(vb, Fraction) else _ctx().mpf(0) + _num(va) / _num(vb)
+        if c is None:
+            c = r
+        elif not values_equal(r, c):
+            return None
+        count += 1
+    if count < 2 or c is None or values_equal(c, Fraction(0)):
+        return None
+    return c
+
+
+def _num(v: Any) -> Any:
+    return _ctx().mpf(v.numerator) / v.denominator if isinstance(v, Fraction) else v
 
 
 def _try_eval(node: Node, env: dict[str, Fraction], deadline: float) -> Any:

@@ -1,5 +1,21 @@
 """Answer extraction (``<answer>`` / ``\\boxed``) and string normalisation.
 
+Rules (DESIGN §5):
+
+* the first complete ``<answer>...</answer>`` body wins (a ``\\boxed`` inside it is unwrapped);
+* otherwise the last balanced ``\\boxed{}`` / ``\\fbox{}``, together with the boxes just before
+  it when only a short connector separates them (``\\boxed{1}, \\boxed{2}``,
+  ``\\boxed{(2,2)} \\text{ and } \\boxed{(6,2)}``): such a group is one list answer, read
+  ``"1, 2"``. Boxes far apart (a draft box, then a final one) are not grouped: the last wins.
+  ``box_groups=False`` keeps the last box alone.
+* a final-answer sentence after the last box, and text without any box, are read by
+  :mod:`.final` (configurable through :class:`.options.VerifyOptions`).
+
+Normalisation folds Unicode and LaTeX spellings onto one form: ``\\dfrac``/``\\tfrac``/``\\cfrac``
+-> ``\\frac``, ``\\left``/``\\right`` and spacing commands dropped, ``\\\\le`` (an escaped
+backslash written twice) -> ``\\le`` outside matrices, and the thousands marks ``{,}`` and
+``,\\!`` -> nothing (so ``32,\\! 349`` is 32349 while ``32, 349`` stays a list).
+
 Everything here is linear-time string work (``str.find``, non-backtracking regexes), so a
 megabyte of policy output costs milliseconds, never a regex blow-up.
 
@@ -27,9 +43,9 @@ _REPLACE = (
     ("\u2212", "-"), ("\u2013", "-"), ("\u00d7", "\\times "), ("\u00f7", "\\div "),
     ("\u03c0", "\\pi "), ("\u221a", "\\sqrt"), ("\u221e", "\\infty "), ("\u00b7", "\\cdot "),
     ("\u2264", "\\le "), ("\u2265", "\\ge "), ("\u2260", "\\ne "), ("{,}", ""),
-    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\dbinom", "\\binom"), ("\\tbinom", "\\binom"),
+    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"), ("\\dbinom", "\\binom"), ("\\tbinom", "\\binom"),
     ("\\left", ""), ("\\right", ""), ("\\displaystyle", ""), ("\\!", ""), ("\\,", ""),
-    ("\\;", " "), ("\\:", " "), ("\\qquad", " "), ("\\quad", " "), ("\\ ", " "), ("~", " "),
+    ("\\;", " "), ("\\:", " "), ("\\qquad", " "), ("\\quad", " "), ("~", " "),
     ("\\$", ""), ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"),
 )
 _LEAD = re.compile(
@@ -37,53 +53,89 @@ _LEAD = re.compile(
     re.IGNORECASE,
 )
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\u00b0|\\degree")
-_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}$")
-_TRAILING_TEXT = re.compile(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\s*\{?\d\}?)?$")
+_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf|mbox|textrm|textnormal|operatorname)\s*\{([^{}]*)\}$")
+_TRAILING_TEXT = re.compile(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm|textbf|textnormal|textit)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\s*\{?\d\}?)?$")
 # Possessive ``{2,}+``: without it "12 ab abab..." backtracks exponentially (a hang seen in RL).
 _TRAILING_WORDS = re.compile(r"^([-+]?[\d.,/]+\s*(?:\\%|%)?)\s*(?:[A-Za-z]{2,}+\.?\s*)+$")
 _ASSIGN = re.compile(r"^([A-Za-z]|\\[A-Za-z]+)\s*=\s*(?!=)(.+)$", re.DOTALL)
 _PLAIN_INT = re.compile(r"[-+]?\d+")
 
 
-def extract_answer(text: str) -> str | None:
+def extract_answer(text: str, box_groups: bool = True) -> str | None:
     """Return the answer part of ``text``, or None when it holds no marked answer.
 
     The first complete ``<answer>...</answer>`` body wins (a ``\\boxed`` inside it is then
-    unwrapped); otherwise the content of the last balanced ``\\boxed{...}`` / ``\\fbox{...}``.
+    unwrapped); otherwise the content of the last balanced ``\\boxed{...}`` / ``\\fbox{...}``,
+    joined with the boxes grouped with it (see the module doc).
 
     Example:
         >>> extract_answer(r"\\boxed{1} then \\boxed{2}"), extract_answer("no answer here")
         ('2', None)
+        >>> extract_answer(r"$\\boxed{1}$ and $\\boxed{2}$")
+        '1, 2'
     """
     start = text.find("<answer>")
     if start >= 0:
         end = text.find("</answer>", start + 8)
         if end >= 0:
             body = text[start + 8:end]
-            boxed = _last_boxed(body)
-            return (boxed if boxed is not None else body).strip()
-    boxed = _last_boxed(text)
-    return None if boxed is None else boxed.strip()
+            found = last_box_group(body, box_groups)
+            return (", ".join(found[0]) if found is not None else body).strip()
+    found = last_box_group(text, box_groups)
+    return None if found is None else ", ".join(found[0]).strip()
 
 
-def _last_boxed(text: str) -> str | None:
-    """Content of the last balanced ``\\boxed{}``.
+def last_box_group(text: str, group: bool = True) -> tuple[list[str], int] | None:
+    """Contents of the last balanced box (and of the boxes grouped with it), and where it ends.
 
     Cost is bounded whatever the text: at most ``_MAX_BOXES`` candidates, from the last, and
     each brace scan stops after ``MAX_ANSWER_CHARS`` characters (a longer box content is
     returned as is, and rejected later as too long).
     """
     last = text.rfind("\\boxed{")
-    if last >= 0 and text.find("\\fbox", last) < 0:  # fast path: a last box without nesting
-        close = text.find("}", last + 7)
+    if last >= 0 and text.find("\\fbox", last) < 0 and (not group or "\\boxed" not in text[max(0, last - 600):last]):
+        close = text.find("}", last + 7)  # fast path: one box without nesting, none just before it
         if close >= 0 and "{" not in text[last + 7:close]:
-            return text[last + 7:close]
+            return [text[last + 7:close]], close + 1
     starts = sorted(i for cmd in _BOX_CMDS for i in _find_last(text, cmd, _MAX_BOXES))
+    found: list[tuple[int, str, int]] = []  # (start, body, end) from the last box backwards
     for idx in reversed(starts[-_MAX_BOXES:]):
-        body = _box_body(text, idx)
-        if body is not None:
-            return body
-    return None
+        box = _box_body(text, idx)
+        if box is None:
+            continue
+        if found and not (group and box[1] <= found[-1][0] and _is_connector(text[box[1]:found[-1][0]])):
+            break
+        found.append((idx, box[0], box[1]))
+        if not group:
+            break
+    if not found:
+        return None
+    return [body.strip() for _, body, _ in reversed(found)], found[0][2]
+
+
+_CONNECTOR = re.compile(r"[^.!?\n]{0,40}")
+_SEQUENCE_WORDS = frozenset("then so thus hence therefore but not no wait actually instead is gives equals becomes".split())
+_GAP_WORD = re.compile(r"(?<!\\)\b[A-Za-z]+")
+
+
+def _is_connector(gap: str) -> bool:
+    """Only a short connector between two boxes: one list.
+
+    At most 40 characters, no sentence end, and either no words at all (``, ``, ``$ $``,
+    ``\\quad``) or a conjunction among them (``\\text{ and }``, ``papers and``, ``or``).
+    """
+    if len(gap) > 40 or "\n\n" in gap or _CONNECTOR.fullmatch(gap.replace("\n", " ")) is None:
+        return False
+    words = {w.lower() for w in _GAP_WORD.findall(gap)} - {"quad", "qquad", "text", "mbox", "textrm"}
+    if words & _SEQUENCE_WORDS:
+        return False  # "\\boxed{1} and then \\boxed{2}": a correction, not a list
+    return not words or bool(words & {"and", "or"}) or "," in gap or ";" in gap
+
+
+def _last_boxed(text: str) -> str | None:
+    """Content of the last balanced ``\\boxed{}`` alone."""
+    found = last_box_group(text, group=False)
+    return None if found is None else found[0][0]
 
 
 def _find_last(text: str, needle: str, k: int) -> list[int]:
@@ -95,17 +147,17 @@ def _find_last(text: str, needle: str, k: int) -> list[int]:
     return out
 
 
-def _box_body(text: str, idx: int) -> str | None:
+def _box_body(text: str, idx: int) -> tuple[str, int] | None:
     name_end = idx + (6 if text.startswith("\\boxed", idx) else 5)
     open_idx = text.find("{", name_end, name_end + 64)
     if open_idx < 0 or text[name_end:open_idx].strip():
         # "\boxed 5" form: the next whitespace-delimited token.
         m = re.match(r"\s+([^\s$]+)", text[name_end:name_end + 200])
-        return m.group(1) if m else None
+        return (m.group(1), name_end + m.end()) if m else None
     close = _match_one(text, open_idx)
     if close == -2:  # still open after MAX_ANSWER_CHARS: too long to be an answer
-        return text[open_idx + 1:open_idx + MAX_ANSWER_CHARS + 2]
-    return text[open_idx + 1:close] if close >= 0 else None
+        return text[open_idx + 1:open_idx + MAX_ANSWER_CHARS + 2], open_idx + MAX_ANSWER_CHARS + 2
+    return (text[open_idx + 1:close], close + 1) if close >= 0 else None
 
 
 def _match_one(text: str, open_idx: int) -> int:
@@ -122,11 +174,36 @@ def _match_one(text: str, open_idx: int) -> int:
     return -2 if limit < len(text) else -1
 
 
-def clean_answer(answer: str) -> tuple[str, str | None]:
+_ESCAPED_SPACE = re.compile(r"(?<!\\)\\ ")  # "\ " is a space; "\\ " (a matrix row end, then a space) is not
+_DOUBLED_CMD = re.compile(r"\\\\(?=[A-Za-z])")
+_THOUSANDS_MARK = re.compile(r"\s*\\!\s*|\s*\{\s*,\s*\}\s*(?=\d)")
+
+
+def normalize_latex(s: str) -> str:
+    """Fold Unicode and LaTeX spellings onto one form (see the module doc).
+
+    Example:
+        >>> normalize_latex(r"\\\\left( \\cfrac{1}{2} \\right)"), normalize_latex(r"32,\\! 349")
+        ('( \\\\frac{1}{2} )', '32,349')
+    """
+    if "\\\\" in s and "\\begin" not in s:
+        s = _DOUBLED_CMD.sub(r"\\", s)
+    if "\\!" in s or "{" in s:
+        s = _THOUSANDS_MARK.sub("", s)
+    for old, new in _REPLACE:
+        if old in s:
+            s = s.replace(old, new)
+    if "\\ " in s:
+        s = _ESCAPED_SPACE.sub(" ", s)
+    return s
+
+
+def clean_answer(answer: str, assignments: bool = True) -> tuple[str, str | None]:
     """Normalise an extracted answer; return ``(text, assigned_variable_or_None)``.
 
     Strips leading words, ``$``/``\\(``/``\\[`` delimiters, ``\\left``/``\\right`` and spacing
-    commands, degree signs, trailing units and periods, and one ``x =`` assignment.
+    commands, degree signs, trailing units and periods, and (``assignments=True``) one ``x =``
+    assignment.
 
     Example:
         >>> clean_answer(r"\\[ 30^{\\circ} \\]"), clean_answer("12 cm."), clean_answer("y=2x+1")
@@ -135,9 +212,7 @@ def clean_answer(answer: str) -> tuple[str, str | None]:
     s = answer.strip()
     if _PLAIN_INT.fullmatch(s):
         return s, None
-    for old, new in _REPLACE:
-        if old in s:
-            s = s.replace(old, new)
+    s = normalize_latex(s)
     for _ in range(4):  # peel layers like "Answer: $\boxed{5}$." until stable
         prev = s
         s = _LEAD.sub("", s.strip()).strip()
@@ -158,7 +233,7 @@ def clean_answer(answer: str) -> tuple[str, str | None]:
     if m:
         s = m.group(1).strip()
     var = None
-    m = _ASSIGN.match(s)
+    m = _ASSIGN.match(s) if assignments else None
     if m and "=" not in m.group(2):
         var, s = m.group(1), m.group(2).strip()
     return s, var
@@ -167,7 +242,10 @@ def clean_answer(answer: str) -> tuple[str, str | None]:
 def _strip_delims(s: str) -> str:
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
-            return s[len(left):len(s) - len(right)].strip()
+            inner = s[len(left):len(s) - len(right)]
+            if left in ("$", "\\(") and "\n" in inner:
+                return ""  # an inline formula cannot span lines: this is no answer
+            return inner.strip()
     if s.count("$") == 1:  # a currency sign: "$5"
         return s.replace("$", "").strip()
     # "x is $5$": keep the last $...$ span when the rest is words.

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 _NUM = re.compile(
     r"(?P<sign>[-+]?)(?:"
-    r"(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[-+]?\d{1,3}))?"
+    r"(?P<int>[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[-+]?\d{1,3}))?"
     r"|\.(?P<frac2>\d+)"
     r"|\\frac\{(?P<fn>[-+]?\d+)\}\{(?P<fd>[-+]?\d+)\}"
     r"|\\frac(?P<fn1>\d)(?P<fd1>\d)"
@@ -49,7 +49,12 @@ def parse_number(text: str) -> Num | None:
         >>> parse_number("1e3").value, parse_number("x") is None
         (Fraction(1000, 1), True)
     """
-    s = text.replace(" ", "") if " " in text else text
+    if " " in text:
+        if "," in text:
+            return None  # "32, 349" is a list, never a thousands-separated number
+        s = text.replace(" ", "")
+    else:
+        s = text
     m = _NUM.fullmatch(s)
     if m is None or len(s) > 400:  # long digit strings go to the bounded parser
         return None
@@ -80,8 +85,8 @@ def parse_number(text: str) -> Num | None:
     return Num(value, decimals, g("pct") is not None)
 
 
-def close_by_rounding(a: Num, other: object) -> bool:
-    """True if ``a`` is a decimal with >= 6 digits and ``other`` rounds to it.
+def close_by_rounding(a: Num, other: object, digits: int = MIN_TOLERANT_DECIMALS) -> bool:
+    """True if ``a`` is a decimal with >= ``digits`` digits and ``other`` rounds to it.
 
     ``other`` is anything that subtracts from a Fraction and has ``abs`` (Fraction, float,
     mpmath number).
@@ -90,7 +95,7 @@ def close_by_rounding(a: Num, other: object) -> bool:
         >>> close_by_rounding(parse_number("0.666667"), Fraction(2, 3))
         True
     """
-    if a.decimals < MIN_TOLERANT_DECIMALS:
+    if a.decimals < digits:
         return False
     try:
         return bool(abs(other - a.value) <= Fraction(1, 2 * 10 ** a.decimals))  # type: ignore[operator]
@@ -98,7 +103,7 @@ def close_by_rounding(a: Num, other: object) -> bool:
         return False
 
 
-def numbers_match(pred: Num, gold: Num) -> bool:
+def numbers_match(pred: Num, gold: Num, digits: int = MIN_TOLERANT_DECIMALS) -> bool:
     """Decide equality of two plain numbers (percent and rounding rules above).
 
     Example:
@@ -114,6 +119,7 @@ def numbers_match(pred: Num, gold: Num) -> bool:
     for p, g in candidates:
         if p == g:
             return True
-        if close_by_rounding(Num(p, pred.decimals, False), g) or close_by_rounding(Num(g, gold.decimals, False), p):
+        if close_by_rounding(Num(p, pred.decimals, False), g, digits) or \
+                close_by_rounding(Num(g, gold.decimals, False), p, digits):
             return True
     return False

@@ -7,7 +7,8 @@ plain tuples, and never evaluated as code. Size and nesting are bounded: more th
 Node shapes: ``("num", Fraction, decimals)``, ``("sym", name)``, ``("const", "pi"|"e"|"inf")``,
 ``("add", items)``, ``("mul", items)``, ``("neg", x)``, ``("inv", x)``, ``("div", a, b)``, ``("pow", a, b)``,
 ``("fact", x)``, ``("pct", x)``, ``("func", name, args)``, ``("seq", brackets, items)``,
-``("rel", op, lhs, rhs)``.
+``("rel", op, lhs, rhs)`` (op ``in`` for ``\\in``), ``("chain", ops, members)``, ``("union", items)``,
+``("pm", a, b)`` (a plus or minus b), ``("mat", rows)``; brackets ``":"`` mark a ratio ``a:b``.
 
 Example:
     >>> parse(r"2\\sqrt{2}")
@@ -18,83 +19,20 @@ Example:
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 from typing import Any
 
 from ._types import MAX_ANSWER_CHARS, MAX_DEPTH, ParseFailure
+from .lexer import tokenize
 
 Node = tuple[Any, ...]
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<cmd>\\(?:[A-Za-z]+|[{}%|]))"
-    r"|(?P<word>[A-Za-z]+)|(?P<op><=|>=|!=|[-+*/^_()\[\]{}=,!|<>%]))"
-)
-_FUNCS = frozenset(
-    "sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh ln log exp".split()
-)
-_GREEK = frozenset(
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu "
-    "xi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi "
-    "Psi Omega".split()
-)
-_CMD_OPS = {
-    "\\cdot": "*", "\\times": "*", "\\ast": "*", "\\div": "/", "\\le": "<=", "\\leq": "<=",
-    "\\leqslant": "<=", "\\ge": ">=", "\\geq": ">=", "\\geqslant": ">=", "\\ne": "!=",
-    "\\neq": "!=", "\\lt": "<", "\\gt": ">", "\\%": "%", "\\|": "|", "\\{": "\\{", "\\}": "\\}",
-}
-# Wrappers whose argument is read as ordinary math (their brace group follows).
-_TRANSPARENT = frozenset(
-    "\\text \\textbf \\textrm \\mathrm \\mathbf \\mbox \\operatorname \\boxed \\mathit".split()
-)
-_RELOPS = frozenset({"=", "<", ">", "<=", ">=", "!="})
+_RELOPS = frozenset({"=", "<", ">", "<=", ">=", "!=", "in"})
 _STARTS = frozenset({"num", "sym", "word", "(", "{", "\\{", "\\frac", "\\sqrt", "\\binom",
-                     "\\pi", "\\infty", "func", "\\lfloor", "\\lceil"})
+                     "\\pi", "\\infty", "func", "\\lfloor", "\\lceil", "\\begin"})
 ONE = ("num", Fraction(1), -1)
+ZERO = ("num", Fraction(0), -1)
 HALF = ("num", Fraction(1, 2), -1)
-
-
-def tokenize(text: str) -> list[tuple[str, str]]:
-    """Split ``text`` into ``(kind, value)`` tokens; unknown characters raise ParseFailure.
-
-    Example:
-        >>> tokenize(r"2\\cdot x")
-        [('num', '2'), ('op', '*'), ('sym', 'x')]
-    """
-    out: list[tuple[str, str]] = []
-    pos, n = 0, len(text)
-    while pos < n:
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            if text[pos:].strip() == "":
-                break
-            raise ParseFailure(f"unexpected character {text[pos]!r}")
-        pos = m.end()
-        kind = m.lastgroup
-        val = m.group(kind)  # type: ignore[arg-type]
-        if kind == "cmd":
-            if val in _CMD_OPS:
-                out.append(("op", _CMD_OPS[val]))
-            elif val in _TRANSPARENT:
-                continue
-            elif val[1:] in _FUNCS or val in ("\\lfloor", "\\lceil"):
-                out.append(("func", val[1:]) if val[1:] in _FUNCS else ("op", val))
-            elif val[1:] in _GREEK:
-                out.append(("sym", val[1:]))
-            elif val in ("\\rfloor", "\\rceil", "\\frac", "\\sqrt", "\\binom", "\\pi", "\\infty"):
-                out.append(("op", val))
-            else:
-                raise ParseFailure(f"unsupported command {val}")
-        elif kind == "word":
-            if val in _FUNCS or val == "sqrt":
-                out.append(("func", val) if val != "sqrt" else ("op", "\\sqrt"))
-            elif len(val) >= 3:
-                raise ParseFailure(f"word {val!r} is not math")
-            else:
-                out.extend(("sym", ch) for ch in val)
-        else:
-            out.append((kind, val))  # type: ignore[arg-type]
-    return out
 
 
 def parse(text: str) -> Node:
@@ -153,24 +91,53 @@ class _Parser:
         return items[0] if len(items) == 1 else ("seq", "", tuple(items))
 
     def relation(self) -> Node:
-        lhs = self.additive()
-        if self.peek() in _RELOPS:
-            op = self.take()[1]
-            return ("rel", op, lhs, self.additive())
-        return lhs
+        """``a op b`` -> ("rel", op, a, b); a longer chain ``a < x <= b`` -> ("chain", ops, members)."""
+        members, ops = [self.ratio()], []
+        while self.peek() in _RELOPS:
+            if len(ops) >= MAX_DEPTH:
+                raise ParseFailure("relation chain too long")
+            ops.append(self.take()[1])
+            members.append(self.ratio())
+        if not ops:
+            return members[0]
+        if len(ops) == 1:
+            return ("rel", ops[0], members[0], members[1])
+        return ("chain", tuple(ops), tuple(members))
+
+    def ratio(self) -> Node:
+        """``a : b`` (a ratio or a time, compared in order like a tuple)."""
+        items = [self.union()]
+        while self.peek() == ":":
+            self.i += 1
+            items.append(self.union())
+        return items[0] if len(items) == 1 else ("seq", ":", tuple(items))
+
+    def union(self) -> Node:
+        items = [self.additive()]
+        while self.peek() == "cup":
+            self.i += 1
+            items.append(self.additive())
+        return items[0] if len(items) == 1 else ("union", tuple(items))
 
     def additive(self) -> Node:
         self.enter()
         terms: list[Node] = []
         sign = ""
-        while self.peek() in ("+", "-"):
+        if self.peek() == "pm":  # "\pm 2021"
+            self.i += 1
+            sign = "pm"
+        while self.peek() in ("+", "-") and sign != "pm":
             sign = self.take()[1] if sign != "-" else ("+" if self.take()[1] == "-" else "-")
         first = self.term()
-        terms.append(("neg", first) if sign == "-" else first)
-        while self.peek() in ("+", "-"):
+        terms.append(("neg", first) if sign == "-" else ("pm", ZERO, first) if sign == "pm" else first)
+        while self.peek() in ("+", "-", "pm"):
             op = self.take()[1]
             t = self.term()
-            terms.append(("neg", t) if op == "-" else t)
+            if op == "pm":  # a \pm b: both signs, expanded into a set by the comparison
+                left = terms[0] if len(terms) == 1 else ("add", tuple(terms))
+                terms = [("pm", left, t)]
+            else:
+                terms.append(("neg", t) if op == "-" else t)
         self.depth -= 1
         return terms[0] if len(terms) == 1 else ("add", tuple(terms))
 
@@ -313,9 +280,45 @@ class _Parser:
             return ("pow", self.group_or_token(True), index)
         if val == "\\pi":
             return ("const", "pi")
+        if val == "empty":
+            return ("seq", "{}", ())
+        if val == "\\begin":
+            return self.matrix()
         if val == "\\infty":
             return ("const", "inf")
         raise ParseFailure(f"unexpected token {val!r}")
+
+    def matrix(self) -> Node:
+        """``\\begin{pmatrix} a & b \\\\ c & d \\end{pmatrix}`` (also bmatrix, array) -> ("mat", rows)."""
+        self.expect("{")
+        env = self.take()
+        self.expect("}")
+        if env[0] != "env":
+            raise ParseFailure("unknown environment")
+        if env[1] == "array" and self.peek() == "{":  # column spec "{cc}", "{c|c}": layout only
+            while self.take()[1] != "}":
+                pass
+        rows: list[tuple[Node, ...]] = []
+        row: list[Node] = []
+        while True:
+            if self.peek() in ("\\\\", "\\end"):
+                if row:
+                    rows.append(tuple(row))
+                row = []
+                if self.take()[1] == "\\end":
+                    break
+                continue
+            row.append(self.additive())
+            if self.peek() == "&":
+                self.i += 1
+            if len(rows) > 64 or len(row) > 64:
+                raise ParseFailure("matrix too large")
+        self.expect("{")
+        self.take()
+        self.expect("}")
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise ParseFailure("ragged matrix")
+        return ("mat", tuple(rows))
 
     def function(self, name: str) -> Node:
         power: Node | None = None
