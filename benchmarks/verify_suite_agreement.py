@@ -110,28 +110,38 @@ def cases(suite: str) -> list[SuiteCase]:
     return out
 
 
-_FORMS = (  # first match wins; a label for the report only, decided from the raw texts
+_FORMS = (  # first match wins, tested on the two extracted answers; a label for the report only
     ("matrix", re.compile(r"\\begin\{[pbv]?matrix\}|\\begin\{array\}")),
-    ("several boxed (gold)", None),
-    ("interval / set", re.compile(r"\\cup|\\cap|\\in\b|\\\{|\[-?[\w\\]+,|, *\\infty|\\emptyset")),
-    ("relation", re.compile(r"\\[lg]eq?\b|\\neq?\b|[<>]|\\approx|!=|= *[^=]*=")),
-    ("percent / units", re.compile(r"%|\\text|\\mbox|\\mathrm|percent|pct|\\circ|cm|miles")),
-    ("tuple / list", re.compile(r"\(.+,.+\)|\d, *-?\d|\band\b|;")),
+    ("interval / set", re.compile(r"\\cup|\\in\b|\\\{|\\emptyset|^[\[(].*,.*[\])]$|\\pm")),
+    ("relation / chain", re.compile(r"\\[lg]eq?\b|\\neq?\b|[<>]|\\approx|!=|=")),
+    ("list / tuple", re.compile(r",|;|\band\b|\bor\b|:")),
+    ("percent / units", re.compile(r"%|\\text|\\mbox|\\mathrm|percent|pct|\\circ|\b(?:cm|miles|meters)\b")),
 )
 
 
 def form_of(gold: str, pred: str) -> str:
-    """The answer form a case exercises (a coarse label for the per-form table)."""
-    text = gold + " " + pred
+    """The answer form a case exercises (a coarse label for the per-form table).
+
+    Extraction forms first (several boxes, prose without a box), then the form of the two
+    extracted answers.
+    """
+    from eapo_env.verify.final import find_answer
+
+    boxes = re.compile(r"\\boxed")
+    if _FORMS[0][1].search(gold):
+        return "matrix"
+    if len(boxes.findall(gold)) >= 2 and len(set(re.findall(r"\\boxed\{([^{}]*)\}", gold))) >= 2:
+        return "several boxed (gold)"
+    if len(set(re.findall(r"\\boxed\{([^{}]*)\}", pred))) >= 2:
+        return "several boxed (pred.)"
+    if not boxes.search(pred) and len(pred) > 60:
+        return "prose final answer"
+    opts = VerifyOptions()
+    answers = [find_answer(t, opts) for t in (gold, pred)]
+    text = " ".join(t if a is None else a for t, a in zip((gold, pred), answers))
     for name, rx in _FORMS:
-        if rx is None:
-            if len(set(re.findall(r"\\boxed\{([^{}]*)\}", gold))) >= 2:
-                return name
-            continue
         if rx.search(text):
             return name
-    if len(pred) > 300 or ("\\boxed" not in pred and "$" not in pred and re.search(r"[A-Za-z]{4,}", pred)):
-        return "prose / long solution"
     return "number / expression"
 
 

@@ -13,8 +13,9 @@ Rules (DESIGN §5):
   comma (``1,2``) stays a list. ``VerifyOptions(decimal_comma=False)`` turns this off.
 * **Labelled answers.** In a list, ``x = 5`` / ``x \\in S`` with a label on the left (a name,
   ``f(x)``, ``|AB|``, ``(p, q)``, ``A:B``, ``\\frac{NO}{BO}``) reads as its value; a list made only
-  of assignments to *different* labels (``AB=4, CD=5``, ``k = 45, n = 2``) is a tuple of the values,
-  in order. A single labelled answer keeps its relation and is compared by :mod:`.equivalence`.
+  of assignments to *different* labels (``AB=4, CD=5``, ``k = 45, n = 2``) is one solution
+  ``("assign", labels, values)``: matched label by label against another such list, in order
+  against a bare list or tuple. A single labelled answer keeps its relation and is compared by :mod:`.equivalence`.
 * **Chains.** ``a = b = c`` reads as its last member; ``x \\approx 11`` as ``11``;
   ``x = 1/3 \\approx 0.33`` as ``1/3`` (what follows ``\\approx`` is only an approximation).
 
@@ -41,6 +42,7 @@ _GROUP_SEP = re.compile(
 _ITEM_SEP = re.compile(r"\\\{|\\\}|[()\[\]{}]|,")
 _EQUALS = re.compile(r"\\\{|\\\}|[()\[\]{}]|\\approx|(?<![<>!=])=(?!=)")
 _DECIMAL_COMMA = re.compile(r"[-+]?(?:0,\d+|\d+,(?:\d\d|\d{4,}))")
+_MAY_SPLIT = re.compile(r"[,;=]|\\approx|and|or|\\text")
 _OPEN, _CLOSE = frozenset(("(", "[", "{", "\\{")), frozenset((")", "]", "}", "\\}"))
 
 
@@ -81,6 +83,8 @@ def read_answer(text: str, options: VerifyOptions | None = None) -> Node:
     """One tree for the answer ``text`` (already cleaned by :func:`.extract.clean_answer`)."""
     decimal_comma = options.decimal_comma if options is not None else True
     s = text.strip()
+    if not _MAY_SPLIT.search(s):
+        return parse(s)  # one plain item (most answers): no list, label or chain to read
     if decimal_comma and _DECIMAL_COMMA.fullmatch(s) and not _thousands_at(s, s.index(",")):
         return parse(s.replace(",", "."))
     if len(s) > 2 and s[0] == "{" and s[-1] == "}" and _balanced(s[1:-1]):
@@ -118,7 +122,8 @@ def _read_group(text: str) -> Node:
     labels = [n[2] for n in nodes if n[0] == "rel" and n[1] == "=" and is_label(n[2])]
     values = [_value_of(n) for n in nodes]
     if len(labels) == len(nodes) and len(set(labels)) == len(labels):
-        return ("seq", "()", tuple(values))  # "AB=4, CD=5": one solution, its components in order
+        # "AB=4, CD=5": one solution; components matched by label, or in order against a bare list
+        return ("assign", tuple(labels), tuple(values))
     return ("seq", "", tuple(values))
 
 

@@ -102,6 +102,8 @@ class _Compare:
             if p[0] != "union" or g[0] != "union":
                 return False
             return self.unordered(list(p[1]), list(g[1]))
+        if p[0] == "assign" or g[0] == "assign":
+            return self.assignments(p, g)
         if p[0] == "seq" or g[0] == "seq":
             return self.sequences(p, g)
         tol = _decimal_tol(p, self.options.float_rounding) or _decimal_tol(g, self.options.float_rounding)
@@ -116,6 +118,16 @@ class _Compare:
         if len(p[2]) != len(g[2]) or (p[1] != g[1] and kinds != {"", "()"}):
             return False
         return _all([self.eq(a, b) for a, b in zip(p[2], g[2])])
+
+    def assignments(self, p: Node, g: Node) -> bool | None:
+        """``a_3 = 2, a_37 = 19``: by label against the same labels, else as a tuple in order."""
+        if p[0] == g[0] == "assign":
+            if sorted(map(repr, p[1])) != sorted(map(repr, g[1])):
+                return False
+            by_label = dict(zip(map(repr, g[1]), g[2]))
+            return _all([self.eq(v, by_label[repr(k)]) for k, v in zip(p[1], p[2])])
+        p, g = [("seq", "()", n[2]) if n[0] == "assign" else n for n in (p, g)]
+        return self.sequences(p, g)
 
     def matrices(self, p: Node, g: Node) -> bool | None:
         if p[0] != "mat" or g[0] != "mat" or len(p[1]) != len(g[1]) or len(p[1][0]) != len(g[1][0]):

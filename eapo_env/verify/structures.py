@@ -38,7 +38,7 @@ def _children(node: Node) -> list[Any]:
         return [1]
     if kind in ("div", "pow", "pm"):
         return [1, 2]
-    if kind in ("func", "seq", "chain"):
+    if kind in ("func", "seq", "chain", "assign"):
         return [2]
     if kind == "rel":
         return [2, 3]
