@@ -43,7 +43,7 @@ import eapo_env
 from agents import checkpoint as ckpt_io
 from agents.config import TrainConfig
 from agents.losses import dynamic_sampling_mask, group_advantages, kl_k3, overlong_mask, policy_loss, token_logprobs
-from agents.metrics import MetricsLogger, episode_correct, episode_metrics
+from agents.metrics import MetricsLogger, episode_metrics
 from agents.rollout import RolloutBatch, make_engine
 from eapo_env.problems import load_problems
 from eapo_env.schedules import parse_schedule
@@ -95,14 +95,24 @@ def resolve_policy(config: TrainConfig, out_dir: Path, log: Callable[[str], None
     return target
 
 
-def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, eval_mode: bool | None = None) -> list[gym.Env]:
-    """``n`` single envs sharing one problem source and one expert object.
+def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, eval_mode: bool | None = None) -> Any:
+    """One vector env holding the ``n`` episodes of a step (DESIGN §7), one expert object for all.
 
-    Training with consultation uses ``EAPO-Math-v0`` with the acceptance and turn schedules;
-    self-exploratory RL (``consultation = false``) and evaluation use ``EAPO-Math-Eval-v0``.
+    ``gym.make_vec`` of ``EAPO-Math-v0`` with the acceptance and turn schedules (training with
+    consultation), or of ``EAPO-Math-Eval-v0`` (self-exploratory RL, ``consultation = false``, and
+    evaluation); ``config.env_wrappers`` (``"module:Class"``) wrap every env. Each group of turns the
+    engine submits is one batched expert call.
     """
+    import importlib
+
     from eapo_env.experts import make_expert
 
+    wrappers = []
+    for path in config.env_wrappers:
+        module, colon, name = path.partition(":")
+        if not (module and colon and name):
+            raise ValueError(f"config env_wrappers: {path!r} is not an import path 'module:Class'")
+        wrappers.append(getattr(importlib.import_module(module), name))
     eval_mode = (not config.consultation) if eval_mode is None else eval_mode
     expert = expert if expert is not None else make_expert(config.expert, **config.expert_kwargs)
     kwargs: dict[str, Any] = dict(problems=problems, expert=expert, max_experts=config.max_experts, max_turns=config.max_turns)
@@ -113,7 +123,7 @@ def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, ev
         env_id = eapo_env.TRAIN_ID
         kwargs.update(acceptance_schedule=config.acceptance_schedule, turn_schedule=config.turn_schedule,
                       consult_penalty=config.consult_penalty)
-    return [gym.make(env_id, **kwargs) for _ in range(n)]
+    return gym.make_vec(env_id, num_envs=n, env_wrappers=wrappers, **kwargs)
 
 
 def build_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device, temperature: float | None = None):
@@ -292,7 +302,7 @@ def train(
         ref_model = copy.deepcopy(rollout_model).eval().requires_grad_(False)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    # --- envs (one per episode of a step; a list of single envs) and the rollout engine
+    # --- envs (one vector env: every episode of a step) and the rollout engine
     source = load_problems(config.problems, seed=config.problems_seed)
     envs = make_envs(config, config.batch_episodes, source)
     engine = build_engine(config, rollout_model, tokenizer, device)
@@ -337,8 +347,7 @@ def train(
     G, P = config.group_size, config.prompts_per_step
     for step in range(start_step, config.steps):
         # 1) the progress clock: p(t) and the turn budget for this step
-        for env in envs:
-            eapo_env.set_progress(env, step)
+        envs.set_progress(step)
 
         # 2) rollouts: P problems x G samples, group g = problem g
         t0 = time.perf_counter()
@@ -355,7 +364,7 @@ def train(
         # 3) rewards and raw correctness
         t1 = time.perf_counter()
         batch = RolloutBatch.from_trajectories(trajs, pad_id=pad_id)
-        correct = torch.tensor([episode_correct(t) for t in trajs], dtype=torch.bool)
+        correct = torch.tensor([t.correct for t in trajs], dtype=torch.bool)  # the env's info["correct"]
 
         # 4-5) dynamic sampling + overlong filtering, group-relative advantages
         keep_group, keep, advantages, loss_mask = select_and_score(batch, correct, config)
@@ -413,8 +422,7 @@ def train(
     if bar is not None:
         bar.close()
     logger.close()
-    for env in envs:
-        env.close()
+    envs.close()
 
     final = export_policy(module, tokenizer, out / FINAL_POLICY_DIR, lora=bool(config.lora_r))
     seconds["total"] = time.perf_counter() - t_start
