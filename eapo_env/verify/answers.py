@@ -10,7 +10,7 @@ Rules (DESIGN §5):
   digits, no space) are numbers; ``32, 349`` (comma and space) is a list of two numbers.
 * **Decimal comma.** A whole answer ``a,bc`` with one comma and not three digits after it
   (``1000,99``, ``2,74``), or ``0,bcd``, is a decimal: European notation. One digit after the
-  comma (``1,2``) stays a list. ``VerifyOptions(decimal_comma=False)`` turns this off.
+  comma (``1,2``, ``0,0``) stays a list. ``VerifyOptions(decimal_comma=False)`` turns this off.
 * **Labelled answers.** In a list, ``x = 5`` / ``x \\in S`` with a label on the left (a name,
   ``f(x)``, ``|AB|``, ``(p, q)``, ``A:B``, ``\\frac{NO}{BO}``) reads as its value; a list made only
   of assignments to *different* labels (``AB=4, CD=5``, ``k = 45, n = 2``) is one solution
@@ -41,7 +41,7 @@ _GROUP_SEP = re.compile(
 )
 _ITEM_SEP = re.compile(r"\\\{|\\\}|[()\[\]{}]|,")
 _EQUALS = re.compile(r"\\\{|\\\}|[()\[\]{}]|\\approx|(?<![<>!=])=(?!=)")
-_DECIMAL_COMMA = re.compile(r"[-+]?(?:0,\d+|\d+,(?:\d\d|\d{4,}))")
+_DECIMAL_COMMA = re.compile(r"[-+]?(?:0,\d\d+|\d+,(?:\d\d|\d{4,}))")
 _MAY_SPLIT = re.compile(r"[,;=]|\\approx|and|or|\\text")
 _OPEN, _CLOSE = frozenset(("(", "[", "{", "\\{")), frozenset((")", "]", "}", "\\}"))
 

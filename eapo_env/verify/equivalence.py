@@ -80,14 +80,10 @@ class _Compare:
     def eq(self, p: Node, g: Node) -> bool | None:
         if time.perf_counter() > self.deadline:
             raise VerifyTimeout()
-        for side in (0, 1):
-            node = (p, g)[side]
-            if contains(node, _PM):
-                alts = expand_pm(node)
-                if alts is None:
-                    return None
-                node = ("seq", "{}", tuple(alts)) if len(alts) > 1 else alts[0]
-                p, g = (node, g) if side == 0 else (p, node)
+        if contains(p, _PM) or contains(g, _PM):
+            p, g = _expand_signs(p), _expand_signs(g)
+            if p is None or g is None:
+                return None
         if contains(p, _MAT) or contains(g, _MAT):
             p, g = reduce_matrix(p), reduce_matrix(g)
             if p[0] == "mat" or g[0] == "mat":
@@ -213,6 +209,22 @@ class _Compare:
             if not hit:
                 return None if unsure else False
         return True
+
+
+def _expand_signs(node: Node) -> Node | None:
+    """``a \\pm b`` -> the set ``{a + b, a - b}``; inside a set or a list, its items are expanded in place."""
+    if node[0] == "seq" and node[1] in ("{}", ""):
+        items: list[Node] = []
+        for item in node[2]:
+            alts = expand_pm(item)
+            if alts is None:
+                return None
+            items.extend(alts)
+        return ("seq", node[1], tuple(items))
+    alts = expand_pm(node)
+    if alts is None:
+        return None
+    return ("seq", "{}", tuple(alts)) if len(alts) > 1 else alts[0]
 
 
 def equivalent(p: Node, g: Node, deadline: float, scalar: Scalar = scalar_equal,

@@ -54,7 +54,8 @@ def contains(node: Node, kinds: frozenset[str]) -> bool:
             return True
         for i in _children(n):
             part = n[i]
-            stack.extend(part if isinstance(part[0], tuple) else (part,))
+            if part:
+                stack.extend(part if isinstance(part[0], tuple) else (part,))
     return False
 
 
@@ -70,6 +71,8 @@ def expand_pm(node: Node) -> list[Node] | None:
     alternatives: list[Node] = [node]
     for i in _children(node):
         part = node[i]
+        if not part:
+            continue
         if isinstance(part[0], tuple):  # a tuple of sub-trees
             for j, sub in enumerate(part):
                 subs = expand_pm(sub)

@@ -1,0 +1,135 @@
+"""Property tests of verify (issue 11): no false positive on different values, formatting
+invariance, symmetry where equality is symmetric.
+
+Values are fractions with denominators up to 1000, so two different values differ by more than
+1e-6: more than the rounding tolerance of any decimal (which needs six digits, i.e. 5e-7), and
+``correct`` on different values would be a real false positive.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from eapo_env.verify import verify
+
+FRAC = "\\frac"
+_FRACS = st.builds(Fraction, st.integers(-999, 999), st.integers(1, 1000))
+
+
+def _decimal(q: Fraction) -> str | None:
+    """The exact decimal form of ``q`` if it terminates in at most 5 digits."""
+    for digits in range(6):
+        scaled = q * 10 ** digits
+        if scaled.denominator == 1:
+            text = f"{abs(scaled.numerator):0{digits + 1}d}"
+            body = text if digits == 0 else f"{text[:-digits]}.{text[-digits:]}"
+            return ("-" if q < 0 else "") + body
+    return None
+
+
+def _latex(q: Fraction, frac: str, spaced: bool) -> str:
+    sp = " " if spaced else ""
+    if q.denominator == 1:
+        return str(q.numerator)
+    sign = "-" if q < 0 else ""
+    return f"{sign}{frac}{sp}{{{sp}{abs(q.numerator)}{sp}}}{sp}{{{q.denominator}}}"
+
+
+@st.composite
+def renderings(draw: st.DrawFn, q: Fraction) -> str:
+    """One way a policy or a dataset may write the number ``q``."""
+    kind = draw(st.sampled_from(["latex", "slash", "decimal"]))
+    if kind == "decimal" and _decimal(q) is not None:
+        text = _decimal(q)
+    elif kind == "slash":
+        text = f"{q.numerator}/{q.denominator}" if q.denominator != 1 else str(q.numerator)
+    else:
+        text = _latex(q, draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac", "\\tfrac"])), draw(st.booleans()))
+    wrap = draw(st.sampled_from(["{}", "\\boxed{{{}}}", "${}$", "<answer>{}</answer>", "x = {}",
+                                 "The final answer is ${}$.", "\\left( {} \\right)"]))
+    return wrap.format(text)  # type: ignore[no-any-return]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FRACS, _FRACS, st.data())
+def test_different_numbers_are_never_correct(a: Fraction, b: Fraction, data: st.DataObject) -> None:
+    assume(a != b)
+    p, g = data.draw(renderings(a)), data.draw(renderings(b))
+    assert not verify(p, g).correct, (p, g)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FRACS, st.data())
+def test_same_number_in_any_format_is_correct(a: Fraction, data: st.DataObject) -> None:
+    p, g = data.draw(renderings(a)), data.draw(renderings(a))
+    assert verify(p, g).correct, (p, g)
+
+
+def _structure(kind: str, values: list[Fraction], spaced: bool, frac: str) -> str:
+    items = [_latex(v, frac, spaced) for v in values]
+    sep = " , " if spaced else ","
+    left, right = ("\\left", "\\right") if spaced else ("", "")
+    if kind == "tuple":
+        return f"{left}({sep.join(items)}{right})"
+    if kind == "interval":
+        return f"{left}[{sep.join(items[:2])}{right})"
+    if kind == "set":
+        return f"\\{{{sep.join(items)}\\}}"
+    if kind == "matrix":
+        return "\\begin{pmatrix}" + " \\\\ ".join(f"{x} & {x}" for x in items) + "\\end{pmatrix}"
+    return (" ,  " if spaced else ", ").join(items)  # a bare list: "1,22" would be a decimal comma
+
+
+_KINDS = st.sampled_from(["tuple", "interval", "set", "matrix", "list"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_KINDS, st.lists(_FRACS, min_size=2, max_size=4), st.integers(0, 3), _FRACS, st.data())
+def test_structures_with_one_different_value_are_never_correct(
+        kind: str, values: list[Fraction], k: int, other: Fraction, data: st.DataObject) -> None:
+    k %= 2 if kind == "interval" else len(values)
+    assume(other not in values)
+    changed = values[:k] + [other] + values[k + 1:]
+    fmt = data.draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac"]))
+    p = _structure(kind, changed, data.draw(st.booleans()), fmt)
+    g = _structure(kind, values, data.draw(st.booleans()), fmt)
+    assert not verify(p, g).correct, (p, g)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_KINDS, st.lists(_FRACS, min_size=2, max_size=4), st.booleans(), st.booleans(), st.data())
+def test_structures_survive_formatting(kind: str, values: list[Fraction], sp1: bool, sp2: bool,
+                                       data: st.DataObject) -> None:
+    """Spaces, ``\\left``/``\\right`` and ``\\frac``/``\\dfrac``/``\\cfrac`` never change a verdict."""
+    f1, f2 = data.draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac"])), data.draw(st.sampled_from(["\\frac", "\\dfrac"]))
+    p, g = _structure(kind, values, sp1, f1), _structure(kind, values, sp2, f2)
+    assert verify(p, g).correct, (p, g)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_KINDS, st.lists(_FRACS, min_size=2, max_size=3), st.lists(_FRACS, min_size=2, max_size=3),
+       st.booleans())
+def test_symmetric_forms_give_symmetric_verdicts(kind: str, a: list[Fraction], b: list[Fraction], same: bool) -> None:
+    if same:
+        b = list(reversed(a)) if kind in ("set", "list") else list(a)
+    p, g = _structure(kind, a, False, "\\frac"), _structure(kind, b, True, "\\dfrac")
+    assert verify(p, g).correct == verify(g, p).correct, (p, g)
+    if same:
+        assert verify(p, g).correct, (p, g)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_FRACS, _FRACS, st.sampled_from(["<", "\\le", ">", "\\geq", "="]))
+def test_relations_with_different_bounds_are_never_correct(a: Fraction, b: Fraction, op: str) -> None:
+    assume(a != b)
+    la, lb = _latex(a, "\\frac", False), _latex(b, "\\dfrac", True)
+    p, g = f"x {op} {la}", f"x {op} {lb}"
+    assert not verify(p, g).correct, (p, g)
+    assert verify(p, f"{_latex(a, FRAC, True)} {_mirror(op)} x").correct, p
+
+
+def _mirror(op: str) -> str:
+    return {"<": ">", "\\le": "\\ge", ">": "<", "\\geq": "\\leq", "=": "="}[op]
