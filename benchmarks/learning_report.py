@@ -1,0 +1,207 @@
+"""The learning benchmark's markdown report and PNG plots (see ``benchmarks/learning.py``).
+
+Example:
+    >>> tail_mean([{"step": i, "consult_rate": float(i < 5)} for i in range(10)], "consult_rate", 0.2)
+    0.0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from learning_rows import ROW_BY_KEY, ROWS, describe_schedule
+from learning_stats import CLAIMS, RowScores, difference, mean_score, mean_variance, row_scores, verdict
+
+from agents.metrics import read_metrics
+
+RL_METHODS = ("eapo", "self_explore")
+TABLE_TITLES = {"1": "Table 1: methods", "9": "Table 9: consultation schedules", "3": "Table 3: expert quality",
+                "2": "Table 2: parallel vs sequential consults", "E": "Appendix E: noisy and meaningless experts"}
+
+
+def tail_mean(records: list[dict[str, Any]], key: str, frac: float = 0.1) -> float:
+    """Mean of ``key`` over the last ``frac`` of the steps (at least one step)."""
+    vals = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    if not vals:
+        return float("nan")
+    n = max(1, int(round(len(vals) * frac)))
+    return float(np.mean(vals[-n:]))
+
+
+def _by_row(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        out[r["row"]].append(r)
+    return out
+
+
+def _metrics(out: Path, recs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [read_metrics(out / r["metrics"]) for r in recs if r.get("metrics")]
+
+
+def _paper(v: float | None, digits: int = 2) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+#: Rows shown under each paper table, with the paper's (Pass@32, Var) in that table's context when it
+#: differs from the row's own (e.g. Table 2 compares K at the paper's main expert).
+TABLE_ROWS: dict[str, tuple[tuple[str, float | None, float | None] | str, ...]] = {
+    "1": ("base", "self_collab", "expert_workflow", "distill_full", "distill_lora", "self_explore", "eapo"),
+    "9": ("eapo", "sched_const", "sched_slow", "sched_fast"),
+    "3": ("self_explore", ("eapo", 64.07, 0.0643), "expert_self", "expert_noisy", "expert_constant"),
+    "2": (("expert_noisy", 64.07, 0.0643), "noisy_k1"),
+    "E": (("expert_workflow", 49.39, 0.2039), "workflow_noisy", "workflow_constant"),
+}
+
+
+def _consult_change(out: Path, recs: list[dict[str, Any]]) -> str:
+    """The policy's own consult rate over the first and the last 10 % of EAPO training (seed mean)."""
+    ms = [m for m in _metrics(out, recs) if m]
+    if recs[0]["method"] != "eapo" or not ms:
+        return ""
+    first = np.nanmean([tail_mean(m[: max(1, len(m) // 10)], "consult_rate", 1.0) for m in ms])
+    last = np.nanmean([tail_mean(m, "consult_rate") for m in ms])
+    return f"{first:.2f} → {last:.2f}"
+
+
+def results_table(out: Path, table: str, by_row: dict[str, list], scores: dict[str, RowScores]) -> list[str]:
+    lines = ["| row | paper Pass@32 | paper Var | ours Pass@k [95% CI] | ours Var [95% CI] | seeds | "
+             "own consult rate: first → last 10% | time/seed |", "|---|---|---|---|---|---|---|---|"]
+    for entry in TABLE_ROWS[table]:
+        key, paper_pass, paper_var = (entry, None, None) if isinstance(entry, str) else entry
+        row = ROW_BY_KEY[key]
+        paper_pass = row.paper_pass if paper_pass is None else paper_pass
+        paper_var = row.paper_var if paper_var is None else paper_var
+        head = f"| {row.label} (`{key}`) | {_paper(paper_pass)} | {_paper(paper_var, 4)} |"
+        if key not in scores:
+            lines.append(f"{head} not run | | 0 | | |")
+            continue
+        s, recs = scores[key], by_row[key]
+        secs = np.mean([r["seconds"] for r in recs])
+        lines.append(f"{head} {mean_score(s).fmt()} | {mean_variance(s).fmt(1.0, 4)} | {s.seeds} | "
+                     f"{_consult_change(out, recs)} | {secs:.0f}s |")
+    return lines
+
+
+def claims_table(scores: dict[str, RowScores]) -> list[str]:
+    lines = ["| table | claim (a − b) | paper a − b | ours a − b [95% CI] | verdict |", "|---|---|---|---|---|"]
+    for c in CLAIMS:
+        if c.a not in scores or c.b not in scores:
+            continue
+        est = difference(scores[c.a], scores[c.b], c.what)
+        var = c.what == "variances"
+        ours = est.fmt(1.0, 4, signed=True) if var else est.fmt(signed=True) + " pts"
+        paper = "—" if np.isnan(c.paper) else (f"{c.paper:+.4f}" if var else f"{c.paper:+.2f} pts")
+        lines.append(f"| {c.table} | {c.text} (`{c.a}` − `{c.b}`{', Var' if var else ''}) | {paper} | {ours} | "
+                     f"**{verdict(c, est)}** |")
+    return lines
+
+
+def plot_all(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]) -> list[str]:
+    """Write the PNGs; return their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    rl = [k for k, recs in by_row.items() if recs[0]["method"] in RL_METHODS]
+    base = float(np.mean(scores["base"].means)) if "base" in scores else None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k in rl:
+        pts: dict[int, list[float]] = defaultdict(list)
+        for r in by_row[k]:
+            for step, v in r["curve"]:
+                pts[int(step)].append(v)
+        xs = ([0] if base is not None else []) + sorted(pts)
+        ys = ([base] if base is not None else []) + [float(np.mean(pts[x])) for x in sorted(pts)]
+        ax.plot(xs, ys, marker="o", label=k)
+    ax.set(xlabel="RL step", ylabel="held-out Pass@k (consultation off)", title="Held-out accuracy during training")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "heldout.png", dpi=110)
+    names.append("heldout.png")
+    for key, ylabel, fname, title in (
+        ("consult_rate", "policy's own consult rate", "call_rate.png", "Consult rate (the policy's choice) and p(t)"),
+        ("policy_tokens", "policy tokens / episode", "length.png", "Response length"),
+        ("accuracy", "training accuracy", "train_accuracy.png", "Training accuracy (with experts where allowed)"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k in rl:
+            ms = _metrics(out, by_row[k])
+            if not ms:
+                continue
+            n = min(len(m) for m in ms)
+            ys = np.nanmean([[float(m[i].get(key) or 0.0) for i in range(n)] for m in ms], axis=0)
+            w = max(1, n // 20)
+            ax.plot(range(n), np.convolve(ys, np.ones(w) / w, mode="same"), label=k)
+            if key == "consult_rate" and by_row[k][0]["method"] == "eapo":
+                ax.plot(range(n), [float(ms[0][i].get("p_schedule") or 0.0) for i in range(n)], ls=":", lw=1,
+                        color=ax.lines[-1].get_color())
+        ax.set(xlabel="RL step", ylabel=ylabel, title=title + (" (dotted: p(t))" if key == "consult_rate" else ""))
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=110)
+        names.append(fname)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    keys = [r.key for r in ROWS if r.key in scores]
+    ests = [mean_score(scores[k]) for k in keys]
+    ax.bar(range(len(keys)), [e.value for e in ests],
+           yerr=[[e.value - e.lo for e in ests], [e.hi - e.value for e in ests]], capsize=3)
+    ax.set_xticks(range(len(keys)), keys, rotation=45, ha="right", fontsize=7)
+    ax.set(ylabel="held-out Pass@k", title="Final held-out Pass@k with 95% CI")
+    fig.tight_layout()
+    fig.savefig(out / "pass_bars.png", dpi=110)
+    names.append("pass_bars.png")
+    plt.close("all")
+    return names
+
+
+def header(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    prof = meta["profile"]
+    cfgs = {r["row"]: r["config"] for r in records}
+    eapo = cfgs.get("eapo") or next(iter(cfgs.values()))
+    one_seed = prof["seeds"] == 1
+    return [
+        f"# EAPO learning benchmark — `{prof['name']}` profile", "",
+        f"- command: `{meta['command']}`", f"- commit: `{meta['commit']}`",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; wall time {meta['seconds'] / 60:.1f} min",
+        f"- starting policy: `{meta['policy']}`", f"- problems (training and held-out): `{meta['problems']}`; "
+        f"held-out: {eapo['eval_num_problems']} problems × k = {eapo['eval_k']} samples, problem seed "
+        f"{eapo['eval_problems_seed']} (training draws seed {eapo['problems_seed']}), consultation off",
+        f"- update budget: {prof['steps']} RL steps × {eapo['prompts_per_step']} prompts × G {eapo['group_size']}; "
+        f"distillation SFT: as many optimizer steps; lr {eapo['lr']}; seeds per row: {prof['seeds']}",
+        f"- EAPO: p(t) {describe_schedule(eapo['acceptance_schedule'])}; turn budget "
+        f"{describe_schedule(eapo['turn_schedule'])}; consult penalty {eapo['consult_penalty']}; K = {eapo['max_experts']}",
+        "- CIs: 95 % percentile bootstrap over " + ("**problems only** (one seed: training-seed variance is not "
+        "in these intervals)" if one_seed else "seeds and problems (two levels)") + "; differences are paired by "
+        "problem (and seed index). Pass@k here is the paper's Pass@32 definition (mean of the k scores per "
+        "problem) with our k; Var is the per-problem variance of the k scores, averaged.", "",
+    ]
+
+
+def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+    by_row = _by_row(records)
+    scores = {k: row_scores(k, [out / r["eval_csv"] for r in sorted(recs, key=lambda r: r["seed"])])
+              for k, recs in by_row.items()}
+    lines = header(meta, records) + meta.get("design", [])
+    for table, title in TABLE_TITLES.items():
+        shown = [e if isinstance(e, str) else e[0] for e in TABLE_ROWS[table]]
+        if sum(k in scores for k in shown) >= (1 if table == "1" else 2):
+            lines += ["", f"## {title}", "", *results_table(out, table, by_row, scores)]
+    lines += ["", "## Claims and verdicts", "",
+              "Verdict: *supported* when the 95 % CI of a − b excludes 0 on the paper's side, *contradicted* when "
+              "it excludes 0 on the other side, *inconclusive* otherwise; for “no difference” claims, supported "
+              "when the CI contains 0.", "", *claims_table(scores)]
+    lines += ["", "## Plots", ""] + [f"![{n}]({n})" for n in plot_all(out, by_row, scores)]
+    lines += ["", "## Not run in this report", ""]
+    missing = [r for r in ROWS if r.key not in scores]
+    lines += [f"- {r.label} (`{r.key}`, Table {r.table})" for r in missing] or ["- nothing: every row ran"]
+    lines += meta.get("notes", [])
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

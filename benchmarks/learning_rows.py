@@ -1,0 +1,170 @@
+"""The rows of the learning benchmark, the paper's numbers beside them, and the budget each profile spends.
+
+Every row is a packaged config (``agents/configs/<name>.toml``) run through :func:`agents.baselines.run`,
+the path ``eapo train --config <name>`` takes. The benchmark changes only what makes rows comparable
+at toy scale, identically for every row (:func:`row_config`):
+
+* the policy (one starting policy for all rows), training and held-out problems, the evaluation
+  (problems, samples, seed 4242, which no training run draws);
+* the toy learner regime (learning rate, group size, token caps, turn budget, consult penalty and the
+  learner's mini-batch fields) read from ``agents/configs/quickstart.toml``, the regime the quickstart
+  is tested with, since the packaged configs carry the paper's 7B values (lr 1e-6);
+* the update budget: RL rows run ``steps`` rollout batches; schedules written for the config's own
+  ``steps`` are rescaled to the benchmark's, so an ablation keeps its shape (a budget-matched constant
+  stays budget-matched); distillation SFT gets as many optimizer steps as RL takes.
+
+Example:
+    >>> [r.key for r in rows_for("smoke")][:3]
+    ['base', 'self_collab', 'expert_workflow']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.config import TrainConfig, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "agents" / "configs"
+HELDOUT_SEED = 4242
+#: Learner settings taken from quickstart.toml when present (the toy-scale regime; see module doc).
+TOY_KEYS = ("lr", "warmup_steps", "group_size", "prompts_per_step", "max_turn_tokens", "max_total_tokens",
+            "max_turns", "turn_schedule", "consult_penalty", "temperature", "top_p", "kl_coef", "weight_decay",
+            "clip_low", "clip_high", "mini_batches", "minibatches", "num_minibatches", "epochs", "ppo_epochs",
+            "update_epochs", "grad_accum", "dynamic_sampling", "overlong_filter", "eval_max_turns")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: a packaged config, the table it belongs to, the paper's average there."""
+
+    key: str
+    config: str
+    label: str
+    table: str
+    paper_pass: float | None = None  # the paper's Avg. Pass@32 (percent), None where it has none
+    paper_var: float | None = None  # the paper's Avg. Var
+
+
+ROWS: tuple[Row, ...] = (
+    Row("base", "base", "Base model", "1", 42.53, 0.0947),
+    Row("self_collab", "self_collab", "Self-collaboration workflow", "1", 41.83, 0.2072),
+    Row("expert_workflow", "expert_workflow", "Expert-assisted workflow", "1", 49.39, 0.2039),
+    Row("distill_full", "distill_sft", "Distillation SFT (full)", "1", 35.31, 0.1020),
+    Row("distill_lora", "distill_lora", "Distillation SFT (LoRA)", "1", 43.24, 0.0969),
+    Row("self_explore", "self_explore", "Self-exploratory RL", "1", 59.16, 0.0727),
+    Row("eapo", "eapo", "EAPO (reference expert, K=3, default schedule)", "1", 64.07, 0.0643),
+    Row("sched_const", "eapo_sched_const", "EAPO, budget-matched constant p", "9", 59.65),
+    Row("sched_slow", "eapo_sched_slow", "EAPO, slow decay", "9", 62.82),
+    Row("sched_fast", "eapo_sched_fast", "EAPO, fast decay", "9", 59.76),
+    Row("expert_self", "eapo_expert_self", "EAPO, homogeneous experts (own replicas)", "3", 58.85, 0.0756),
+    Row("expert_noisy", "eapo_expert_noisy", "EAPO, noisy experts (50% wrong), K=3 parallel", "3", None),
+    Row("expert_constant", "eapo_expert_constant", "EAPO, constant (meaningless) experts", "3", None),
+    Row("noisy_k1", "eapo_expert_noisy_k1", "EAPO, noisy experts, K=1 sequential", "2", 61.79, 0.0721),
+    Row("workflow_noisy", "workflow_noisy", "Workflow, error-sampling experts", "E", 42.82, 0.2086),
+    Row("workflow_constant", "workflow_constant", "Workflow, meaningless guidance", "E", 42.92, 0.1953),
+)
+ROW_BY_KEY = {r.key: r for r in ROWS}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much each row spends. ``segments``: held-out evaluations along an RL run (curve points)."""
+
+    name: str
+    rows: tuple[str, ...]
+    seeds: int
+    steps: int
+    eval_problems: int
+    eval_k: int
+    segments: int
+    prompts_per_step: int | None = None  # None: the toy regime's
+    group_size: int | None = None
+    max_turn_tokens: int | None = None
+    distill_problems: int = 2000
+
+
+TABLE1 = ("base", "self_collab", "expert_workflow", "distill_full", "distill_lora", "self_explore", "eapo")
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", ("base", "self_collab", "expert_workflow", "distill_full", "self_explore", "eapo"),
+                     seeds=1, steps=2, eval_problems=4, eval_k=2, segments=1, prompts_per_step=2, group_size=2,
+                     max_turn_tokens=12, distill_problems=16),
+    "quick": Profile("quick", ("base", "expert_workflow", "self_collab", "self_explore", "eapo"),
+                     seeds=1, steps=120, eval_problems=100, eval_k=8, segments=2),
+    "full": Profile("full", tuple(r.key for r in ROWS), seeds=3, steps=300, eval_problems=200, eval_k=16, segments=3),
+}
+
+
+def rows_for(profile: str) -> list[Row]:
+    return [ROW_BY_KEY[k] for k in PROFILES[profile].rows]
+
+
+def rescale_schedule(spec: str, from_steps: int, to_steps: int) -> str:
+    """``spec`` with its step counts scaled by ``to_steps / from_steps`` (its shape over the run kept).
+
+    >>> rescale_schedule("linear:1.0:0.0:400", 500, 100), rescale_schedule("const:0.4", 500, 100)
+    ('linear:1.0:0.0:80', 'const:0.4')
+    >>> rescale_schedule("piecewise:0=1,250=0.5", 500, 100), rescale_schedule("exp:1.0:0.99", 500, 250)
+    ('piecewise:0=1,50=0.5', 'exp:1.0:0.9801')
+    """
+    f = to_steps / max(1, from_steps)
+    kind, _, rest = spec.partition(":")
+    if kind in ("linear", "cosine", "step"):
+        a, b, n = rest.split(":")
+        return f"{kind}:{a}:{b}:{max(1, round(int(n) * f))}"
+    if kind == "piecewise":
+        points = [p.split("=") for p in rest.split(",")]
+        return "piecewise:" + ",".join(f"{round(int(s) * f)}={v}" for s, v in points)
+    if kind == "exp":
+        start, decay, *floor = rest.split(":")
+        return ":".join(["exp", start, f"{float(decay) ** (1 / f):.6g}", *floor])
+    return spec
+
+
+def toy_regime(path: Path = CONFIGS / "quickstart.toml") -> dict[str, Any]:
+    """The learner settings of ``quickstart.toml`` that :class:`TrainConfig` knows (see ``TOY_KEYS``)."""
+    quick = load_config(path)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = {k: getattr(quick, k) for k in TOY_KEYS if k in known}
+    out["turn_schedule"] = rescale_schedule(quick.turn_schedule, quick.steps, 1000)  # normalised to 1000
+    return out
+
+
+def updates_per_step(config: TrainConfig) -> int:
+    """Optimizer steps one RL step takes (mini-batches x epochs when the learner has those fields)."""
+    mb = next((getattr(config, k) for k in ("mini_batches", "minibatches", "num_minibatches") if hasattr(config, k)), 1)
+    ep = next((getattr(config, k) for k in ("epochs", "ppo_epochs", "update_epochs") if hasattr(config, k)), 1)
+    return max(1, int(mb)) * max(1, int(ep))
+
+
+def row_config(row: Row, profile: Profile, seed: int, policy: str, problems: str, eval_problems: str,
+               segment_steps: int | None = None) -> TrainConfig:
+    """The packaged config of ``row`` with the benchmark's shared settings (module doc)."""
+    own = load_config(row.config)
+    toy = toy_regime()
+    steps = profile.steps
+    changes: dict[str, Any] = {k: v for k, v in toy.items() if k != "turn_schedule"}
+    changes.update(
+        policy=policy, seed=seed, problems=problems, problems_seed=0, eval_problems=eval_problems,
+        eval_problems_seed=HELDOUT_SEED, eval_num_problems=profile.eval_problems, eval_k=profile.eval_k,
+        eval_pass_ks=tuple(k for k in (1, 8, 32) if k <= profile.eval_k), steps=segment_steps or steps,
+        acceptance_schedule=rescale_schedule(own.acceptance_schedule, own.steps, steps),
+        turn_schedule=rescale_schedule(toy["turn_schedule"], 1000, steps),
+        progress_bar=False, tensorboard=False, checkpoint_every=max(1, steps), keep_checkpoints=1,
+    )
+    for name in ("prompts_per_step", "group_size", "max_turn_tokens"):
+        if getattr(profile, name) is not None:
+            changes[name] = getattr(profile, name)
+    cfg = own.replace(**changes)
+    if cfg.method == "distill_sft":  # the same number of optimizer steps as an RL row
+        cfg = cfg.replace(distill_steps=steps * updates_per_step(cfg), distill_num_problems=profile.distill_problems)
+    return cfg
+
+
+def describe_schedule(spec: str) -> str:
+    """A schedule string for the report, e.g. ``linear:1.0:0.0:96`` -> ``1.0 -> 0.0 over 96 steps``."""
+    m = re.fullmatch(r"(linear|cosine):([^:]+):([^:]+):(\d+)", spec)
+    return f"{m.group(2)} -> {m.group(3)} over {m.group(4)} steps ({m.group(1)})" if m else spec

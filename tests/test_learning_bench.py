@@ -1,0 +1,103 @@
+"""``benchmarks/learning.py --smoke``: the whole report path on a tiny policy, in seconds."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from learning_rows import PROFILES, ROWS, rescale_schedule, row_config  # noqa: E402
+from learning_stats import CLAIMS, Claim, Estimate, RowScores, difference, mean_score, verdict  # noqa: E402
+
+from eapo_env.schedules import parse_schedule  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    pytest.importorskip("torch")
+    from agents_fixtures import build_tiny_model, build_tiny_tokenizer
+
+    from agents.policy.tokenizer import CHAT_TEMPLATE
+
+    root = tmp_path_factory.mktemp("bench")
+    tok = build_tiny_tokenizer()
+    tok.chat_template = CHAT_TEMPLATE
+    build_tiny_model(tok, stop_prob=0.0, seed=5).save_pretrained(root / "policy")
+    tok.save_pretrained(root / "policy")
+    out = root / "out"
+    import learning  # in-process: the same main() the script runs, without a second interpreter start
+
+    assert learning.main(["--smoke", "--policy", str(root / "policy"), "--out", str(out)]) == 0
+    return out
+
+
+def test_smoke_report_has_every_profile_row_with_well_formed_cis(smoke_report):
+    out = smoke_report
+    text = (out / "report.md").read_text()
+    rows = json.loads((out / "rows.json").read_text())
+    assert {r["row"] for r in rows} == set(PROFILES["smoke"].rows)
+    cell = r"(-?\d+\.\d+) \[(-?\d+\.\d+), (-?\d+\.\d+)\]"
+    for key in PROFILES["smoke"].rows:
+        line = next(li for li in text.splitlines() if f"(`{key}`)" in li and "not run" not in li)
+        mean, lo, hi = map(float, re.search(cell, line).groups())
+        assert 0.0 <= lo <= mean <= hi <= 100.0, line
+    claims = [li for li in text.splitlines() if li.startswith("| 1 |")]
+    assert any("`eapo` − `self_explore`" in li for li in claims)
+    assert all(re.search(r"\*\*(supported|contradicted|inconclusive)", li) for li in claims)
+    for png in ("heldout.png", "call_rate.png", "length.png", "pass_bars.png"):
+        assert (out / png).stat().st_size > 1000 and f"]({png})" in text
+    assert "problems only" in text  # one seed: the report says what its CIs leave out
+
+
+def test_a_rerun_reuses_finished_rows(smoke_report):
+    import learning
+
+    out = smoke_report
+    before = json.loads((out / "rows.json").read_text())
+    argv = ["--smoke", "--out", str(out), "--policy", before[0]["config"]["policy"], "--rows", "base,eapo"]
+    assert learning.main(argv) == 0
+    after = {r["row"]: r for r in json.loads((out / "rows.json").read_text())}
+    assert set(after) == {"base", "eapo"}
+    assert after["eapo"]["seconds"] == next(r["seconds"] for r in before if r["row"] == "eapo")
+
+
+def test_rows_scale_their_schedules_to_the_benchmark_budget():
+    profile = PROFILES["quick"]
+    by_key = {r.key: r for r in ROWS}
+    default = parse_schedule(row_config(by_key["eapo"], profile, 0, "p", "g", "g").acceptance_schedule)
+    const = parse_schedule(row_config(by_key["sched_const"], profile, 0, "p", "g", "g").acceptance_schedule)
+    budget = np.mean([default(t) for t in range(profile.steps)])
+    assert const(0) == pytest.approx(budget, abs=0.01)  # still budget-matched after rescaling
+    assert rescale_schedule("cosine:1:0:50", 100, 300) == "cosine:1:0:150"
+
+
+def test_distillation_gets_the_rl_rows_optimizer_steps():
+    from learning_rows import updates_per_step
+
+    row = next(r for r in ROWS if r.key == "distill_full")
+    cfg = row_config(row, PROFILES["quick"], 0, "p", "g", "g")
+    assert cfg.distill_steps == PROFILES["quick"].steps * updates_per_step(cfg)
+
+
+def test_paired_difference_ci_and_verdicts():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, size=(3, 200))
+    a = RowScores("a", np.clip(base + 0.1, 0, 1), np.zeros_like(base))
+    b = RowScores("b", base, np.zeros_like(base))
+    est = difference(a, b)
+    assert 0.05 < est.lo <= est.value <= est.hi < 0.11
+    claim = Claim("1", "a beats b", "a", "b", +1, 1.0)
+    assert verdict(claim, est) == "supported"
+    assert verdict(Claim("1", "b beats a", "b", "a", +1, 1.0), difference(b, a)) == "contradicted"
+    assert verdict(claim, Estimate(0.01, -0.02, 0.04)).startswith("inconclusive")
+    assert verdict(Claim("1", "same", "a", "b", 0, 0.0), Estimate(0.0, -0.01, 0.01)).startswith("supported")
+    lo, hi = mean_score(b).lo, mean_score(b).hi
+    assert lo < base.mean() < hi
+    assert {c.a for c in CLAIMS} | {c.b for c in CLAIMS} <= {r.key for r in ROWS}
