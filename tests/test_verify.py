@@ -60,10 +60,11 @@ def test_table(prediction: str, gold: str, status: str) -> None:
     assert v.score == (1.0 if status == C else 0.0)
 
 
-def test_benchmark_table_labels() -> None:
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "data", "verify_table.jsonl")
+@pytest.mark.parametrize(("table", "min_rows"), [("verify_table.jsonl", 150), ("verify_forms.jsonl", 60)])
+def test_benchmark_table_labels(table: str, min_rows: int) -> None:
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "data", table)
     rows = [json.loads(line) for line in open(path, encoding="utf-8")]
-    assert len(rows) >= 150
+    assert len(rows) >= min_rows
     wrong = [r for r in rows if verify(r["prediction"], r["gold"]).correct != r["label"]]
     assert wrong == []
 
