@@ -98,10 +98,9 @@ def starting_policy(arg: str | None, out: Path, profile: Profile) -> str:
         return str(Path(arg).resolve())
     import agents.policy as policy_pkg
 
-    for name in ("shipped_policy_dir", "default_policy_dir", "base_policy_dir"):
-        finder = getattr(policy_pkg, name, None)
-        if callable(finder) and (found := finder()) and Path(found).exists():
-            return str(found)
+    shipped = getattr(policy_pkg, "SHIPPED_POLICIES", {}).get("tiny-base")
+    if shipped is not None and (Path(shipped) / "config.json").exists():
+        return str(shipped)
     from agents.policy import build_policy, read_policy_info
 
     target = out / "policy"
@@ -169,10 +168,22 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {"profile": dataclasses.asdict(profile), "policy": policy, "problems": args.problems,
             "command": "python benchmarks/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "commit": git_commit(), "seconds": time.perf_counter() - t0}
+            "commit": git_commit(), "seconds": time.perf_counter() - t0, "notes": scope_notes(profile)}
     report = write_report(out, records, meta)
     print(f"report: {report} ({meta['seconds']:.0f}s)")
     return 0
+
+
+def scope_notes(profile: Profile) -> list[str]:
+    """What this profile leaves out, and the command for the full report."""
+    full = PROFILES["full"]
+    if profile.rows == full.rows and profile.seeds >= 3:
+        return []
+    return ["", f"This `{profile.name}` report runs {len(profile.rows)} of {len(full.rows)} rows, {profile.seeds} "
+            f"seed(s), {profile.steps} RL steps and {profile.eval_problems} held-out problems × k = "
+            f"{profile.eval_k}. The full report (every row, 3 seeds, {full.steps} steps, {full.eval_problems} × "
+            f"{full.eval_k}; several hours on 2 CPU cores, resumable) is produced by:", "",
+            "    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full"]
 
 
 def rows_for_profile(profile: Profile) -> list[Row]:
