@@ -8,10 +8,13 @@ env only ever parses the action. Reward here is 0 on every step; :class:`wrapper
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
 
 from eapo_env import prompts
 from eapo_env.experts import Expert, ExpertReply, ExpertRequest, consult_blocking, make_expert
@@ -22,6 +25,21 @@ from envs import turns
 from envs.step import ResetInfo
 
 Source = Literal["prompt", "policy", "expert", "env"]
+
+
+class SharedKwargsSpec(EnvSpec):
+    """An ``EnvSpec`` whose deep copy shares the values of its ``kwargs``.
+
+    Every Gymnasium wrapper's ``spec`` deep-copies the env's spec, kwargs included; ours hold live
+    objects meant to be shared (an expert with its connection pool or locks, a problem source of
+    thousands of problems). A deep copy of those fails (``gym.make`` then asserts) or copies them
+    once per env of a vector env.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SharedKwargsSpec:
+        clone = copy.copy(self)
+        clone.kwargs = dict(self.kwargs)
+        return clone
 
 
 class EAPOMathEnv(gym.Env[str, str]):
@@ -84,6 +102,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         experts_room = max_experts * (max_reply_chars * 2 + 64) + 64  # x2: escaping may grow text
         self.observation_space = TextSpace(max(prompt_room, experts_room, 1024))
 
+        self._spec: EnvSpec | None = None
         self.problem: Problem | None = None
         self.transcript: list[tuple[Source, str]] = []
         self.progress_step: int = 0
@@ -95,10 +114,21 @@ class EAPOMathEnv(gym.Env[str, str]):
         self._started = False
         #: Prefix of this env's request ids (a vector env sets ``"env<i>/"`` so ids are unique in its batch).
         self.request_prefix = ""
-        self._prepared: tuple[turns.TurnPlan, dict[str, Any]] | None = None  # plan, RNG state before it
+        self._prepared: tuple[turns.TurnPlan, dict[str, Any] | None] | None = None  # plan, RNG state before
         self._supplied: list[ExpertReply] | None = None
 
     # ------------------------------------------------------------------ knobs
+    @property  # type: ignore[override]
+    def spec(self) -> EnvSpec | None:
+        """The env's spec (set by ``gym.make``); its deep copies share live kwargs (see :class:`SharedKwargsSpec`)."""
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and not isinstance(value, SharedKwargsSpec):
+            value = SharedKwargsSpec(**{f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init})
+        self._spec = value
+
     @property
     def acceptance_prob(self) -> float:
         """p: probability that a kept query is sent to an expert and its reply written."""
@@ -181,7 +211,8 @@ class EAPOMathEnv(gym.Env[str, str]):
         """
         self._check_can_step()
         self.discard_prepared()
-        rng_state = self.np_random.bit_generator.state
+        # Only acceptance draws (0 < p < 1) move the RNG during a turn: then it is saved, to be restored.
+        rng_state = self.np_random.bit_generator.state if 0.0 < self._acceptance_prob < 1.0 else None
         self._prepared = (self._plan(action), rng_state)
         return list(self._prepared[0].requests)
 
@@ -197,7 +228,7 @@ class EAPOMathEnv(gym.Env[str, str]):
 
     def discard_prepared(self) -> None:
         """Forget a prepared step and restore the RNG to its state before :meth:`prepare_step`."""
-        if self._prepared is not None:
+        if self._prepared is not None and self._prepared[1] is not None:
             self.np_random.bit_generator.state = self._prepared[1]
         self._prepared = None
         self._supplied = None

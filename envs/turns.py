@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -116,8 +116,7 @@ def draw_acceptance(rng: np.random.Generator, p: float, n: int) -> list[bool]:
     return [bool(u < p) for u in rng.random(n)]
 
 
-@dataclass(frozen=True)
-class TurnKnobs:
+class TurnKnobs(NamedTuple):
     """The env settings a turn is planned under (a prepared plan is only reused under the same ones)."""
 
     max_experts: int

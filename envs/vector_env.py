@@ -50,7 +50,7 @@ from eapo_env.progress import set_progress
 from eapo_env.registration import EVAL_ID, TRAIN_ID
 from envs.math_env import EAPOMathEnv
 from envs.step import StepResult
-from envs.vector_info import ConsultSlice, PendingStep, compact_info
+from envs.vector_info import ConsultSlice, PendingStep, compact_info, merge_infos
 
 EnvWrapper = Callable[[gym.Env[str, str]], gym.Env[str, str]]
 #: ``options`` keys that may hold one value per env.
@@ -90,12 +90,14 @@ class EAPOVectorEnv(VectorEnv):
         self.expert: Expert = make_expert(expert, **(expert_kwargs or {}))
         source = load_problems(problems)
         self.envs: list[gym.Env[str, str]] = []
-        for i in range(num_envs):
+        for _ in range(num_envs):
             env = gym.make(env_id, problems=source, expert=self.expert, **env_kwargs)
             for wrap in env_wrappers:
                 env = wrap(env)
-            self._base(env).request_prefix = f"env{i}/"  # request ids unique within a batched call
             self.envs.append(env)
+        self.bases: list[EAPOMathEnv] = [self._base(env) for env in self.envs]  #: the unwrapped envs
+        for i, base in enumerate(self.bases):
+            base.request_prefix = f"env{i}/"  # request ids unique within a batched call
         first = self.envs[0]
         self.metadata = {**first.metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = first.render_mode
@@ -116,11 +118,6 @@ class EAPOVectorEnv(VectorEnv):
         if not isinstance(base, EAPOMathEnv):
             raise TypeError(f"EAPOVectorEnv composes EAPOMathEnv envs, got {type(base).__name__}")
         return base
-
-    @property
-    def bases(self) -> list[EAPOMathEnv]:
-        """The unwrapped single envs."""
-        return [self._base(env) for env in self.envs]
 
     @property
     def eval_mode(self) -> bool:
@@ -181,10 +178,7 @@ class EAPOVectorEnv(VectorEnv):
                 raise ValueError("options['reset_mask'] must select at least one env")
             envs = np.flatnonzero(mask).tolist()
         results = self.reset_envs(envs, [seeds[i] for i in envs], options)
-        infos: dict[str, Any] = {}
-        for i, (obs, info) in zip(envs, results):
-            self._obs[i] = obs
-            infos = self._add_info(infos, info, i)
+        infos = merge_infos([(i, info) for i, (_, info) in zip(envs, results)], n)
         return tuple(self._obs), infos
 
     def reset_envs(
@@ -249,13 +243,13 @@ class EAPOVectorEnv(VectorEnv):
         for a in actions:  # checked before any env changes
             if not isinstance(a, str):
                 raise TypeError(f"action must be str, got {type(a).__name__}")
-        ended = [i for i in idx if not self._base(self.envs[i]).in_episode]
+        ended = [i for i in idx if not self.bases[i].in_episode]
         if ended:
             raise RuntimeError(f"envs {ended[:8]} are not in an episode; reset them before stepping")
         completed: dict[int, StepResult] = {}
         batches: dict[int, tuple[Expert, list[ExpertRequest], list[ConsultSlice]]] = {}
         for i, action in zip(idx, actions):
-            base = self._base(self.envs[i])
+            base = self.bases[i]
             requests = base.prepare_step(action)
             if not requests:
                 completed[i] = StepResult.of(self.envs[i].step(action))
@@ -263,7 +257,7 @@ class EAPOVectorEnv(VectorEnv):
             expert, batch, slices = batches.setdefault(id(base.expert), (base.expert, [], []))
             slices.append(ConsultSlice(i, len(batch), len(requests)))
             batch.extend(requests)
-        timeout = self._base(self.envs[0]).expert_timeout_s
+        timeout = self.bases[0].expert_timeout_s
         calls = [(ConsultCall(expert, batch, timeout), slices) for expert, batch, slices in batches.values()]
         self.expert_calls += len(calls)
         waiting = tuple(s.env for _, slices in calls for s in slices)
@@ -284,9 +278,8 @@ class EAPOVectorEnv(VectorEnv):
             replies = call.result()
             for s in slices:
                 self._in_flight.discard(s.env)
-                env = self.envs[s.env]
-                self._base(env).supply_replies(replies[s.start : s.start + s.count])
-                results[s.env] = StepResult.of(env.step(pending.actions[s.env]))
+                self.bases[s.env].supply_replies(replies[s.start : s.start + s.count])
+                results[s.env] = StepResult.of(self.envs[s.env].step(pending.actions[s.env]))
         return results
 
     # ------------------------------------------------------------------ blocking step
@@ -324,21 +317,24 @@ class EAPOVectorEnv(VectorEnv):
         reset_infos = {i: info for i, (_, info) in zip(resets, self.reset_envs(resets))}
         pending = self.submit([i for i, _ in stepping], [a for _, a in stepping])
         results = {**pending.completed, **self.collect(pending)}
-        infos: dict[str, Any] = {}
-        for i in idx:  # merged in env order, as SyncVectorEnv merges
+        entries: list[tuple[int, Mapping[str, Any]]] = []  # in env order, as SyncVectorEnv merges
+        for i in idx:
             if i in reset_infos:
-                infos = self._add_info(infos, reset_infos[i], i)
+                entries.append((i, reset_infos[i]))
                 continue
-            obs, rewards[i], terminated[i], truncated[i], info = results[i]
-            ended = terminated[i] or truncated[i]
+            obs, reward, ended_by_answer, ended_by_budget, info = results[i]
+            rewards[i], terminated[i], truncated[i] = reward, ended_by_answer, ended_by_budget
+            ended = ended_by_answer or ended_by_budget
             self._obs[i] = obs
             if mode is AutoresetMode.NEXT_STEP:
                 self._autoreset[i] = ended
             elif mode is AutoresetMode.SAME_STEP and ended:
-                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
-                self._obs[i], info = self.envs[i].reset()  # type: ignore[assignment]
-            infos = self._add_info(infos, dict(info), i)
-        return rewards, terminated, truncated, infos
+                entries.append((i, {"final_obs": obs, "final_info": info}))
+                self._obs[i], reset_info = self.envs[i].reset()
+                entries.append((i, reset_info))
+                continue
+            entries.append((i, info))
+        return rewards, terminated, truncated, merge_infos(entries, n)
 
     # ------------------------------------------------------------------ the rest of the VectorEnv API
     def render(self) -> tuple[Any, ...]:
@@ -371,7 +367,7 @@ class EAPOVectorEnv(VectorEnv):
 
             from eapo_env.experts.base import expert_loop
 
-            timeout = self._base(self.envs[0]).expert_timeout_s
+            timeout = self.bases[0].expert_timeout_s
             asyncio.run_coroutine_threadsafe(aclose(), expert_loop()).result(timeout=timeout)
 
 

@@ -30,6 +30,26 @@ ACTIONS = st.one_of(
                      "y" * 90 + "<answer>1</answer>"]),  # the last is cut to max_action_chars: a reasoning turn
 )
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
+
+
+class LengthPenalty(gym.Wrapper):
+    """A user's wrapper, defined here and nowhere in envs/: each turn costs 0.001 per action character."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["length_penalty"] = 0.001 * len(action)
+        return obs, float(reward) - info["length_penalty"], terminated, truncated, info
+
+
+class ShoutQueries(gym.ActionWrapper):
+    """A user's action-rewriting wrapper: the base env sees another action than the one prepared
+    (the vector env then falls back to the plain path for that env)."""
+
+    def action(self, action):
+        return action.replace("<query>a</query>", "<query>A</query>")
+
+
+USER_WRAPPERS = {"none": [], "length": [LengthPenalty], "rewrite": [ShoutQueries, LengthPenalty]}
 BASE = dict(problems="generated:arithmetic", max_experts=2, max_turns=3, max_action_chars=100, max_reply_chars=12)
 
 
@@ -64,12 +84,20 @@ class FlakySpyExpert(SpyExpert):
         return out
 
 
-def make_pair(n: int, mode: AutoresetMode, **kw: Any) -> tuple[EAPOVectorEnv, SyncVectorEnv, SpyExpert]:
+def make_pair(
+    n: int, mode: AutoresetMode, wrappers: Sequence[Any] = (), **kw: Any
+) -> tuple[EAPOVectorEnv, SyncVectorEnv, SpyExpert]:
+    """Ours, and SyncVectorEnv over N single envs built the same way (``gym.make`` + the wrappers)."""
+
+    def single() -> gym.Env:
+        env = gym.make("EAPO-Math-v0", expert=FlakySpyExpert(), **BASE, **kw)
+        for wrapper in wrappers:
+            env = wrapper(env)
+        return env
+
     spy = FlakySpyExpert()
-    vec = gym.make_vec("EAPO-Math-v0", num_envs=n, expert=spy, autoreset_mode=mode, **BASE, **kw)
-    ref = SyncVectorEnv(
-        [lambda: gym.make("EAPO-Math-v0", expert=FlakySpyExpert(), **BASE, **kw) for _ in range(n)], autoreset_mode=mode
-    )
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=n, expert=spy, autoreset_mode=mode, env_wrappers=wrappers, **BASE, **kw)
+    ref = SyncVectorEnv([single for _ in range(n)], autoreset_mode=mode)
     return vec, ref, spy
 
 
@@ -86,9 +114,10 @@ def ref_problems(ref: SyncVectorEnv) -> list[Any]:
                              {"consult_penalty": 0.25}]),
     steps=st.lists(st.lists(ACTIONS, min_size=4, max_size=4), min_size=1, max_size=8),
     progress_at=st.one_of(st.none(), st.integers(0, 7)),
+    user=st.sampled_from(sorted(USER_WRAPPERS)),
 )
-def test_same_results_as_independent_single_envs(n, seed, mode, p, shaping, steps, progress_at):
-    vec, ref, spy = make_pair(n, mode, acceptance_prob=p, **shaping)
+def test_same_results_as_independent_single_envs(n, seed, mode, p, shaping, steps, progress_at, user):
+    vec, ref, spy = make_pair(n, mode, USER_WRAPPERS[user], acceptance_prob=p, **shaping)
     obs_v, info_v = vec.reset(seed=seed)
     obs_r, info_r = ref.reset(seed=seed)
     assert obs_v == obs_r
@@ -118,9 +147,10 @@ def test_same_results_as_independent_single_envs(n, seed, mode, p, shaping, step
         accepted = int(out_v[4].get("accepted", np.zeros(1)).sum())
         final = out_v[4].get("final_info", {})
         accepted += int(final.get("accepted", np.zeros(1)).sum())
-        assert len(spy.calls) - calls_before == (1 if accepted else 0)
-        if accepted:
-            assert len(spy.calls[-1]) == accepted
+        if user != "rewrite":  # (a rewritten action is re-planned and consulted alone)
+            assert len(spy.calls) - calls_before == (1 if accepted else 0)
+            if accepted:
+                assert len(spy.calls[-1]) == accepted
     for i in range(n):
         assert vec.transcripts[i] == ref.envs[i].unwrapped.transcript
         assert vec.get_attr("acceptance_prob")[i] == ref.envs[i].unwrapped.acceptance_prob

@@ -144,20 +144,25 @@ class ConsultCall:
         self.requests = list(requests)
         self.timeout_s = timeout_s
         self._start = time.perf_counter()
-        self._future: concurrent.futures.Future[list[ExpertReply]]
+        self._replies: list[ExpertReply] | None = None  # set at once for a sync expert
+        self._future: concurrent.futures.Future[list[ExpertReply]] | None = None
         sync = getattr(expert, "consult_sync", None)
-        if not self.requests or sync is not None:
-            self._future = concurrent.futures.Future()
-            self._future.set_result(self._call_sync(sync) if self.requests else [])
+        if not self.requests:
+            self._replies = []
+        elif sync is not None:
+            self._replies = self._call_sync(sync)
         else:
             self._future = asyncio.run_coroutine_threadsafe(self._call_async(expert), expert_loop())
 
     def done(self) -> bool:
         """Whether the replies are in (:meth:`result` returns at once)."""
-        return self._future.done()
+        return self._future is None or self._future.done()
 
     def result(self) -> list[ExpertReply]:
         """One reply per request, in order; waits at most ``timeout_s`` (plus a second of grace)."""
+        if self._future is None:
+            assert self._replies is not None
+            return self._replies
         wait = None if self.timeout_s is None else self.timeout_s + 1.0
         try:
             return self._future.result(timeout=wait)
@@ -204,6 +209,8 @@ def consult_blocking(
     Returns:
         One reply per request, in order (see :class:`ConsultCall` for how faults become replies).
     """
+    if not requests:
+        return []
     return ConsultCall(expert, requests, timeout_s).result()
 
 

@@ -1,0 +1,190 @@
+"""Two-phase step (DESIGN §7, helpers' VECTOR_API): prepare_step / supply_replies / step, and the vector
+env's submit / collect with ONE batched Expert.consult call; expert faults become ``unavailable``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import eapo_env  # noqa: F401  (registers the ids)
+from eapo_env.experts import ExpertReply, ExpertRequest
+from envs import StepResult
+from tests.conftest import SpyExpert
+
+KW = dict(problems="generated:arithmetic", max_experts=3, max_turns=4, max_action_chars=80, max_reply_chars=20)
+ACTIONS = st.one_of(
+    st.text(max_size=20),
+    st.builds(lambda a: f"<answer>{a}</answer>", st.sampled_from(["1", "x", ""])),
+    st.builds(
+        lambda qs: "<consult>" + "".join(f"<query>{q}</query>" for q in qs) + "</consult>",
+        st.lists(st.sampled_from(["a", " ", "why?", "b" * 30]), max_size=5),
+    ),
+    st.just("z" * 70 + "<answer>1</answer>"),  # cut to max_action_chars
+)
+SHAPING = [{}, {"consult_penalty": 0.5}, {"acceptance_schedule": "linear:1.0:0.0:3"}]
+
+
+class AsyncCounting:
+    """An async-only expert that counts its consult calls; ``gate`` (if set) holds every call until set."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.calls: list[list[ExpertRequest]] = []
+        self.gate = gate
+
+    async def consult(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
+        self.calls.append(list(requests))
+        while self.gate is not None and not self.gate.is_set():
+            await asyncio.sleep(0.005)
+        return [ExpertReply(f"re:{r.query}", expert="async") for r in requests]
+
+
+def state(env: gym.Env) -> Any:
+    return env.unwrapped.np_random.bit_generator.state
+
+
+# ---------------------------------------------------------------- single env
+@given(
+    seed=st.integers(0, 1000),
+    p=st.sampled_from([0.0, 0.5, 1.0]),
+    shaping=st.sampled_from(SHAPING),
+    actions=st.lists(ACTIONS, min_size=1, max_size=6),
+)
+def test_two_phase_step_equals_plain_step(seed, p, shaping, actions):
+    plain = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=p, **KW, **shaping)
+    split = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=p, **KW, **shaping)
+    assert plain.reset(seed=seed) == split.reset(seed=seed)
+    for action in actions:
+        want = plain.step(action)
+        requests = split.unwrapped.prepare_step(action)
+        split.unwrapped.supply_replies(split.unwrapped.expert.consult_sync(requests))
+        got = split.step(action)
+        assert got == want
+        assert state(split) == state(plain)
+        if want[2] or want[3]:
+            assert plain.reset() == split.reset()
+    assert split.unwrapped.transcript == plain.unwrapped.transcript
+    assert split.unwrapped.expert.requests == plain.unwrapped.expert.requests
+
+
+def test_prepared_plan_is_dropped_for_another_action_and_on_discard():
+    a = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=0.5, **KW)
+    b = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=0.5, **KW)
+    a.reset(seed=3), b.reset(seed=3)
+    consult = "<consult><query>q1</query><query>q2</query><query>q3</query></consult>"
+    before = state(b)
+    b.unwrapped.prepare_step(consult)
+    assert state(b) != before  # acceptance was drawn
+    b.unwrapped.discard_prepared()
+    assert state(b) == before
+    b.unwrapped.prepare_step(consult)
+    other = "<consult><query>x</query><query>y</query></consult>"
+    assert b.step(other) == a.step(other)  # another action: RNG restored, plain path
+    assert state(b) == state(a)
+
+
+def test_step_without_supplied_replies_consults_and_bad_replies_become_unavailable():
+    env = gym.make("EAPO-Math-v0", expert=SpyExpert(), **KW)
+    env.reset(seed=0)
+    action = "<consult><query>q1</query><query>q2</query></consult>"
+    env.unwrapped.prepare_step(action)
+    obs, *_, info = env.step(action)  # nothing supplied: one blocking call
+    assert info["accepted"] == 2 and "spy:q1" in obs and len(env.unwrapped.expert.calls) == 1
+    env.unwrapped.prepare_step(action)
+    env.unwrapped.supply_replies([ExpertReply("only one")])  # wrong count
+    obs, *_, info = env.step(action)
+    assert info["unavailable"] == 2 and info["expert_errors"] == 2 and "only one" not in obs
+    with pytest.raises(RuntimeError, match="prepare_step"):
+        env.unwrapped.supply_replies([])
+
+
+# ---------------------------------------------------------------- vector env: submit / collect
+def consults(n: int) -> list[str]:
+    return [f"<consult><query>e{i}a</query><query>e{i}b</query></consult>" for i in range(n)]
+
+
+def test_one_step_of_consulting_envs_is_exactly_one_consult_call_with_every_request():
+    expert = AsyncCounting()
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=6, expert=expert, **KW)
+    vec.reset(seed=0)
+    obs, *_, info = vec.step(consults(6))
+    assert len(expert.calls) == 1
+    assert [r.query for r in expert.calls[0]] == [f"e{i}{k}" for i in range(6) for k in "ab"]
+    assert info["accepted"].tolist() == [2] * 6 and all(f"re:e{i}a" in obs[i] for i in range(6))
+
+
+def test_submit_does_not_block_and_collect_completes_the_waiting_envs():
+    gate = threading.Event()
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=4, expert=AsyncCounting(gate), **KW)
+    vec.reset(seed=1)
+    gold = vec.unwrapped.problems[0].answer
+    actions = [f"<answer>{gold}</answer>", "thinking", *consults(4)[2:]]
+    start = time.perf_counter()
+    pending = vec.submit([0, 1, 2, 3], actions)
+    assert time.perf_counter() - start < 1.0 and not pending.ready()
+    assert sorted(pending.completed) == [0, 1] and pending.waiting == (2, 3)
+    assert pending.completed[0].reward == 1.0 and pending.completed[0].info["correct"] is True
+    with pytest.raises(RuntimeError, match="not yet collected"):
+        vec.submit([2], ["x"])
+    second = vec.submit([1], ["more thinking"])  # another submit while the first is in flight
+    assert second.ready() and second.completed[1].info["turn"] == 2
+    gate.set()
+    results = vec.collect(pending)
+    assert sorted(results) == [2, 3] and all(isinstance(r, StepResult) for r in results.values())
+    assert results[2].info["accepted"] == 2 and "re:e2a" in results[2].observation
+    with pytest.raises(RuntimeError, match="already collected"):
+        vec.collect(pending)
+    with pytest.raises(RuntimeError, match="reset"):  # submit never autoresets
+        vec.submit([0], ["x"])
+    (obs, info), = vec.reset_envs([0], [5], [{"problem_index": 7}])
+    assert "Problem:" in obs and info["turn"] == 0
+
+
+class Broken:
+    """An expert with a fault: ``raise`` (an exception), ``count`` (one reply too few), ``hang``."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+
+    async def consult(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
+        if self.fault == "raise":
+            raise ConnectionError("backend down")
+        if self.fault == "hang":
+            await asyncio.sleep(60)
+        return [ExpertReply("x")] * (len(requests) - 1)
+
+
+@pytest.mark.parametrize("fault", ["raise", "count", "hang"])
+def test_expert_faults_become_unavailable_entries_never_a_crash_or_hang(fault):
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=3, expert=Broken(fault), expert_timeout_s=0.3, **KW)
+    vec.reset(seed=0)
+    start = time.perf_counter()
+    obs, reward, terminated, truncated, info = vec.step(consults(3))
+    assert time.perf_counter() - start < 5.0
+    assert info["unavailable"].tolist() == [2, 2, 2] and not terminated.any()
+    failures = info["expert_timeouts"] if fault == "hang" else info["expert_errors"]
+    assert failures.tolist() == [2, 2, 2] and all('status="unavailable"' in o for o in obs)
+    _, reward, terminated, *_ = vec.step([f"<answer>{p.answer}</answer>" for p in vec.unwrapped.problems])
+    assert terminated.all() and reward.tolist() == [1.0] * 3  # the episodes go on to their end
+
+
+def test_user_wrappers_through_make_vec_and_what_gymnasium_refuses():
+    from tests.test_vector_env import LengthPenalty
+
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=2, env_wrappers=[LengthPenalty], **KW)
+    vec.reset(seed=0)
+    _, reward, *_, info = vec.step(["abcd", "ab"])
+    assert reward.tolist() == [-0.004, -0.002] and info["length_penalty"].tolist() == [0.004, 0.002]
+    with pytest.raises(gym.error.Error, match="wrappers"):  # Gymnasium's own wrappers= needs the sync mode
+        gym.make_vec("EAPO-Math-v0", num_envs=2, wrappers=[LengthPenalty], **KW)
+    sync = gym.make_vec("EAPO-Math-v0", num_envs=2, vectorization_mode="sync", wrappers=[LengthPenalty], **KW)
+    sync.reset(seed=0)
+    assert np.allclose(sync.step(("abcd", "ab"))[1], [-0.004, -0.002])
