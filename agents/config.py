@@ -6,8 +6,8 @@ is saved as JSON next to every checkpoint (``to_dict``) and read back with ``fro
 
 Example:
     >>> cfg = TrainConfig(steps=20, group_size=4)
-    >>> cfg.acceptance_schedule                     # defaults to annealing over the run
-    'linear:1.0:0.0:20'
+    >>> cfg.acceptance_schedule                     # defaults to annealing over the first half
+    'linear:1.0:0.0:10'
     >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
     True
 """
@@ -94,14 +94,18 @@ class TrainConfig:
     max_turns: int = 8
     """Turn budget the env is built with (the turn schedule overrides it per episode)."""
     acceptance_schedule: str = ""
-    """p(t): probability each expert query is answered. Default ``linear:1.0:0.0:<steps>``. Faster
-    annealing weans the policy off experts sooner, at the cost of less guided exploration."""
+    """p(t): probability each expert query is answered. Default ``linear:1.0:0.0:<steps // 2>``: the
+    second half of the run has no expert at all, so the policy must learn to do without before it is
+    evaluated without (annealing over the whole run left it consulting into "unavailable": consult
+    collapse). Faster annealing weans sooner, at the cost of less guided exploration."""
     turn_schedule: str = ""
-    """Turn budget over training. Default ``linear:<max_turns>:4:<steps>``: from the training
-    budget toward the evaluation budget."""
-    consult_penalty: float = 0.0
-    """Reward subtracted per consulting turn (0 = off). Discourages reliance, may discourage
-    useful exploration."""
+    """Turn budget over training. Default ``linear:<max_turns>:4:<steps // 2>``: from the training
+    budget to the evaluation budget while p(t) anneals, then the evaluation budget."""
+    consult_penalty: float = 0.1
+    """Reward subtracted per consulting turn. Without it a consult answered "unavailable" followed by
+    a correct answer earns the same reward as the answer alone, so RL keeps reinforcing the consult
+    tokens while p(t) falls; 0.1 makes the unconsulted route strictly better at equal correctness
+    while a useful expert reply (p(t) high, reward 1 - 0.1) still pays. 0 turns it off."""
 
     # ------------------------------------------------------------------ rollout
     engine: str = "ours"
@@ -126,18 +130,26 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ optimisation
     steps: int = 100
-    """Training steps (one rollout batch and one optimizer update each)."""
+    """Training steps (one rollout batch and ``mini_batches x ppo_epochs`` optimizer steps each)."""
     lr: float = 1e-6
-    """AdamW learning rate (paper: 1e-6 for 7B models; tiny models need ~1e-4..1e-3)."""
+    """AdamW learning rate (paper: 1e-6 for 7B models). The shipped tiny base learns at 3e-5 with
+    4 x 2 optimizer steps per rollout (quickstart.toml); 1e-4 and above destabilise it."""
     warmup_steps: int = 10
     """Linear learning-rate warm-up steps (paper: 10), constant afterwards."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping (0 = off)."""
+    mini_batches: int = 4
+    """Optimizer steps per pass over a rollout batch (the kept episodes are shuffled and split in
+    this many mini-batches, DAPO/verl style). With ``ppo_epochs`` it sets how often one rollout is
+    reused: more reuse learns more per rollout second, the clip bounds how far it moves."""
+    ppo_epochs: int = 2
+    """Passes over each rollout batch. The ratio is taken against the sampling log-probs, so from
+    the second optimizer step on it leaves 1 and the clip acts (``clipfrac``, ``approx_kl`` logged)."""
     grad_accum: int = 1
-    """Micro-batches per optimizer step: the batch is split in this many pieces for backward
-    (less activation memory, same update: the loss is normalised by the whole batch's tokens)."""
+    """Micro-batches per optimizer step: each mini-batch is split in this many pieces for backward
+    (less activation memory, same update: the loss is normalised by the mini-batch's tokens)."""
     clip_low: float = 0.20
     """PPO ratio clip below (1 - clip_low)."""
     clip_high: float = 0.28
@@ -176,9 +188,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not self.acceptance_schedule:
-            self.acceptance_schedule = f"linear:1.0:0.0:{max(1, self.steps)}"
+            self.acceptance_schedule = f"linear:1.0:0.0:{max(1, self.steps // 2)}"
         if not self.turn_schedule:
-            self.turn_schedule = f"linear:{self.max_turns}:{min(4, self.max_turns)}:{max(1, self.steps)}"
+            self.turn_schedule = f"linear:{self.max_turns}:{min(4, self.max_turns)}:{max(1, self.steps // 2)}"
         self.eval_pass_ks = tuple(int(k) for k in self.eval_pass_ks)
         self.expert_kwargs = dict(self.expert_kwargs)
         if self.method == "self_explore":
@@ -197,7 +209,8 @@ class TrainConfig:
         need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
         need(self.policy_size in ("tiny", "small"), "policy_size", "tiny or small")
         for name in ("group_size", "prompts_per_step", "eval_k", "eval_num_problems", "max_experts",
-                     "max_turns", "max_turn_tokens", "max_total_tokens", "grad_accum", "checkpoint_every",
+                     "max_turns", "max_turn_tokens", "max_total_tokens", "grad_accum", "mini_batches", "ppo_epochs",
+                     "checkpoint_every",
                      "keep_checkpoints"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
         for name in ("steps", "warmup_steps", "lora_r", "lora_alpha", "eval_max_turns", "threads",

@@ -4,37 +4,13 @@ Shapes: B sequences (trajectories), T tokens (right-padded, aligned with ``Rollo
 Every mask is 1 on policy tokens and 0 on prompt, env/expert observation and padding tokens, so
 those tokens contribute neither to the loss nor to its gradient.
 
-A small registry maps names to functions, so configs can pick them::
-
-    adv_fn = get("advantage", "grpo"); loss_fn = get("policy_loss", "dapo")
+The trainer imports these functions by name (``agents.update``); there is no registry to resolve
+them from a string, since every config uses the same objective.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-
-_REGISTRY: dict[tuple[str, str], Callable] = {}
-
-
-def register(kind: str, name: str) -> Callable[[Callable], Callable]:
-    """Decorator: ``@register("policy_loss", "dapo")``."""
-
-    def wrap(fn: Callable) -> Callable:
-        _REGISTRY[(kind, name)] = fn
-        return fn
-
-    return wrap
-
-
-def get(kind: str, name: str) -> Callable:
-    """The registered function of ``kind`` called ``name`` (KeyError lists the choices)."""
-    try:
-        return _REGISTRY[(kind, name)]
-    except KeyError:
-        names = sorted(n for k, n in _REGISTRY if k == kind)
-        raise KeyError(f"no {kind} named {name!r}; known: {names}") from None
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, denom: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -48,7 +24,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, denom: float | torch.Tensor
 # ---------------------------------------------------------------------------------- advantages
 
 
-@register("advantage", "grpo")
 def group_advantages(
     rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6, normalize_std: bool = True
 ) -> torch.Tensor:
@@ -86,7 +61,6 @@ def group_advantages(
 # ------------------------------------------------------------------------------ policy losses
 
 
-@register("policy_loss", "dapo")
 def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -131,7 +105,6 @@ def policy_loss(
     return loss, metrics
 
 
-@register("kl", "k3")
 def kl_k3(
     logprobs: torch.Tensor,
     ref_logprobs: torch.Tensor,
@@ -150,7 +123,6 @@ def kl_k3(
 # --------------------------------------------------------------------------------- filtering
 
 
-@register("filter", "dynamic_sampling")
 def dynamic_sampling_mask(correct: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
     """[B] bool keep: drop every group whose raw correctness is all 0 or all 1 (zero advantage,
     zero gradient; DAPO dynamic sampling). ``correct``: [B] bool/0-1, ``group_ids``: [B] long."""
@@ -162,7 +134,6 @@ def dynamic_sampling_mask(correct: torch.Tensor, group_ids: torch.Tensor) -> tor
     return (hi > lo)[inv]
 
 
-@register("filter", "overlong")
 def overlong_mask(truncated: torch.Tensor) -> torch.Tensor:
     """[B] bool keep: drop sequences cut by the length budget (DAPO overlong filtering)."""
     return ~truncated.bool()

@@ -18,6 +18,9 @@ Definitions (all over the episodes of one step, before any filtering):
   values at this step (the two agree unless a wrapper clamps).
 * ``response_tokens``: tokens after the prompt per episode (policy + observations);
   ``policy_tokens``: the policy's own tokens per episode; ``turns``: policy turns per episode.
+* ``accuracy_consulted`` / ``accuracy_unconsulted``, ``reward_consulted`` / ``reward_unconsulted``,
+  ``episodes_consulted`` / ``episodes_unconsulted``: the same split by whether the policy consulted
+  (NaN for an empty side). They feed the consult-collapse monitor (:class:`CollapseMonitor`).
 * ``masked_token_frac``: share of response tokens that are out of the loss (observations, expert
   text, filtered episodes). ``kept_group_frac``: share of groups kept by dynamic sampling;
   ``kept_episode_frac``: share of episodes contributing to the loss.
@@ -29,6 +32,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,9 @@ def episode_metrics(trajs: Sequence[Any]) -> dict[str, float]:
     p_used = [t.reset_info.get("acceptance_prob") for t in trajs if "acceptance_prob" in t.reset_info]
     turns_used = [t.reset_info.get("max_turns") for t in trajs if "max_turns" in t.reset_info]
     total_q = sum(queries)
+    consulted = [c > 0 for c in consults]
     return {
+        **split_by_consult(correct, [float(t.reward) for t in trajs], consulted),
         "episodes": len(trajs),
         "accuracy": sum(correct) / n,
         "reward": sum(float(t.reward) for t in trajs) / n,
@@ -65,6 +71,22 @@ def episode_metrics(trajs: Sequence[Any]) -> dict[str, float]:
         "overlong_rate": sum(bool(t.overlong) for t in trajs) / n,
         "format_error_rate": sum(any(i.get("format_error") for i in t.infos) for t in trajs) / n,
     }
+
+
+def split_by_consult(correct: Sequence[bool], rewards: Sequence[float], consulted: Sequence[bool]) -> dict[str, float]:
+    """Accuracy and reward of the episodes that consulted vs those that did not (NaN when none).
+
+    Example:
+        >>> split_by_consult([True, False, True], [1.0, 0.0, 0.9], [True, False, False])["accuracy_unconsulted"]
+        0.5
+    """
+    out: dict[str, float] = {}
+    for name, want in (("consulted", True), ("unconsulted", False)):
+        idx = [i for i, c in enumerate(consulted) if c == want]
+        out[f"episodes_{name}"] = float(len(idx))
+        out[f"accuracy_{name}"] = sum(bool(correct[i]) for i in idx) / len(idx) if idx else float("nan")
+        out[f"reward_{name}"] = sum(rewards[i] for i in idx) / len(idx) if idx else float("nan")
+    return out
 
 
 def episode_correct(traj: Any) -> bool:
@@ -157,3 +179,83 @@ def mean_of(records: Iterable[dict[str, Any]], key: str) -> float:
     """Mean of ``key`` over records where it is a number (NaN if none)."""
     vals = [r[key] for r in records if isinstance(r.get(key), (int, float))]
     return sum(vals) / len(vals) if vals else float("nan")
+
+
+# ------------------------------------------------------------------------ consult-collapse monitor
+
+
+@dataclass(frozen=True)
+class CollapseSignals:
+    """The monitor's verdict on one step (logged as 0/1 columns every step)."""
+
+    consult_rising: bool  # the policy's consult rate rose over the window while p(t) fell
+    unconsulted_lag: bool  # late in training, unconsulted episodes are less accurate than consulted ones
+
+    def warnings(self, step: int) -> list[str]:
+        out = []
+        if self.consult_rising:
+            out.append(f"step {step}: consult collapse? the policy's consult rate is rising while p(t) falls "
+                       "(it is learning to ask experts that will stop answering; raise consult_penalty or anneal slower)")
+        if self.unconsulted_lag:
+            out.append(f"step {step}: consult collapse? late in training, episodes without a consult are less accurate "
+                       "than consulted ones (the policy relies on experts it will not have at evaluation)")
+        return out
+
+
+@dataclass
+class CollapseMonitor:
+    """Watches the policy's own consult rate beside p(t) and warns on consult collapse (DESIGN §8).
+
+    Two signals, each over a moving window of ``window`` steps compared with the window before it:
+
+    * ``consult_rising``: the mean consult rate rose by at least ``min_rise`` while the mean p(t)
+      fell by at least ``min_p_drop``;
+    * ``unconsulted_lag``: from ``late_frac`` of the run on, the windowed accuracy of unconsulted
+      episodes is below that of consulted ones by at least ``min_gap`` (each side with at least
+      ``min_episodes`` episodes in the window).
+
+    A warning is printed when a signal turns on (not on every step it stays on).
+
+    Example:
+        >>> mon = CollapseMonitor(window=2)
+        >>> recs = [{"consult_rate": c, "p_t": p} for c, p in [(0.2, 1.0), (0.2, 0.9), (0.5, 0.6), (0.6, 0.5)]]
+        >>> [mon.update(r, step=i, total_steps=10).consult_rising for i, r in enumerate(recs)]
+        [False, False, False, True]
+    """
+
+    window: int = 10
+    min_rise: float = 0.05
+    min_p_drop: float = 0.02
+    late_frac: float = 0.5
+    min_gap: float = 0.15
+    min_episodes: int = 16
+    history: list[dict[str, Any]] = field(default_factory=list)
+    active: CollapseSignals = CollapseSignals(False, False)
+
+    def update(self, record: dict[str, Any], step: int, total_steps: int) -> CollapseSignals:
+        """Add one step's record; returns this step's signals (see :attr:`new_warnings`)."""
+        self.history.append(record)
+        w = self.window
+        recent, before = self.history[-w:], self.history[-2 * w : -w]
+        rising = False
+        if len(before) == w:
+            rise = mean_of(recent, "consult_rate") - mean_of(before, "consult_rate")
+            p_drop = mean_of(before, "p_t") - mean_of(recent, "p_t")
+            rising = rise >= self.min_rise and p_drop >= self.min_p_drop
+        lag = step + 1 >= self.late_frac * total_steps and self._lag(recent)
+        previous, self.active = self.active, CollapseSignals(rising, lag)
+        self.new_warnings = CollapseSignals(rising and not previous.consult_rising,
+                                            lag and not previous.unconsulted_lag).warnings(step)
+        return self.active
+
+    def _lag(self, recent: Sequence[dict[str, Any]]) -> bool:
+        def pooled(side: str) -> tuple[float, float]:
+            n = sum(r.get(f"episodes_{side}") or 0.0 for r in recent)
+            hits = sum((r.get(f"accuracy_{side}") or 0.0) * (r.get(f"episodes_{side}") or 0.0) for r in recent)
+            return n, hits / n if n else float("nan")
+
+        n_c, acc_c = pooled("consulted")
+        n_u, acc_u = pooled("unconsulted")
+        return n_c >= self.min_episodes and n_u >= self.min_episodes and acc_u <= acc_c - self.min_gap
+
+    new_warnings: list[str] = field(default_factory=list)

@@ -5,6 +5,9 @@
   **expert call rate** (episodes where at least one consult was accepted, i.e. an expert actually
   answered), with p(t) on the same axis. The expert call rate falls with p(t) by construction; the
   consult rate is the policy's own choice and only falls if the policy learns to rely on itself.
+* ``reward_by_consult.png`` — mean reward of the episodes that consulted vs those that did not (the
+  gap the consult-collapse monitor watches).
+* ``heldout.png`` — held-out mean score with 95% CIs (before / after RL), when given.
 * ``response_length.png`` — policy tokens and response tokens (policy + observations) per episode,
   with the turn budget on a second axis.
 """
@@ -38,12 +41,38 @@ def _smooth(ys: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def plot_metrics(metrics: str | Path | Sequence[dict[str, Any]], out_dir: str | Path, smooth: int = 0) -> list[Path]:
-    """Write the three PNGs into ``out_dir``; returns their paths.
+def _lines(ax: Any, records: Sequence[dict[str, Any]], series: Sequence[tuple[str, str, str]], w: int) -> None:
+    """Raw (faint) and moving-average (bold) lines of ``(key, color, label)`` series."""
+    for key, color, label in series:
+        xs, ys = _series(records, key)
+        if xs:
+            ax.plot(xs, ys, color=color, alpha=0.3, lw=1)
+            ax.plot(xs, _smooth(ys, w), color=color, lw=2, label=f"{label} (moving avg {w})")
+
+
+def _finish(ax: Any, title: str, ylabel: str, unit_range: bool = True) -> None:
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    if unit_range:
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def plot_metrics(
+    metrics: str | Path | Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    smooth: int = 0,
+    heldout: dict[str, tuple[float, float, float]] | None = None,
+) -> list[Path]:
+    """Write the PNGs into ``out_dir``; returns their paths.
 
     Args:
         metrics: a ``metrics.jsonl`` path, its run directory, or the records themselves.
         smooth: moving-average window (0: about a tenth of the run, at least 1).
+        heldout: ``{label: (mean, ci_low, ci_high)}`` of held-out evaluations (e.g. before/after RL):
+            adds ``heldout.png``.
     """
     import matplotlib
 
@@ -59,63 +88,61 @@ def plot_metrics(metrics: str | Path | Sequence[dict[str, Any]], out_dir: str | 
     w = smooth or max(1, len(records) // 10)
     paths: list[Path] = []
 
-    # accuracy
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, color in (("accuracy", "tab:blue"), ("reward", "tab:gray")):
-        xs, ys = _series(records, key)
-        if xs:
-            ax.plot(xs, ys, color=color, alpha=0.3, lw=1)
-            ax.plot(xs, _smooth(ys, w), color=color, lw=2, label=f"{key} (moving avg {w})")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Training accuracy (verified correctness of the final answer)")
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
+    _lines(ax, records, [("accuracy", "tab:blue", "accuracy"), ("reward", "tab:gray", "reward")], w)
+    _finish(ax, "Training accuracy (verified correctness of the final answer)", "training accuracy")
     paths.append(_save(fig, out / "accuracy.png"))
 
-    # call rate with p(t)
     fig, ax = plt.subplots(figsize=(7, 4))
-    xs, ys = _series(records, "consult_rate")
-    if xs:
-        ax.plot(xs, ys, color="tab:orange", alpha=0.3, lw=1)
-        ax.plot(xs, _smooth(ys, w), color="tab:orange", lw=2, label="consult rate (policy's choice)")
-    xs, ys = _series(records, "expert_call_rate")
-    if xs:
-        ax.plot(xs, ys, color="tab:red", alpha=0.3, lw=1)
-        ax.plot(xs, _smooth(ys, w), color="tab:red", lw=2, label="expert call rate (accepted consults)")
+    _lines(ax, records, [("consult_rate", "tab:orange", "consult rate (policy's choice)"),
+                         ("expert_call_rate", "tab:red", "expert call rate (accepted consults)")], w)
     xs, ys = _series(records, "p_t")
     if xs:
         ax.plot(xs, ys, color="black", ls="--", lw=1.5, label="p(t) acceptance probability")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("share of episodes / probability")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Expert consultation over training")
-    ax.legend(loc="best", fontsize=8)
-    ax.grid(alpha=0.3)
+    _finish(ax, "Expert consultation over training", "share of episodes / probability")
     paths.append(_save(fig, out / "call_rate.png"))
 
-    # response length
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, color, label in (("policy_tokens", "tab:green", "policy tokens / episode"),
-                              ("response_tokens", "tab:purple", "response tokens / episode (incl. observations)")):
-        xs, ys = _series(records, key)
-        if xs:
-            ax.plot(xs, ys, color=color, alpha=0.3, lw=1)
-            ax.plot(xs, _smooth(ys, w), color=color, lw=2, label=label)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("tokens")
-    ax.grid(alpha=0.3)
+    _lines(ax, records, [("reward_consulted", "tab:orange", "episodes that consulted"),
+                         ("reward_unconsulted", "tab:blue", "episodes that did not")], w)
+    _finish(ax, "Reward of consulted vs unconsulted episodes", "mean reward")
+    paths.append(_save(fig, out / "reward_by_consult.png"))
+
+    paths.append(_length_plot(records, out, w))
+    if heldout:
+        paths.append(_heldout_plot(heldout, out))
+    return paths
+
+
+def _length_plot(records: Sequence[dict[str, Any]], out: Path, w: int) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _lines(ax, records, [("policy_tokens", "tab:green", "policy tokens / episode"),
+                         ("response_tokens", "tab:purple", "response tokens / episode (incl. observations)")], w)
     xs, ys = _series(records, "turn_budget")
     if xs:
         ax2 = ax.twinx()
         ax2.plot(xs, ys, color="black", ls="--", lw=1.2, label="turn budget")
         ax2.set_ylabel("turn budget")
         ax2.legend(loc="upper right", fontsize=8)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Response length over training")
-    paths.append(_save(fig, out / "response_length.png"))
-    return paths
+    _finish(ax, "Response length over training", "tokens", unit_range=False)
+    return _save(fig, out / "response_length.png")
+
+
+def _heldout_plot(heldout: dict[str, tuple[float, float, float]], out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    labels = list(heldout)
+    means = [heldout[k][0] for k in labels]
+    errs = [[m - heldout[k][1] for k, m in zip(labels, means)], [heldout[k][2] - m for k, m in zip(labels, means)]]
+    ax.bar(labels, means, yerr=errs, capsize=6, color=["tab:gray", "tab:blue", "tab:green"][: len(labels)])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out mean score (consultation off)")
+    ax.set_title("Held-out accuracy with 95% CIs")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, out / "heldout.png")
 
 
 def _save(fig: Any, path: Path) -> Path:

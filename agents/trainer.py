@@ -10,11 +10,12 @@ Read it top to bottom (CleanRL style). One training step:
 4. Dynamic sampling: groups whose correctness is all 0 or all 1 are dropped (zero advantage).
    Overlong filtering: episodes cut by the token budget are masked out of the loss.
 5. Group-normalised advantages (over the whole group, before any filtering).
-6. PPO-clip loss with decoupled clip (0.20 / 0.28), token-level mean over the policy tokens of the
-   whole batch (``Trajectory.loss_mask``: env/expert tokens never contribute), current log-probs
-   recomputed by the model, old log-probs = the sampling log-probs (one update per batch, so the
-   ratio is 1 up to numerics at the first micro-batch). Optional k3 KL to the initial policy.
-7. AdamW step with linear warm-up; metrics to ``metrics.jsonl`` and TensorBoard; checkpoint.
+6. PPO-clip loss with decoupled clip (0.20 / 0.28), token-level mean over the policy tokens
+   (``Trajectory.loss_mask``: env/expert tokens never contribute), ``mini_batches x ppo_epochs``
+   AdamW steps per rollout batch with the ratio against the sampling log-probs, so the clip acts
+   (:mod:`agents.update`). Optional k3 KL to the initial policy.
+7. Linear warm-up of the learning rate; metrics and the consult-collapse monitor to
+   ``metrics.jsonl`` and TensorBoard; checkpoint.
 
 Example:
     >>> from agents.config import TrainConfig                                   # doctest: +SKIP
@@ -31,9 +32,10 @@ import re
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -42,9 +44,9 @@ import torch
 import eapo_env
 from agents import checkpoint as ckpt_io
 from agents.config import TrainConfig
-from agents.losses import dynamic_sampling_mask, group_advantages, kl_k3, overlong_mask, policy_loss, token_logprobs
-from agents.metrics import MetricsLogger, episode_metrics
+from agents.metrics import CollapseMonitor, MetricsLogger, episode_metrics, read_metrics
 from agents.rollout import RolloutBatch, make_engine
+from agents.update import ppo_update, select_and_score
 from eapo_env.problems import load_problems
 from eapo_env.schedules import parse_schedule
 
@@ -156,6 +158,29 @@ def apply_lora(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.nn.Mo
     return peft_model, peft_model.base_model.model
 
 
+def step_record(
+    step: int,
+    trajs: list[Any],
+    keep_group: torch.Tensor,
+    keep: torch.Tensor,
+    advantages: torch.Tensor,
+    loss_mask: torch.Tensor,
+    stats: dict[str, float],
+) -> dict[str, Any]:
+    """One step's metrics line: episode behaviour, filtering, advantages and update statistics."""
+    response_tokens = float(sum(len(t.token_ids) for t in trajs))
+    return {
+        "step": step,
+        **episode_metrics(trajs),
+        "kept_group_frac": float(keep_group.float().mean()),  # per episode = per group (equal sizes)
+        "kept_episode_frac": float(keep.float().mean()),
+        "masked_token_frac": 1.0 - float(loss_mask.sum()) / max(1.0, response_tokens),
+        "loss_tokens": int(loss_mask.sum()),
+        "adv_abs_mean": float(advantages.abs().mean()),
+        **stats,
+    }
+
+
 def step_rng(seed: int, step: int) -> np.random.Generator:
     """The RNG of one step's problem draws and env seeds: a pure function of (seed, step)."""
     return np.random.default_rng([seed, step, 0xEA90])
@@ -168,97 +193,6 @@ def export_policy(module: torch.nn.Module, tokenizer: Any, out: Path, lora: bool
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
-
-
-def micro_batches(rows: list[int], n: int) -> list[list[int]]:
-    """Split ``rows`` into ``n`` nearly equal contiguous pieces (empty ones dropped)."""
-    k, r = divmod(len(rows), n)
-    out, i = [], 0
-    for j in range(n):
-        size = k + (j < r)
-        if size:
-            out.append(rows[i : i + size])
-        i += size
-    return out
-
-
-# ---------------------------------------------------------------------------------- the loss step
-
-def select_and_score(
-    batch: RolloutBatch, correct: torch.Tensor, config: TrainConfig
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Filtering and advantages of one step's batch.
-
-    Returns ``(keep_group [B] bool, keep [B] bool, advantages [B], loss_mask [B, T])``:
-
-    * dynamic sampling (``config.dynamic_sampling``): episodes of groups whose raw correctness is
-      all 0 or all 1 are dropped (their advantage is 0 anyway; dropping them keeps them out of the
-      token-mean denominator). Filter only: no re-sampling to refill the batch.
-    * overlong filtering (``config.overlong_filter``): episodes cut by the token budget are dropped.
-    * advantages: group-normalised rewards over every episode of the group (filtered ones included).
-    * ``loss_mask``: the batch's policy-token mask with dropped episodes zeroed.
-    """
-    n = len(batch)
-    keep_group = dynamic_sampling_mask(correct, batch.group_ids) if config.dynamic_sampling else torch.ones(n, dtype=torch.bool)
-    keep = keep_group & overlong_mask(batch.overlong) if config.overlong_filter else keep_group.clone()
-    advantages = group_advantages(batch.rewards, batch.group_ids)
-    loss_mask = batch.loss_mask * keep[:, None].to(batch.loss_mask.dtype)
-    return keep_group, keep, advantages, loss_mask
-
-
-
-
-def update(
-    module: torch.nn.Module,
-    batch: RolloutBatch,
-    advantages: torch.Tensor,
-    loss_mask: torch.Tensor,
-    config: TrainConfig,
-    optimizer: torch.optim.Optimizer,
-    ref_model: torch.nn.Module | None = None,
-) -> dict[str, float]:
-    """One optimizer step on ``batch`` (rows whose ``loss_mask`` is empty are skipped).
-
-    The token-level mean divides by the policy tokens of the whole batch, so gradient accumulation
-    over ``config.grad_accum`` micro-batches gives the same update as one big batch.
-    """
-    rows = [i for i in range(len(batch)) if loss_mask[i].sum() > 0]
-    num_tokens = loss_mask.sum()
-    stats: dict[str, float] = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clipfrac": 0.0, "clipfrac_low": 0.0,
-                               "clipfrac_high": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0, "grad_norm": 0.0}
-    if not rows:
-        return stats
-    module.train()
-    optimizer.zero_grad(set_to_none=True)
-    for mb in micro_batches(rows, config.grad_accum):
-        idx = torch.tensor(mb)
-        width = int(batch.attention_mask[idx].sum(dim=1).max())  # trim right padding
-        ids = batch.input_ids[idx, :width]
-        attn = batch.attention_mask[idx, :width]
-        mask = loss_mask[idx, :width]
-        old = batch.old_logprobs[idx, :width]
-        logprobs = token_logprobs(module, ids, attn, temperature=config.temperature)
-        pg, m = policy_loss(logprobs, old, advantages[idx], mask, config.clip_low, config.clip_high, num_tokens=num_tokens)
-        loss = pg
-        if ref_model is not None and config.kl_coef > 0:
-            with torch.no_grad():
-                ref = token_logprobs(ref_model, ids, attn, temperature=config.temperature)
-            kl = kl_k3(logprobs, ref, mask, num_tokens=num_tokens)
-            loss = loss + config.kl_coef * kl
-            stats["kl"] += float(kl.detach())
-        loss.backward()
-        share = float(mask.sum() / num_tokens)  # token share of this micro-batch: weights its ratios
-        stats["loss"] += float(loss.detach())
-        stats["pg_loss"] += float(pg.detach())
-        for k in ("clipfrac", "clipfrac_low", "clipfrac_high", "approx_kl", "ratio_mean"):
-            stats[k] += m[k] * share
-    params = [p for p in module.parameters() if p.requires_grad]
-    if config.max_grad_norm > 0:
-        stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-    else:
-        stats["grad_norm"] = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
-    optimizer.step()
-    return stats
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -344,6 +278,9 @@ def train(
         bar = tqdm(total=config.steps, initial=start_step, desc="eapo", unit="step", dynamic_ncols=True)
     seconds = {"setup": time.perf_counter() - t_start, "rollout": 0.0, "train": 0.0, "checkpoint": 0.0}
     record: dict[str, Any] = {}
+    monitor = CollapseMonitor()
+    for earlier in read_metrics(out) if start_step else []:  # a resumed run keeps the monitor's window
+        monitor.update(earlier, int(earlier["step"]), config.steps)
     G, P = config.group_size, config.prompts_per_step
     for step in range(start_step, config.steps):
         # 1) the progress clock: p(t) and the turn budget for this step
@@ -372,7 +309,8 @@ def train(
         # 6-7) PPO-clip update over the kept episodes' policy tokens
         lr_now = optimizer.param_groups[0]["lr"]
         batch = batch.to(device)
-        stats = update(module, batch, advantages.to(device), loss_mask.to(device), config, optimizer, ref_model)
+        stats = ppo_update(module, batch, advantages.to(device), loss_mask.to(device), config, optimizer, ref_model,
+                           generator=torch.Generator().manual_seed(int(rng.integers(2**62))))
         with warnings.catch_warnings():  # a skipped update (no kept group) still advances the LR clock
             warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             scheduler.step()
@@ -380,26 +318,18 @@ def train(
         seconds["rollout"] += t_rollout
         seconds["train"] += t_train
 
-        # metrics
-        response_tokens = float(sum(len(t.token_ids) for t in trajs))
-        record = {
-            "step": step,
-            **episode_metrics(trajs),
-            "p_schedule": acceptance(step),
-            "turn_schedule": turns(step),
-            "kept_group_frac": float(keep_group.float().mean()),  # per episode = per group (equal sizes)
-            "kept_episode_frac": float(keep.float().mean()),
-            "masked_token_frac": 1.0 - float(loss_mask.sum()) / max(1.0, response_tokens),
-            "loss_tokens": int(loss_mask.sum()),
-            "adv_abs_mean": float(advantages.abs().mean()),
-            **stats,
-            "lr": lr_now,
-            "time_rollout_s": t_rollout,
-            "time_train_s": t_train,
-            "tokens_per_s_rollout": response_tokens / max(t_rollout, 1e-9),
-        }
+        # metrics, and the consult-collapse monitor beside them
+        record = step_record(step, trajs, keep_group, keep, advantages, loss_mask, stats)
+        record.update({"p_schedule": acceptance(step), "turn_schedule": turns(step), "lr": lr_now,
+                       "time_rollout_s": t_rollout, "time_train_s": t_train,
+                       "tokens_per_s_rollout": record["response_tokens"] * len(trajs) / max(t_rollout, 1e-9)})
         if not config.consultation:
             record["p_t"] = 0.0  # consultation disabled: no expert can answer
+        signals = monitor.update(record, step, config.steps)
+        record["collapse_consult_rising"] = int(signals.consult_rising)
+        record["collapse_unconsulted_lag"] = int(signals.unconsulted_lag)
+        for message in monitor.new_warnings:
+            log(f"WARNING {message}")
         logger.log(record)
         if on_step is not None:
             on_step(step, record)

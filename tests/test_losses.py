@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import losses
 from agents.losses import (
     dynamic_sampling_mask,
     group_advantages,
@@ -119,14 +117,6 @@ def test_dynamic_sampling_drops_uniform_groups():
 
 def test_overlong_mask():
     assert overlong_mask(torch.tensor([True, False, True])).tolist() == [False, True, False]
-
-
-def test_registry():
-    assert losses.get("policy_loss", "dapo") is policy_loss
-    assert losses.get("advantage", "grpo") is group_advantages
-    assert losses.get("kl", "k3") is kl_k3
-    with pytest.raises(KeyError, match="known"):
-        losses.get("policy_loss", "nope")
 
 
 def test_token_logprobs_alignment():

@@ -11,7 +11,8 @@ import torch
 from agents.config import TrainConfig
 from agents.losses import token_logprobs
 from agents.rollout.types import RolloutBatch, Trajectory
-from agents.trainer import select_and_score, train, update
+from agents.trainer import train
+from agents.update import ppo_update, rows_of_steps, select_and_score
 from eapo_env.schedules import parse_schedule
 
 torch.set_num_threads(2)
@@ -23,7 +24,7 @@ def policy_dir(tmp_path_factory):
     from agents.policy import build_policy
 
     return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0,
-                        vocab_size=1024, verbose=False)
+                        verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _traj(prompt, segments, reward, group, overlong=False):
 
 def _batch(model):
     g = torch.Generator().manual_seed(0)
-    V = 500
+    V = 280  # below the tiny vocabulary (~300 tokens)
 
     def ids(n):
         return torch.randint(5, V, (n,), generator=g).tolist()
@@ -67,7 +68,7 @@ def _batch(model):
 def _grads(model, batch, adv, mask, config):
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
     opt.zero_grad(set_to_none=True)
-    update(model, batch, adv, mask, config, opt)
+    ppo_update(model, batch, adv, mask, config.replace(mini_batches=1, ppo_epochs=1), opt)
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
@@ -79,11 +80,36 @@ def test_update_changes_parameters(policy_dir):
     cfg = TrainConfig(lr=1e-3, max_grad_norm=1.0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    stats = update(model, batch, torch.tensor([1.0, -1.0, 1.0, -1.0]), batch.loss_mask, cfg, opt)
+    stats = ppo_update(model, batch, torch.tensor([1.0, -1.0, 1.0, -1.0]), batch.loss_mask,
+                       cfg.replace(mini_batches=1, ppo_epochs=1), opt)
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert len(changed) > 0.5 * len(before)
-    assert stats["grad_norm"] > 0 and stats["loss"] != 0.0
+    assert stats["grad_norm"] > 0 and stats["loss"] != 0.0 and stats["optimizer_steps"] == 1
     assert stats["ratio_mean"] == pytest.approx(1.0, abs=1e-4)  # on-policy first update
+    assert stats["clipfrac"] == 0.0  # one step: the ratio never leaves 1, the clip cannot act
+
+
+def test_several_steps_per_rollout_move_the_ratio_and_the_clip_acts(policy_dir):
+    """mini_batches x ppo_epochs optimizer steps against the sampling log-probs: the later steps see
+    a ratio away from 1, and with a large step size the clip takes over on some tokens."""
+    from agents.policy import load_policy
+
+    model, _ = load_policy(policy_dir)
+    batch = _batch(model)
+    cfg = TrainConfig(lr=3e-2, max_grad_norm=0.0, mini_batches=2, ppo_epochs=3)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    stats = ppo_update(model, batch, torch.tensor([1.0, -1.0, 1.0, -1.0]), batch.loss_mask, cfg, opt)
+    assert stats["optimizer_steps"] == 6
+    assert stats["clipfrac"] > 0 and abs(stats["approx_kl"]) > 1e-4 and stats["ratio_mean"] != pytest.approx(1.0, abs=1e-4)
+
+
+def test_each_epoch_visits_every_kept_row_once():
+    g = torch.Generator().manual_seed(1)
+    plan = rows_of_steps([0, 2, 3, 5, 7], mini_batches=2, epochs=3, generator=g)
+    assert len(plan) == 6
+    for epoch in range(3):
+        assert sorted(plan[2 * epoch] + plan[2 * epoch + 1]) == [0, 2, 3, 5, 7]
+    assert plan[0] + plan[1] != plan[2] + plan[3] or plan[2] + plan[3] != plan[4] + plan[5]  # reshuffled
 
 
 def test_masked_tokens_contribute_no_gradient(model_and_tokenizer):
@@ -158,7 +184,9 @@ def test_train_loop_sets_progress_and_logs(policy_dir, tmp_path):
         assert r["turn_budget"] == max(1, round(turns(r["step"])))
         assert r["turns"] <= r["turn_budget"]
         for key in ("accuracy", "consult_rate", "expert_call_rate", "response_tokens", "masked_token_frac",
-                    "kept_group_frac", "loss", "clipfrac", "time_rollout_s", "time_train_s"):
+                    "kept_group_frac", "loss", "clipfrac", "approx_kl", "optimizer_steps", "time_rollout_s",
+                    "time_train_s", "accuracy_unconsulted", "reward_consulted", "collapse_consult_rising",
+                    "collapse_unconsulted_lag"):
             assert key in r
     assert [r["lr"] for r in records] == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3])
     assert (res.policy_dir / "config.json").is_file()
