@@ -74,17 +74,18 @@ def _decimal_tol(node: Node, digits: int) -> Fraction | None:
 class _Compare:
     """One comparison: the deadline, the leaf decider and the options travel together."""
 
-    def __init__(self, deadline: float, scalar: Scalar, options: VerifyOptions) -> None:
+    def __init__(self, deadline: float, scalar: Scalar, options: VerifyOptions, rewrites: bool) -> None:
         self.deadline, self.scalar, self.options = deadline, scalar, options
+        self.rewrites = rewrites  # some \\pm or matrix occurs: look for them at every level
 
     def eq(self, p: Node, g: Node) -> bool | None:
         if time.perf_counter() > self.deadline:
             raise VerifyTimeout()
-        if contains(p, _PM) or contains(g, _PM):
-            p, g = _expand_signs(p), _expand_signs(g)
+        if self.rewrites and (contains(p, _PM) or contains(g, _PM)):
+            p, g = _expand_signs(p), _expand_signs(g)  # type: ignore[assignment]
             if p is None or g is None:
                 return None
-        if contains(p, _MAT) or contains(g, _MAT):
+        if self.rewrites and (contains(p, _MAT) or contains(g, _MAT)):
             p, g = reduce_matrix(p), reduce_matrix(g)
             if p[0] == "mat" or g[0] == "mat":
                 return self.matrices(p, g)
@@ -233,7 +234,8 @@ def equivalent(p: Node, g: Node, deadline: float, scalar: Scalar = scalar_equal,
 
     ``scalar`` decides leaf pairs (the caller may wrap it with a slower fallback).
     """
-    return _Compare(deadline, scalar, options).eq(p, g)
+    rewrites = contains(p, _PM | _MAT) or contains(g, _PM | _MAT)
+    return _Compare(deadline, scalar, options, rewrites).eq(p, g)
 
 
 __all__ = ["INTERVAL_BRACKETS", "equivalent"]

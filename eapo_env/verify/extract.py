@@ -92,11 +92,17 @@ def last_box_group(text: str, group: bool = True) -> tuple[list[str], int] | Non
     each brace scan stops after ``MAX_ANSWER_CHARS`` characters (a longer box content is
     returned as is, and rejected later as too long).
     """
-    last = text.rfind("\\boxed{")
-    if last >= 0 and text.find("\\fbox", last) < 0 and (not group or "\\boxed" not in text[max(0, last - 600):last]):
-        close = text.find("}", last + 7)  # fast path: one box without nesting, none just before it
-        if close >= 0 and "{" not in text[last + 7:close]:
-            return [text[last + 7:close]], close + 1
+    last = text.rfind("\\boxed")
+    if "\\fbox" not in text:
+        if last < 0:
+            return None
+        if not group or "\\boxed" not in text[max(0, last - 600):last]:  # fast path: one box, none just before
+            close = text.find("}", last + 7)
+            if text.startswith("{", last + 6) and close >= 0 and "{" not in text[last + 7:close]:
+                return [text[last + 7:close]], close + 1
+            box = _box_body(text, last)
+            if box is not None:
+                return [box[0]], box[1]
     starts = sorted(i for cmd in _BOX_CMDS for i in _find_last(text, cmd, _MAX_BOXES))
     found: list[tuple[int, str, int]] = []  # (start, body, end) from the last box backwards
     for idx in reversed(starts[-_MAX_BOXES:]):

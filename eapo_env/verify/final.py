@@ -73,6 +73,8 @@ def find_answer(text: str, options: VerifyOptions) -> str | None:
 def looks_like_prose(text: str) -> bool:
     """Words (not math names) or several math pieces: a sentence rather than a bare answer."""
     tail = text[-PROSE_WINDOW:]
+    if "$" not in tail and "\\(" not in tail and "\\[" not in tail and _WORD.search(tail) is None:
+        return False  # no math delimiters and no word at all: a bare answer (the common case)
     pieces, skipped = _math_pieces(tail)
     if len(pieces) >= 2 or skipped:
         return True

@@ -92,28 +92,31 @@ class _Parser:
 
     def relation(self) -> Node:
         """``a op b`` -> ("rel", op, a, b); a longer chain ``a < x <= b`` -> ("chain", ops, members)."""
-        members, ops = [self.ratio()], []
+        members, ops = [self.operand()], []
         while self.peek() in _RELOPS:
             if len(ops) >= MAX_DEPTH:
                 raise ParseFailure("relation chain too long")
             ops.append(self.take()[1])
-            members.append(self.ratio())
+            members.append(self.operand())
         if not ops:
             return members[0]
         if len(ops) == 1:
             return ("rel", ops[0], members[0], members[1])
         return ("chain", tuple(ops), tuple(members))
 
-    def ratio(self) -> Node:
-        """``a : b`` (a ratio or a time, compared in order like a tuple)."""
-        items = [self.union()]
-        while self.peek() == ":":
+    def operand(self) -> Node:
+        """An additive expression, possibly joined by ``\\cup`` (unions) and ``:`` (ratios, looser)."""
+        first = self.additive()
+        if self.peek() not in ("cup", ":"):
+            return first
+        items = [self._union_rest(first)]
+        while self.peek() == ":":  # "a : b": a ratio or a time, compared in order like a tuple
             self.i += 1
-            items.append(self.union())
+            items.append(self._union_rest(self.additive()))
         return items[0] if len(items) == 1 else ("seq", ":", tuple(items))
 
-    def union(self) -> Node:
-        items = [self.additive()]
+    def _union_rest(self, first: Node) -> Node:
+        items = [first]
         while self.peek() == "cup":
             self.i += 1
             items.append(self.additive())

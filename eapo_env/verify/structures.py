@@ -1,8 +1,10 @@
 """Tree rewrites before comparison: ``\\pm`` expanded, matrix arithmetic, inequalities as intervals.
 
 All rewrites are bounded: ``\\pm`` expands to at most ``MAX_PM_ALTERNATIVES`` trees, matrices
-have at most 64 x 64 entries (parser bound) and products are built as trees, never evaluated
-here.
+have at most 64 x 64 entries (parser bound), and a sum or product of more than
+``MAX_MATRIX_OPERANDS`` matrices is left as written (each product entry refers to entries of the
+previous one, so a long chain would describe an exponentially large expression). Products are
+built as trees, never evaluated here.
 
 Example:
     >>> from .parser import parse
@@ -21,6 +23,7 @@ from .evaluate import free_symbols
 from .parser import Node
 
 MAX_PM_ALTERNATIVES = 16
+MAX_MATRIX_OPERANDS = 4
 INF: Node = ("const", "inf")
 NEG_INF: Node = ("neg", INF)
 INTERVAL_BRACKETS = frozenset(("()", "[]", "[)", "(]"))
@@ -103,8 +106,8 @@ def reduce_matrix(node: Node) -> Node:
     if kind not in ("add", "mul"):
         return node
     items = [reduce_matrix(n) for n in node[1]]
-    if not any(n[0] == "mat" for n in items):
-        return node
+    if not any(n[0] == "mat" for n in items) or len(items) > MAX_MATRIX_OPERANDS:
+        return node  # a longer product would build an exponentially large entry (left unreduced)
     acc = items[0]
     for item in items[1:]:
         acc = _combine(kind, acc, item)
