@@ -92,6 +92,8 @@ def read_answer(text: str, options: VerifyOptions | None = None) -> Node:
     groups = [g for g in _split(s, _GROUP_SEP) if g.strip(" ,")]
     if not groups:
         raise ParseFailure("empty answer")
+    if len(groups) == 1 and len(_split(s, _ITEM_SEP)) == 1:  # one item, already cleaned: "(3, 5)", "x = 7"
+        return parse(_last_member(s) if "=" in s or "\\approx" in s else s)
     nodes = [_read_group(g.strip(" ,")) for g in groups]
     if len(nodes) == 1:
         return nodes[0]

@@ -141,12 +141,13 @@ class _Gold(NamedTuple):
 
 
 @functools.lru_cache(maxsize=65536)
-def _gold_forms(gold: str, options: VerifyOptions = DEFAULT_OPTIONS) -> _Gold:
+def _gold_forms(gold: str, options: VerifyOptions | None = None) -> _Gold:
     """The gold's answer text and number forms, parsed once per distinct gold string.
 
     A reference answer is trusted data that every episode of its problem (and every sample of a
     GRPO group) is verified against. Predictions and verdicts are never cached.
     """
+    options = options or DEFAULT_OPTIONS  # None (the default) is the cheap cache key
     g = _candidate(gold, options)
     if not g or len(g) > MAX_ANSWER_CHARS:
         return _Gold(g, None, None, False)
@@ -163,7 +164,7 @@ def _gold_forms(gold: str, options: VerifyOptions = DEFAULT_OPTIONS) -> _Gold:
 
 def _verify_math(prediction: str, gold_text: str, timeout_s: float, options: VerifyOptions) -> Verdict:
     p = _candidate(prediction, options)
-    gold = _gold_forms(gold_text, options)
+    gold = _gold_forms(gold_text, None if options is DEFAULT_OPTIONS else options)
     g, gn, g_int = gold.text, gold.number, gold.int_value
     if not p or len(p) > MAX_ANSWER_CHARS:
         return UNPARSEABLE
@@ -216,7 +217,8 @@ def _symbolic(p: str, g: str, pn: Num | None, gn: Num | None, deadline: float, o
         pt = _as_tree(p, pn, options)
     except ParseFailure:
         return CORRECT if _same_text(p, g) else UNPARSEABLE
-    result = equivalent(pt, gt, deadline, _scalar_with_fallback, options)
+    rewrites = any(m in s for s in (p, g) for m in ("\\pm", "\\mp", "\\begin"))
+    result = equivalent(pt, gt, deadline, _scalar_with_fallback, options, rewrites)
     return CORRECT if result else INCORRECT
 
 

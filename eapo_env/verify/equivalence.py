@@ -229,12 +229,15 @@ def _expand_signs(node: Node) -> Node | None:
 
 
 def equivalent(p: Node, g: Node, deadline: float, scalar: Scalar = scalar_equal,
-               options: VerifyOptions = DEFAULT_OPTIONS) -> bool | None:
+               options: VerifyOptions = DEFAULT_OPTIONS, rewrites: bool | None = None) -> bool | None:
     """Three-valued equivalence of a prediction tree ``p`` and a gold tree ``g`` (rules above).
 
-    ``scalar`` decides leaf pairs (the caller may wrap it with a slower fallback).
+    ``scalar`` decides leaf pairs (the caller may wrap it with a slower fallback). ``rewrites``:
+    whether a ``\\pm`` or a matrix may occur (None: look); a caller that knows from the text
+    saves the tree walks.
     """
-    rewrites = contains(p, _PM | _MAT) or contains(g, _PM | _MAT)
+    if rewrites is None:
+        rewrites = contains(p, _PM | _MAT) or contains(g, _PM | _MAT)
     return _Compare(deadline, scalar, options, rewrites).eq(p, g)
 
 

@@ -243,6 +243,11 @@ def _exact_pow(b: Fraction, e: Fraction) -> Fraction | None:
     return b ** int(e)
 
 
+# Where the sub-trees of each node kind are: a tuple of them at an index, or every item from an index on.
+_LIST_AT = {"add": 1, "mul": 1, "union": 1, "func": 2, "seq": 2, "chain": 2, "assign": 2}
+_TREES_FROM = {"neg": 1, "inv": 1, "fact": 1, "pct": 1, "div": 1, "pow": 1, "pm": 1, "rel": 2}
+
+
 def free_symbols(node: Node, out: set[str] | None = None) -> set[str]:
     """Names of the variables in a tree.
 
@@ -255,22 +260,17 @@ def free_symbols(node: Node, out: set[str] | None = None) -> set[str]:
     stack = [node]
     while stack:
         n = stack.pop()
-        if n[0] == "sym":
+        kind = n[0]
+        if kind == "num" or kind == "const":
+            continue
+        if kind == "sym":
             out.add(n[1])
-        elif n[0] in ("add", "mul", "func", "union"):
-            stack.extend(n[-1])
-        elif n[0] in ("seq", "chain"):
-            stack.extend(n[2])
-        elif n[0] == "mat":
+        elif kind in _LIST_AT:
+            stack.extend(n[_LIST_AT[kind]])
+        elif kind in _TREES_FROM:
+            stack.extend(n[_TREES_FROM[kind]:])
+        elif kind == "mat":
             stack.extend(e for row in n[1] for e in row)
-        elif n[0] == "pm":
-            stack.extend(n[1:])
-        elif n[0] in ("neg", "inv", "fact", "pct"):
-            stack.append(n[1])
-        elif n[0] in ("div", "pow"):
-            stack.extend(n[1:])
-        elif n[0] == "rel":
-            stack.extend(n[2:])
     return out
 
 
