@@ -5,6 +5,9 @@ bounded symbolic tier (own safe parser, exact rationals, 50-digit numerics, rand
 checks for expressions with variables), and a sympy fallback in a killable worker process that
 gives a hard timeout from any thread or event loop. Text answers get SQuAD token F1.
 No untrusted text is ever passed to ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+Answer forms of MATH-style data (prose final answers, several boxes, lists, labelled answers,
+chained equalities, intervals and unions, matrices, relations, ``\\pm``, decimal commas) are
+read as structured values; :class:`VerifyOptions` holds the rules users may want changed.
 
 Example:
     >>> from eapo_env.verify import verify

@@ -2,12 +2,19 @@
 
 Order of work for ``answer_type="math"``:
 
-1. Extract (``<answer>`` body, else last balanced ``\\boxed``; else the whole text).
+1. Extract (:mod:`.final`): the ``<answer>`` body, else the last balanced ``\\boxed`` with the
+   boxes grouped with it, unless a final-answer sentence follows it; prose without a box is read
+   for its final-answer sentence or last number; anything else is read whole. A bare integer
+   skips all of it (the hot path of RL answers).
 2. Fast tier: both sides plain numbers -> exact ``Fraction`` comparison (no sympy, no mpmath).
-3. Normalise (leading words, delimiters, units, ``x =``), retry the fast tier.
-4. Parse both sides with the safe parser and compare with the bounded evaluator.
-5. Only when that is undecidable (e.g. two different towers of powers): sympy in a killable
+3. Normalise (leading words, delimiters, units), retry the fast tier.
+4. Read both sides into trees (:mod:`.answers`: lists, labels, chains, decimal comma; the safe
+   parser of :mod:`.parser`) and compare them structurally (:mod:`.equivalence`: sets, tuples,
+   intervals, matrices, relations, ``\\pm``) with the bounded evaluator at the leaves.
+5. Only when a leaf is undecidable (e.g. two different towers of powers): sympy in a killable
    worker process, within what is left of ``timeout_s``.
+
+The rules on which users disagree are fields of :class:`.options.VerifyOptions` (``options=``).
 
 Statuses: ``unparseable`` when the prediction has no answer or falls outside the grammar;
 ``error`` when the gold itself cannot be parsed (a data problem, not the policy's) or on an
