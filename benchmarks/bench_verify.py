@@ -5,9 +5,9 @@ checked by both verifiers. Coverage per answer form: the same, on
 ``benchmarks/data/verify_forms.jsonl`` (our own cases of each MATH-style form of issue 11:
 prose final answers, several boxes, lists, labels, chains, intervals, matrices, units, relations,
 decimal comma, ``\\pm``, golds in several ``$`` pieces), printed side by side as the share of
-each form's pairs where each verifier matches the label. math-verify gets its best chance: the gold is wrapped in ``$...$``
-unless it already has delimiters, and the prediction counts as correct if *either*
-``parse(pred)`` or ``parse("$" + pred + "$")`` verifies (an ``<answer>`` body is unwrapped
+each form's pairs where each verifier matches the label. math-verify gets its best chance: the
+gold is wrapped in ``$...$`` unless it already has delimiters, and the prediction counts as
+correct if *either* ``parse(pred)`` or ``parse("$" + pred + "$")`` verifies (an ``<answer>`` body is unwrapped
 first, as the env does). The target: we match the label wherever math-verify does.
 
 Speed: two seeded answer streams, each pair as a policy would write it (reasoning text ending in
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {cat:12} {n:5d} {o:5d} {m:5d}")
     print("  pairs where we and math-verify disagree, or we miss the label:")
     for d in agree["disagreements"]:
-        print(f"    {d['prediction']!r:42} vs {d['gold']!r:24} label={d['label']!s:5} ours={d['ours']:11} m-v={d['math_verify']}")
+        print(f"    {d['prediction']!r:42} vs {d['gold']!r:24} label={d['label']!s:5} ours={d['ours']:11} "
+              f"m-v={d['math_verify']}")
     _print_forms(forms)
     print(f"\nSpeed (median of {runs} fresh processes each; pairs/s)")
     print(f"  {'stream':8} {'ours':>12} {'math-verify':>12} {'ratio':>8} {'target':>7}  ours->sympy worker")

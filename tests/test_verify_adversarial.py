@@ -129,7 +129,8 @@ def test_trailing_words_do_not_backtrack_exponentially():
 
 
 _UNITS = ["\\text{", "\\mbox{", "\\boxed{", "{", "}", " ", "a", "ab", "1", "2.", ",", "/", "%", "\\%", "=", "x",
-          "\\circ", "^", "The answer is", "\\frac", "\\left(", "\\right)", ".", "-", "\\\\", "$", "<answer>", "</answer>"]
+          "\\circ", "^", "The answer is", "\\frac", "\\left(", "\\right)", ".", "-", "\\\\", "$", "<answer>",
+          "</answer>"]
 
 
 def _fuzz_repeated_fragments() -> None:

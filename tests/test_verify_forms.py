@@ -77,7 +77,8 @@ FORMS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "units / words / percent": [
         ("$45$ percent", "45\\%", C), ("$9$ meters", "9", C), ("\\boxed{12 pct}", "12\\%", C),
-        ("$9$ meters", "8", N), ("\\boxed{125\\textnormal{ km}}", "125", C), ("\\frac{1}{4} \\textbf{hours}", "0.25", C),
+        ("$9$ meters", "8", N), ("\\boxed{125\\textnormal{ km}}", "125", C),
+        ("\\frac{1}{4} \\textbf{hours}", "0.25", C),
     ],
     "equivalent relation": [
         ("3x - 6 = 0", "x - 2 = 0", C), ("-2y \\le 4", "y \\ge -2", C), ("y \\le -2", "y \\ge -2", N),
@@ -85,7 +86,9 @@ FORMS: dict[str, list[tuple[str, str, str]]] = {
         ("x^2 + y^2 = 4", "\\frac{x^2}{4} + \\frac{y^2}{4} = 1", C), ("x \\ne 3", "3 \\neq x", C),
     ],
     "decimal comma": [("3,75", "3.75", C), ("0,25", "\\frac14", C), ("1,5", "1.5", N), ("1000,25", "1000.25", C)],
-    "\\cfrac / \\dfrac": [("\\cfrac{3}{4}", "0.75", C), ("\\dfrac{3}{4}", "\\cfrac{6}{8}", C), ("\\cfrac{3}{5}", "0.75", N)],
+    "\\cfrac / \\dfrac": [
+        ("\\cfrac{3}{4}", "0.75", C), ("\\dfrac{3}{4}", "\\cfrac{6}{8}", C), ("\\cfrac{3}{5}", "0.75", N),
+    ],
     "\\pm": [
         ("2 \\pm \\sqrt{3}", "\\{2+\\sqrt3, 2-\\sqrt3\\}", C), ("\\pm 5", "5", N), ("\\pm 5", "-5, 5", C),
         ("\\{1 \\pm \\sqrt{2}, 0\\}", "0, 1+\\sqrt2, 1-\\sqrt2", C), ("3 \\pm 1", "2, 4, 5", N),

@@ -104,7 +104,8 @@ def test_structures_with_one_different_value_are_never_correct(
 def test_structures_survive_formatting(kind: str, values: list[Fraction], sp1: bool, sp2: bool,
                                        data: st.DataObject) -> None:
     """Spaces, ``\\left``/``\\right`` and ``\\frac``/``\\dfrac``/``\\cfrac`` never change a verdict."""
-    f1, f2 = data.draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac"])), data.draw(st.sampled_from(["\\frac", "\\dfrac"]))
+    f1 = data.draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac"]))
+    f2 = data.draw(st.sampled_from(["\\frac", "\\dfrac"]))
     p, g = _structure(kind, values, sp1, f1), _structure(kind, values, sp2, f2)
     assert verify(p, g).correct, (p, g)
 

@@ -43,7 +43,8 @@ _REPLACE = (
     ("\u2212", "-"), ("\u2013", "-"), ("\u00d7", "\\times "), ("\u00f7", "\\div "),
     ("\u03c0", "\\pi "), ("\u221a", "\\sqrt"), ("\u221e", "\\infty "), ("\u00b7", "\\cdot "),
     ("\u2264", "\\le "), ("\u2265", "\\ge "), ("\u2260", "\\ne "), ("{,}", ""),
-    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"), ("\\dbinom", "\\binom"), ("\\tbinom", "\\binom"),
+    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"),
+    ("\\dbinom", "\\binom"), ("\\tbinom", "\\binom"),
     ("\\left", ""), ("\\right", ""), ("\\displaystyle", ""), ("\\!", ""), ("\\,", ""),
     ("\\;", " "), ("\\:", " "), ("\\qquad", " "), ("\\quad", " "), ("~", " "),
     ("\\$", ""), ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"),
@@ -54,7 +55,9 @@ _LEAD = re.compile(
 )
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\u00b0|\\degree")
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf|mbox|textrm|textnormal|operatorname)\s*\{([^{}]*)\}$")
-_TRAILING_TEXT = re.compile(r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm|textbf|textnormal|textit)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\s*\{?\d\}?)?$")
+_TRAILING_TEXT = re.compile(
+    r"(?<=\S)\s*\\(?:text|mbox|mathrm|textrm|textbf|textnormal|textit)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\s*\{?\d\}?)?$"
+)
 # Possessive ``{2,}+``: without it "12 ab abab..." backtracks exponentially (a hang seen in RL).
 _TRAILING_WORDS = re.compile(r"^([-+]?[\d.,/]+\s*(?:\\%|%)?)\s*(?:[A-Za-z]{2,}+\.?\s*)+$")
 _ASSIGN = re.compile(r"^([A-Za-z]|\\[A-Za-z]+)\s*=\s*(?!=)(.+)$", re.DOTALL)
@@ -120,7 +123,9 @@ def last_box_group(text: str, group: bool = True) -> tuple[list[str], int] | Non
 
 
 _CONNECTOR = re.compile(r"[^.!?\n]{0,40}")
-_SEQUENCE_WORDS = frozenset("then so thus hence therefore but not no wait actually instead is gives equals becomes".split())
+_SEQUENCE_WORDS = frozenset(
+    "then so thus hence therefore but not no wait actually instead is gives equals becomes".split()
+)
 _GAP_WORD = re.compile(r"(?<!\\)\b[A-Za-z]+")
 
 

@@ -5,8 +5,10 @@ Every field has the default that matches math-verify's own test suite; pass anot
 
 Example:
     >>> from eapo_env.verify import verify
-    >>> verify("0.33", r"\\frac{1}{3}").status, verify("0.33", r"\\frac{1}{3}", options=VerifyOptions(float_rounding=2)).status
-    ('incorrect', 'correct')
+    >>> verify("0.33", r"\\frac{1}{3}").status
+    'incorrect'
+    >>> verify("0.33", r"\\frac{1}{3}", options=VerifyOptions(float_rounding=2)).status
+    'correct'
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def expand_pm(node: Node) -> list[Node] | None:
         lefts, rights = expand_pm(node[1]), expand_pm(node[2])
         if lefts is None or rights is None:
             return None
-        out = [("add", (a, b)) for a in lefts for b in rights] + [("add", (a, ("neg", b))) for a in lefts for b in rights]
+        out = [("add", (a, sb)) for a in lefts for b in rights for sb in (b, ("neg", b))]
         return out if len(out) <= MAX_PM_ALTERNATIVES else None
     alternatives: list[Node] = [node]
     for i in _children(node):
