@@ -64,6 +64,7 @@ FORMS: dict[str, list[tuple[str, str, str]]] = {
         ("x \\in [1, 5]", "[1,5]", C), ("[1, 5]", "1 \\le x \\le 5", C), ("(2, \\infty)", "x > 2", C),
         ("[1,5)", "1 \\le x \\le 5", N), ("1 \\le x \\le 5", "[1,5]", N), ("x > 2", "(2, \\infty)", N),
         ("\\emptyset", "\\{\\}", C), ("\\{1, 2\\}", "\\{1, 2, 3\\}", N),
+        ("[-2, -1) \\cup (1, 2]", "1 < |z| \\le 2", C), ("[-2, -1] \\cup [1, 2]", "1 < |z| \\le 2", N),
     ],
     "matrix": [
         ("\\begin{bmatrix}1 & 2\\\\ 3 & 4\\end{bmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", C),

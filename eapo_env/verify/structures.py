@@ -139,7 +139,10 @@ def _combine(kind: str, a: Node, b: Node) -> Node | None:
 
 
 def as_interval(node: Node) -> Node | None:
-    """``x < c``, ``c <= x``, ``a < x <= b``, ``x \\in S`` as the set of ``x`` (an interval), else None."""
+    """``x < c``, ``c <= x``, ``a < x <= b``, ``x \\in S`` as the set of ``x`` (an interval), else None.
+
+    ``a <= |x| <= b`` with a literal ``a > 0`` is the union ``[-b, -a] \\cup [a, b]``.
+    """
     kind = node[0]
     if kind == "rel" and node[1] == "in" and is_label(node[2]):
         return node[3]
@@ -156,9 +159,25 @@ def as_interval(node: Node) -> Node | None:
         (op1, op2), (a, x, b) = node[1], node[2]
         if op1 in _FLIP and op2 in _FLIP:
             op1, op2, a, b = _FLIP[op2], _FLIP[op1], b, a
-        if op1 in _LEFT and op2 in _RIGHT and is_label(x) and not free_symbols(a) and not free_symbols(b):
-            return ("seq", _LEFT[op1] + _RIGHT[op2], (a, b))
+        if op1 in _LEFT and op2 in _RIGHT and not free_symbols(a) and not free_symbols(b):
+            if x[0] == "func" and x[1] == "abs" and is_label(x[2][0]) and _sign(a) == 1:  # 1 <= |z| <= 2
+                mirrored = _LEFT[op2] + _RIGHT[op1]  # -b .. -a: the bounds swap sides
+                return ("union", (("seq", mirrored, (("neg", b), ("neg", a))),
+                                  ("seq", _LEFT[op1] + _RIGHT[op2], (a, b))))
+            if is_label(x):
+                return ("seq", _LEFT[op1] + _RIGHT[op2], (a, b))
     return None
+
+
+def _sign(node: Node) -> int | None:
+    """+1 / -1 / 0 for a literal number (possibly negated), None for anything else."""
+    neg = node[0] == "neg"
+    if neg:
+        node = node[1]
+    if node[0] != "num":
+        return None
+    value = -node[1] if neg else node[1]
+    return (value > 0) - (value < 0)
 
 
 def is_set(node: Node) -> bool:
