@@ -1,8 +1,8 @@
 """Vector-env speed: ``EAPOVectorEnv`` vs Gymnasium's ``SyncVectorEnv`` over the same single env.
 
 Both run the same actions in the same process: at vector step t env i plays
-``ACTIONS[(t + i) % 4]`` (the ~200-character reason / consult / reason / answer cycle of
-``bench_env_step``), so every step mixes all turn kinds; the ``reference`` expert answers, every
+``MIXES[mix][(t + i) % 4]`` (``cycle``: the ~200-character reason / consult / reason / answer cycle of
+``bench_env_step``; ``answer-heavy``: answer / consult / answer / reason), so every step mixes turn kinds; the ``reference`` expert answers, every
 answer is verified, ended envs autoreset (NEXT_STEP). ``SyncVectorEnv`` wraps
 ``gym.make("EAPO-Math-v0", ...)`` — exactly what ``gym.make_vec(..., vectorization_mode="sync")``
 builds. Reported: env-steps/s (= N x vector steps / time) and ours / sync, as the median over
@@ -22,6 +22,7 @@ Usage:
     python benchmarks/bench_vector_env.py --quick           # fewer steps, N up to 1024
     python benchmarks/bench_vector_env.py --json
     python benchmarks/bench_vector_env.py --sizes 4096 --loop   # also vs a bare loop of single envs
+    python benchmarks/bench_vector_env.py --sizes 4096 --mix answer-heavy --repeats 3
 """
 
 from __future__ import annotations
@@ -39,17 +40,10 @@ import gymnasium as gym
 from gymnasium.vector import SyncVectorEnv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import eapo_env  # noqa: E402, F401  (registers the ids)
-from eapo_env.problems import SequenceSource  # noqa: E402
 from bench_env_step import ACTIONS  # noqa: E402
 
-
-class SharedSource(SequenceSource):
-    """A read-only problem list shared by every env: ``gym.make`` deep-copies its keyword arguments,
-    which for 20k problems x 4096 envs would take minutes (and measure nothing about the env)."""
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SharedSource:
-        return self
+import eapo_env  # noqa: E402, F401  (registers the ids)
+from eapo_env.problems import SequenceSource  # noqa: E402
 
 
 def problem_spec(kind: str, count: int = 20_000) -> Any:
@@ -58,11 +52,19 @@ def problem_spec(kind: str, count: int = 20_000) -> Any:
         return "generated"
     source = eapo_env.load_problems("generated")
     step = max(1, len(source) // count)
-    return SharedSource([source[i * step] for i in range(count)], name="generated-list")
+    return SequenceSource([source[i * step] for i in range(count)], name="generated-list")
 
 
-def action_rows(n: int, steps: int) -> list[list[str]]:
-    return [[ACTIONS[(t + i) % len(ACTIONS)] for i in range(n)] for t in range(steps)]
+#: Action cycles: ``cycle`` is bench_env_step's reason / consult / reason / answer; ``answer-heavy``
+#: answers every other turn (each answer is verified; the env autoresets on its next step).
+MIXES: dict[str, tuple[str, ...]] = {
+    "cycle": ACTIONS,
+    "answer-heavy": (ACTIONS[3], ACTIONS[1], ACTIONS[3], ACTIONS[0]),
+}
+
+
+def action_rows(n: int, steps: int, actions: Sequence[str] = ACTIONS) -> list[list[str]]:
+    return [[actions[(t + i) % len(actions)] for i in range(n)] for t in range(steps)]
 
 
 def timed(vec: Any, rows: list[list[str]], clock: Any, warmup: int = 4) -> float:
@@ -108,28 +110,29 @@ class LoopOfEnvs:
             env.close()
 
 
-def bench_one(n: int, steps: int, problems: Any, repeats: int, clock: Any, loop: bool = False) -> dict[str, Any]:
+def bench_one(
+    n: int, steps: int, problems: Any, repeats: int, clock: Any, loop: bool = False, mix: str = "cycle"
+) -> dict[str, Any]:
     """``repeats`` back-to-back pairs (ours, then sync); the ratio is the median of the pairs' ratios.
 
-    Both are timed over whole periods of the 4-action cycle after the same warm-up, so they step
-    the same mix of turns. Ours runs 4x as many steps as sync so that both timings last about as
-    long: a short timing is more exposed to a noisy neighbour on a shared machine.
+    Both are timed over the same whole periods of the 4-action cycle after the same warm-up, so they
+    step the same mix of turns.
     """
     kwargs = dict(problems=problems, expert="reference")
     ours = gym.make_vec("EAPO-Math-v0", num_envs=n, **kwargs)
     sync = SyncVectorEnv([lambda: gym.make("EAPO-Math-v0", **kwargs) for _ in range(n)])
     steps = -(-steps // 4) * 4  # whole periods of the action cycle
-    rows = action_rows(n, 4 * steps + 4)
+    rows = action_rows(n, steps + 4, MIXES[mix])
     pairs = []
     for _ in range(repeats):
-        pairs.append((timed(ours, rows, clock), timed(sync, rows[: steps + 4], clock)))
+        pairs.append((timed(ours, rows, clock), timed(sync, rows, clock)))
     ours.close(), sync.close()
     ratios = sorted(o / s for o, s in pairs)
     extra: dict[str, Any] = {}
     if loop:  # the bare loop, paired with ours the same way
         bare = LoopOfEnvs([gym.make("EAPO-Math-v0", **kwargs) for _ in range(n)])
         ours = gym.make_vec("EAPO-Math-v0", num_envs=n, **kwargs)
-        loop_pairs = [(timed(ours, rows, clock), timed(bare, rows[: steps + 4], clock)) for _ in range(repeats)]
+        loop_pairs = [(timed(ours, rows, clock), timed(bare, rows, clock)) for _ in range(repeats)]
         ours.close(), bare.close()
         extra = {"loop_steps_per_s": statistics.median(b for _, b in loop_pairs),
                  "loop_ratio": statistics.median(o / b for o, b in loop_pairs)}
@@ -152,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wall", action="store_true", help="wall-clock time instead of process CPU time")
     parser.add_argument("--problems", choices=("list", "generated"), default="list")
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="cycle", help="the action cycle (see MIXES)")
     parser.add_argument("--repeats", type=int, default=5, help="back-to-back (ours, sync) pairs per N")
     parser.add_argument("--loop", action="store_true",
                         help="also pair ours with a bare Python loop over N single envs (no info merge)")
@@ -162,14 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = problem_spec(args.problems)
     rows = []
     for n in sizes:
-        steps = max(16, env_steps // n)  # sync's timed steps; ours runs 4x as many
-        rows.append(bench_one(n, steps, problems, 1 if args.quick else args.repeats, clock, args.loop))
+        steps = max(16, env_steps // n)  # timed vector steps of each
+        rows.append(bench_one(n, steps, problems, 1 if args.quick else args.repeats, clock, args.loop, args.mix))
     if args.json:
         print(json.dumps({"benchmark": "vector_env", "clock": "wall" if args.wall else "cpu",
-                          "problems": args.problems, "rows": rows}))
+                          "problems": args.problems, "mix": args.mix, "rows": rows}))
         return 0
     print(f"env-steps/s ({'wall' if args.wall else 'CPU'} time), reference expert, verified answers, "
-          f"problems={args.problems}, NEXT_STEP autoreset")
+          f"problems={args.problems}, mix={args.mix}, NEXT_STEP autoreset")
     print(f"{'N':>6} {'EAPOVectorEnv':>14} {'SyncVectorEnv':>14} {'ratio':>7} {'(min-max of pairs)':>19}")
     for r in rows:
         print(f"{r['num_envs']:>6} {r['ours_steps_per_s']:>14,.0f} {r['sync_steps_per_s']:>14,.0f} "

@@ -7,7 +7,7 @@ is unfit for LLM text. :class:`TextSpace` holds any ``str`` whose length (in cod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,7 +69,7 @@ class TextSpace(Space[str]):
     def is_np_flattenable(self) -> bool:
         return False
 
-    def to_jsonable(self, sample_n: Sequence[str]) -> list[str]:
+    def to_jsonable(self, sample_n: Iterable[str]) -> list[str]:
         return list(sample_n)
 
     def from_jsonable(self, sample_n: Sequence[str]) -> list[str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, cast
 
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
@@ -25,6 +25,12 @@ from envs import turns
 from envs.step import ResetInfo
 
 Source = Literal["prompt", "policy", "expert", "env"]
+
+
+def eapo_unwrapped(env: gym.Env[Any, Any]) -> EAPOMathEnv:
+    """``env.unwrapped``, typed as the EAPO env whose knobs the wrappers drive (no runtime check: an
+    env with the same attributes works too)."""
+    return cast(EAPOMathEnv, env.unwrapped)
 
 
 class SharedKwargsSpec(EnvSpec):
@@ -96,6 +102,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         self.max_question_chars = max_question_chars
         self.expert_timeout_s = expert_timeout_s
         self.render_mode = render_mode
+        self.max_action_chars = max_action_chars
         self.action_space = TextSpace(max_action_chars)
         # Bound on any observation: the prompt, or an experts block of K capped replies.
         prompt_room = max_question_chars + len(prompts.TRAIN_PROMPT) + 64
@@ -114,11 +121,11 @@ class EAPOMathEnv(gym.Env[str, str]):
         self._started = False
         #: Prefix of this env's request ids (a vector env sets ``"env<i>/"`` so ids are unique in its batch).
         self.request_prefix = ""
-        self._prepared: tuple[turns.TurnPlan, dict[str, Any] | None] | None = None  # plan, RNG state before
+        self._prepared: tuple[turns.TurnPlan, Mapping[str, Any] | None] | None = None  # plan, RNG state before
         self._supplied: list[ExpertReply] | None = None
 
     # ------------------------------------------------------------------ knobs
-    @property  # type: ignore[override]
+    @property
     def spec(self) -> EnvSpec | None:
         """The env's spec (set by ``gym.make``); its deep copies share live kwargs (see :class:`SharedKwargsSpec`)."""
         return self._spec
@@ -213,8 +220,9 @@ class EAPOMathEnv(gym.Env[str, str]):
         self.discard_prepared()
         # Only acceptance draws (0 < p < 1) move the RNG during a turn: then it is saved, to be restored.
         rng_state = self.np_random.bit_generator.state if 0.0 < self._acceptance_prob < 1.0 else None
-        self._prepared = (self._plan(action), rng_state)
-        return list(self._prepared[0].requests)
+        plan = self._plan(action)
+        self._prepared = (plan, rng_state)
+        return list(plan.requests)
 
     def supply_replies(self, replies: Sequence[ExpertReply]) -> None:
         """Phase 2 input: one reply per request :meth:`prepare_step` returned, same order.
@@ -251,7 +259,7 @@ class EAPOMathEnv(gym.Env[str, str]):
             raise RuntimeError("the episode is over (terminated or truncated); call reset() before step()")
 
     def _knobs(self) -> turns.TurnKnobs:
-        return turns.TurnKnobs(self.max_experts, self._acceptance_prob, self.eval_mode, self.action_space.max_length)
+        return turns.TurnKnobs(self.max_experts, self._acceptance_prob, self.eval_mode, self.max_action_chars)
 
     def _plan(self, action: str) -> turns.TurnPlan:
         assert self.problem is not None

@@ -128,7 +128,7 @@ def _stop_ids(tokenizer: Any) -> tuple[set[int], bool]:
     return ids, text_check
 
 
-class EAPOTokenEnv(gym.Env[np.ndarray, int]):
+class EAPOTokenEnv(gym.Env[np.ndarray, np.int64]):
     """Token-level view of an EAPO text env (see the module docs).
 
     Args:

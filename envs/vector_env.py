@@ -48,7 +48,7 @@ from eapo_env.experts.base import ConsultCall
 from eapo_env.problems import load_problems
 from eapo_env.progress import set_progress
 from eapo_env.registration import EVAL_ID, TRAIN_ID
-from envs.math_env import EAPOMathEnv
+from envs.math_env import EAPOMathEnv, Source
 from envs.step import StepResult
 from envs.vector_info import ConsultSlice, PendingStep, compact_info, merge_infos
 
@@ -129,7 +129,7 @@ class EAPOVectorEnv(VectorEnv):
         return [base.problem for base in self.bases]
 
     @property
-    def transcripts(self) -> list[list[tuple[str, str]]]:
+    def transcripts(self) -> list[list[tuple[Source, str]]]:
         """Per env, ``env.unwrapped.transcript``."""
         return [base.transcript for base in self.bases]
 

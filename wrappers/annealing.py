@@ -8,6 +8,7 @@ import gymnasium as gym
 
 from eapo_env.progress import set_progress
 from eapo_env.schedules import Schedule, as_schedule
+from envs.math_env import eapo_unwrapped
 
 
 class ScheduledKnob(gym.Wrapper[str, str, str, str]):
@@ -35,7 +36,7 @@ class ScheduledKnob(gym.Wrapper[str, str, str, str]):
 
     def set_progress(self, step: int) -> None:
         self._external_step = int(step)
-        if not self.env.unwrapped.in_episode:
+        if not eapo_unwrapped(self.env).in_episode:
             self.write_knob(self.schedule(self.clock))
         set_progress(self.env, step)
 
@@ -57,7 +58,7 @@ class AcceptanceAnnealing(ScheduledKnob):
     """
 
     def write_knob(self, value: float) -> None:
-        self.env.unwrapped.acceptance_prob = min(1.0, max(0.0, float(value)))
+        eapo_unwrapped(self.env).acceptance_prob = min(1.0, max(0.0, float(value)))
 
 
 class TurnBudget(ScheduledKnob):
@@ -78,4 +79,4 @@ class TurnBudget(ScheduledKnob):
         self.min_turns = min_turns
 
     def write_knob(self, value: float) -> None:
-        self.env.unwrapped.max_turns = max(self.min_turns, int(round(float(value))))
+        eapo_unwrapped(self.env).max_turns = max(self.min_turns, int(round(float(value))))

@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 
 from eapo_env.progress import set_progress
+from envs.math_env import eapo_unwrapped
 
 
 class EvalMode(gym.Wrapper[str, str, str, str]):
@@ -31,9 +32,10 @@ class EvalMode(gym.Wrapper[str, str, str, str]):
         self._apply()
 
     def _apply(self) -> None:
-        self.env.unwrapped.eval_mode = True
+        base = eapo_unwrapped(self.env)
+        base.eval_mode = True
         if self.eval_max_turns is not None:
-            self.env.unwrapped.max_turns = self.eval_max_turns
+            base.max_turns = self.eval_max_turns
 
     def set_progress(self, step: int) -> None:
         set_progress(self.env, step)

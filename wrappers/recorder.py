@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 
 from eapo_env.progress import set_progress
+from envs.math_env import eapo_unwrapped
 
 
 class RecordEpisodes(gym.Wrapper[str, str, str, str]):
@@ -45,11 +46,11 @@ class RecordEpisodes(gym.Wrapper[str, str, str, str]):
         self._return = 0.0
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._return += float(reward)
         if terminated or truncated:
-            base = self.env.unwrapped
+            base = eapo_unwrapped(self.env)
             record = {
                 "problem_id": info.get("problem_id"),
                 "seed": self._seed,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 
@@ -11,6 +11,7 @@ from eapo_env.problems import Problem
 from eapo_env.progress import set_progress
 from eapo_env.schedules import Schedule, as_schedule
 from eapo_env.verify import Verdict, verify_problem
+from envs.math_env import eapo_unwrapped
 
 #: verifier(prediction, problem) -> Verdict; swap in F1, unit tests for code, an LLM judge, ...
 Verifier = Callable[[str, Problem], Verdict]
@@ -39,10 +40,12 @@ class RewardVerification(gym.Wrapper[str, str, str, str]):
     def set_progress(self, step: int) -> None:
         set_progress(self.env, step)
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated and info.get("answer") is not None:
-            verdict = self.verifier(info["answer"], self.env.unwrapped.problem)
+            problem = eapo_unwrapped(self.env).problem
+            assert problem is not None
+            verdict = self.verifier(info["answer"], problem)
             reward = float(reward) + verdict.score
             info["verdict"] = verdict.status
             info["correct"] = verdict.status == "correct"
@@ -76,7 +79,7 @@ class ConsultPenalty(gym.Wrapper[str, str, str, str]):
         self._step = int(step)
         set_progress(self.env, step)
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if info.get("action") == "consult" and not info.get("format_error"):
             units = info.get("queries", 1) if self.per_query else 1
