@@ -75,14 +75,3 @@ class StepResult(NamedTuple):
         """A ``StepResult`` from ``env.step``'s 5-tuple (reward as float, flags as bool)."""
         obs, reward, terminated, truncated, info = step
         return cls(obs, float(reward), bool(terminated), bool(truncated), info)
-
-
-#: Keys every step's ``info`` carries (before wrappers).
-STEP_INFO_KEYS: tuple[str, ...] = (
-    "problem_id", "action", "queries", "accepted", "unavailable", "dropped_queries", "blank_queries",
-    "format_error", "action_truncated", "expert_timeouts", "expert_errors", "turn", "turns_left", "consults",
-)
-#: Keys a step's ``info`` (before wrappers) carries only sometimes.
-OPTIONAL_STEP_INFO_KEYS: tuple[str, ...] = ("expert_slots", "replies_cut", "consult_disabled", "answer")
-#: Keys of the ``info`` returned by ``reset``.
-RESET_INFO_KEYS: tuple[str, ...] = tuple(ResetInfo.__annotations__)

@@ -150,11 +150,6 @@ class TurnPlan:
     accepted: list[bool] = field(default_factory=list)
     requests: list[ExpertRequest] = field(default_factory=list)
 
-    @property
-    def needs_experts_block(self) -> bool:
-        """A consult whose observation is the experts block (even when every query was rejected)."""
-        return self.parsed.kind == "consult" and self.early_observation is None
-
 
 def plan_turn(
     action: Any, knobs: TurnKnobs, problem: Problem, request_prefix: str, rng: np.random.Generator

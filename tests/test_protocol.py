@@ -130,15 +130,14 @@ _near_text = st.lists(
 
 @st.composite
 def near_canonical(draw: st.DrawFn) -> str:
-    """Actions in (or one edit away from) the prompt's own format, which the parser reads by a
-    shortcut: stray ``<`` or tags in the texts, blank or surplus queries, whitespace between tags,
-    text after the block."""
+    """Actions in (or one edit away from) the prompt's own format, what a policy mostly writes: stray
+    ``<`` or tags in the texts, blank or surplus queries, whitespace between tags, text after the block."""
     head = draw(_near_text)
     if draw(st.booleans()):
         block = "<answer>" + draw(_near_text) + "</answer>"
     else:
         sep = draw(st.sampled_from(["", "", " ", "\n"]))
-        plain = st.text(alphabet="ab \n", max_size=4)  # mostly well-formed, so the shortcut is taken
+        plain = st.text(alphabet="ab \n", max_size=4)  # mostly well-formed
         queries = draw(st.lists(st.one_of(plain, plain, _near_text), max_size=6))
         block = "<consult>" + sep.join("<query>" + q + "</query>" for q in queries) + sep + "</consult>"
     return head + block + draw(st.sampled_from(["", "", " ", "x", "</answer>", "<answer>1</answer>"]))
@@ -154,7 +153,7 @@ def near_canonical(draw: st.DrawFn) -> str:
 @example("<answer>1</answer> <consult><query>a</query></consult>", 3)  # an earlier block decides
 @example("<consult></consult> <consult><query>a</query></consult>", 3)
 @example("<consult><query>a</query></consult> <answer>1</answer>", 3)
-def test_parser_shortcut_for_the_prompt_format_follows_the_rules(action, k):
+def test_parser_reads_the_prompt_format_and_its_near_misses_by_the_rules(action, k):
     assert tuple(parse_action(action, max_queries=k)) == _oracle(action, k)
 
 

@@ -188,3 +188,19 @@ def test_user_wrappers_through_make_vec_and_what_gymnasium_refuses():
     sync = gym.make_vec("EAPO-Math-v0", num_envs=2, vectorization_mode="sync", wrappers=[LengthPenalty], **KW)
     sync.reset(seed=0)
     assert np.allclose(sync.step(("abcd", "ab"))[1], [-0.004, -0.002])
+
+
+@given(seed=st.integers(0, 100), actions=st.lists(ACTIONS, min_size=1, max_size=5), p=st.sampled_from([0.0, 0.5, 1.0]))
+def test_every_info_key_is_a_documented_step_info_field(seed, actions, p):
+    from envs import ResetInfo, StepInfo
+
+    env = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=p, consult_penalty=0.1, **KW)
+    _, info = env.reset(seed=seed)
+    assert set(info) == set(ResetInfo.__annotations__)
+    for action in actions:
+        *_, terminated, truncated, info = env.step(action)
+        assert set(info) <= set(StepInfo.__annotations__), set(info) - set(StepInfo.__annotations__)
+        assert {"problem_id", "action", "turn", "turns_left", "consults", "accepted"} <= set(info)
+        if terminated or truncated:
+            assert isinstance(info["correct"], bool) and "verdict" in info
+            env.reset()
