@@ -121,11 +121,12 @@ def verify_many(
 
 
 def _candidate(text: str, options: VerifyOptions = DEFAULT_OPTIONS) -> str:
-    s = text.strip()
-    if not s or (len(s) < 400 and _is_int(s)):
-        return s  # a bare integer: nothing to extract, the hot path for env answers
+    if "\\" not in text and "<answer>" not in text:
+        s = text.strip()
+        if not s or (len(s) < 400 and _is_int(s)):
+            return s  # a bare integer: nothing to extract, the hot path for env answers
     found = find_answer(text, options)
-    return s if found is None else found.strip()
+    return text.strip() if found is None else found.strip()
 
 
 def _text_candidate(text: str) -> str:
@@ -148,13 +149,19 @@ class _Gold(NamedTuple):
 
 
 @functools.lru_cache(maxsize=65536)
-def _gold_forms(gold: str, options: VerifyOptions | None = None) -> _Gold:
+def _gold_forms(gold: str) -> _Gold:
     """The gold's answer text and number forms, parsed once per distinct gold string.
 
     A reference answer is trusted data that every episode of its problem (and every sample of a
-    GRPO group) is verified against. Predictions and verdicts are never cached.
+    GRPO group) is verified against. Predictions and verdicts are never cached. One ``str``
+    argument: the cache's cheapest key (the hot path); other options use :func:`_gold_forms_with`.
     """
-    options = options or DEFAULT_OPTIONS  # None (the default) is the cheap cache key
+    return _gold_forms_with(gold, DEFAULT_OPTIONS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _gold_forms_with(gold: str, options: VerifyOptions) -> _Gold:
+    """:func:`_gold_forms` under non-default options."""
     g = _candidate(gold, options)
     if not g or len(g) > MAX_ANSWER_CHARS:
         return _Gold(g, None, None, False)
@@ -171,7 +178,7 @@ def _gold_forms(gold: str, options: VerifyOptions | None = None) -> _Gold:
 
 def _verify_math(prediction: str, gold_text: str, timeout_s: float, options: VerifyOptions) -> Verdict:
     p = _candidate(prediction, options)
-    gold = _gold_forms(gold_text, None if options is DEFAULT_OPTIONS else options)
+    gold = _gold_forms(gold_text) if options is DEFAULT_OPTIONS else _gold_forms_with(gold_text, options)
     g, gn, g_int = gold.text, gold.number, gold.int_value
     if not p or len(p) > MAX_ANSWER_CHARS:
         return UNPARSEABLE

@@ -51,6 +51,14 @@ def find_answer(text: str, options: VerifyOptions) -> str | None:
         '10,455'
     """
     start = text.find("<answer>")
+    if start < 0:  # fast path: one plain box near the end ("... is $\\boxed{42}$."), the usual policy answer
+        last = text.rfind("\\boxed{")
+        close = text.find("}", last + 7) if last >= 0 else -1
+        # No box may follow it (an \\fbox) nor start just before it (a group): "box" within 600 characters.
+        if close >= 0 and len(text) - close < 12 and text.find("{", last + 7, close) < 0 \
+                and text.find("\\fbox", close) < 0 \
+                and (not options.box_groups or text.rfind("box", max(0, last - 600), last) < 0):
+            return text[last + 7:close].strip()  # too little text after it for a final-answer sentence
     if start >= 0:
         end = text.find("</answer>", start + 8)
         if end >= 0:
