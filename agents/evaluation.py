@@ -255,7 +255,6 @@ def evaluate(
     import torch
 
     import eapo_env
-    from agents.metrics import episode_correct
     from agents.policy.tokenizer import encode_prompt, encode_segment
     from agents.rollout import make_engine
 
@@ -273,8 +272,7 @@ def evaluate(
     )
     jobs = [(i, j) for i in range(len(plist)) for j in range(k)]
     n_envs = min(batch_episodes, len(jobs))
-    envs = [gym.make(eapo_env.EVAL_ID, problems=plist, max_turns=max_turns, eval_max_turns=max_turns,
-                     max_experts=max_experts) for _ in range(n_envs)]
+    vecs: dict[int, Any] = {}  # one vector env per chunk size (the last chunk may be smaller)
     episodes: list[list[dict[str, Any]]] = [[] for _ in plist]
     rng = np.random.default_rng([seed, 0xE7A1])
     was_training = model.training
@@ -282,30 +280,38 @@ def evaluate(
     with torch.no_grad():
         for start in range(0, len(jobs), n_envs):
             chunk = jobs[start : start + n_envs]
+            if len(chunk) not in vecs:
+                vecs[len(chunk)] = gym.make_vec(eapo_env.EVAL_ID, num_envs=len(chunk), problems=plist,
+                                                max_turns=max_turns, eval_max_turns=max_turns, max_experts=max_experts)
             trajs = eng.rollout(
-                envs[: len(chunk)],
+                vecs[len(chunk)],
                 seeds=rng.integers(2**31 - 1, size=len(chunk)).tolist(),
                 options=[{"problem": plist[i]} for i, _ in chunk],
                 group_ids=[i for i, _ in chunk],
                 seed=int(rng.integers(2**62)),
             )
             for (i, _), t in zip(chunk, trajs):
-                episodes[i].append({
-                    "score": float(t.reward),
-                    "correct": episode_correct(t),
-                    "response_tokens": len(t.token_ids),
-                    "policy_tokens": t.num_policy_tokens,
-                    "consult_attempts": sum(1 for inf in t.infos if inf.get("action") == "consult"),
-                    "expert_calls": sum(int(inf.get("accepted", 0)) for inf in t.infos),
-                    "answered": bool(t.terminated),
-                })
-    for env in envs:
-        env.close()
+                episodes[i].append(_episode_record(t))
+    for vec in vecs.values():
+        vec.close()
     model.train(was_training)
     result = summarize([p.id for p in plist], episodes, k, pass_ks, seconds=time.perf_counter() - t0)
     if out_dir is not None:
         result.write(out_dir)
     return result
+
+
+def _episode_record(t: Any) -> dict[str, Any]:
+    """One evaluation episode's record for :func:`summarize`, read from the typed step infos."""
+    return {
+        "score": float(t.reward),
+        "correct": t.correct,
+        "response_tokens": len(t.token_ids),
+        "policy_tokens": t.num_policy_tokens,
+        "consult_attempts": sum(info["action"] == "consult" for info in t.infos),
+        "expert_calls": sum(info["accepted"] for info in t.infos),
+        "answered": t.terminated,
+    }
 
 
 def evaluate_policy_dir(policy: str | Path, problems: Any, out_dir: str | Path | None = None, device: str = "cpu", **kwargs: Any) -> EvalResult:

@@ -205,23 +205,92 @@ def test_unknown_engine_and_vllm_optional(model, tok):
             make_engine("vllm", "some/model", tok)
 
 
-def test_real_env(model, tok):
-    gym = pytest.importorskip("gymnasium")
-    pytest.importorskip("envs.math_env")
+def test_real_vector_env(model, tok):
+    """The engine over ``gym.make_vec``: typed step infos booked, correctness read from the env."""
+    import gymnasium as gym
+
     import eapo_env  # noqa: F401  (registers the ids)
 
-    envs = [gym.make("EAPO-Math-v0", problems="generated", expert="reference", max_turns=3) for _ in range(4)]
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=4, problems="generated", expert="reference", max_turns=3)
     eng = RolloutEngine(model, tok, max_turn_tokens=CAP, max_total_tokens=600, seed=0)
-    trajs = eng.rollout(envs, seeds=[0, 0, 1, 1], group_ids=[0, 0, 1, 1])
+    trajs = eng.rollout(vec, seeds=[0, 0, 1, 1], group_ids=[0, 0, 1, 1])
     for t in trajs:
         assert t.terminated or t.truncated
-        assert t.problem_id is not None and t.num_turns >= 1
-        assert all("turn" in info for info in t.infos)
+        assert t.problem_id is not None and t.num_turns == len(t.infos) >= 1
+        assert [info["turn"] for info in t.infos] == list(range(1, len(t.infos) + 1))
+        if not t.overlong:  # the env ended it: its own verdict, never a guess from the reward
+            assert t.correct == t.infos[-1]["correct"] and t.consults == t.infos[-1]["consults"]
     assert trajs[0].problem_id == trajs[1].problem_id
     batch = RolloutBatch.from_trajectories(trajs, pad_id=tok.pad_token_id)
     with torch.no_grad():
         lp = token_logprobs(model, batch.input_ids, batch.attention_mask)
     assert ((lp - batch.old_logprobs).abs() * batch.loss_mask).max() < 1e-4
+    vec.close()
+
+
+class SlowExpert:
+    """An async expert backend whose every call takes ``delay_s`` (a deterministic reply per request)."""
+
+    def __init__(self, delay_s: float = 0.3) -> None:
+        self.delay_s, self.calls = delay_s, 0
+
+    async def consult(self, requests):
+        import asyncio
+
+        from eapo_env.experts import ExpertReply
+
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        return [ExpertReply(f"hint {len(r.query)} for {r.problem.id}") for r in requests]
+
+
+@pytest.fixture(scope="module")
+def consulting(tok):
+    from agents_fixtures import train_consulting_model
+
+    return train_consulting_model(tok)
+
+
+def test_parked_rows_overlap_decoding_and_change_nothing(consulting, tok):
+    """Rows waiting on a slow expert are parked while the others decode on; the trajectories are
+    exactly those of the old path (each env stepped on its own, blocking), sampled at T = 1."""
+    import gymnasium as gym
+
+    from agents.rollout import PerEnvVector
+
+    def vec(expert):
+        return gym.make_vec("EAPO-Math-v0", num_envs=16, problems="generated:arithmetic:1", expert=expert, max_turns=3)
+
+    kw = dict(max_turn_tokens=CAP, max_total_tokens=700, temperature=1.0)
+    expert = SlowExpert()
+    eng = RolloutEngine(consulting, tok, **kw)
+    parked = eng.rollout(vec(expert), seeds=list(range(16)), seed=5)
+    stats = eng.stats
+    old = RolloutEngine(consulting, tok, **kw).rollout(PerEnvVector(vec(SlowExpert()).envs), seeds=list(range(16)), seed=5)
+    assert sum(t.consults for t in parked) >= 6  # the model really consults
+    first_turn = {(t.loss_mask + [0]).index(0) for t in parked}  # policy tokens before the first observation
+    assert len(first_turn) > 1  # rows stopped their first turn at different steps...
+    assert stats.overlapped_steps > 0  # ...and some decoded while others waited on the expert
+    assert expert.calls < sum(t.consults for t in parked)  # batched: fewer calls than consulting turns
+    for a, b in zip(parked, old):
+        assert (a.token_ids, a.loss_mask) == (b.token_ids, b.loss_mask)
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)  # other batch shapes: float rounding only
+        assert (a.reward, a.terminated, a.truncated, a.correct) == (b.reward, b.terminated, b.truncated, b.correct)
+        assert a.infos == b.infos
+
+
+def test_engines_agree_on_the_vector_env(consulting, tok):
+    """Greedy: ours (parked rows) and hf (lock-step) give the same episodes over the same vector env."""
+    import gymnasium as gym
+
+    runs = []
+    for name in ("ours", "hf"):
+        vec = gym.make_vec("EAPO-Math-v0", num_envs=4, problems="generated:arithmetic:1", expert=SlowExpert(0.05),
+                           max_turns=3)
+        eng = make_engine(name, consulting, tok, max_turn_tokens=CAP, max_total_tokens=700, temperature=0.0)
+        runs.append(eng.rollout(vec, seeds=[3, 4, 5, 6]))
+    assert [t.token_ids for t in runs[0]] == [t.token_ids for t in runs[1]]
+    assert [t.infos for t in runs[0]] == [t.infos for t in runs[1]]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs path needs a GPU")

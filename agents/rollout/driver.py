@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from agents.rollout.sampling import StopCriteria
 from agents.rollout.types import Trajectory
-
-if TYPE_CHECKING:
-    from envs.step import StepResult
+from envs.step import StepResult
 
 
 class PendingStep(Protocol):
@@ -57,7 +55,7 @@ class _Finished:
 
     waiting: tuple[int, ...] = ()
 
-    def __init__(self, completed: dict[int, Any]) -> None:
+    def __init__(self, completed: dict[int, StepResult]) -> None:
         self.completed = completed
 
     def ready(self) -> bool:
@@ -80,9 +78,9 @@ class PerEnvVector:
         return [self.envs[i].reset(seed=s, options=o) for i, s, o in zip(indices, seeds, options)]
 
     def submit(self, indices, actions) -> _Finished:
-        return _Finished({i: tuple(self.envs[i].step(a)) for i, a in zip(indices, actions)})
+        return _Finished({i: StepResult.of(self.envs[i].step(a)) for i, a in zip(indices, actions)})
 
-    def collect(self, pending: PendingStep) -> dict[int, Any]:
+    def collect(self, pending: PendingStep) -> dict[int, StepResult]:
         return {}
 
     def set_progress(self, step: int) -> None:
@@ -235,17 +233,17 @@ class EpisodeDriver:
         """Record env steps; append each going-on episode's observation tokens (loss mask 0)."""
         rejoin: list[int] = []
         ended: list[int] = []
-        for i, (obs, reward, terminated, truncated, info) in results.items():
-            traj = self.trajs[i]
+        for i, result in results.items():
+            traj, info = self.trajs[i], result.info
             traj.infos.append(info)
-            traj.reward += float(reward)
-            traj.terminated, traj.truncated = bool(terminated), bool(truncated)
-            traj.consults = int(info["consults"])
-            if terminated or truncated:
-                traj.correct = bool(info["correct"])
+            traj.reward += result.reward
+            traj.terminated, traj.truncated = result.terminated, result.truncated
+            traj.consults = info["consults"]
+            if result.terminated or result.truncated:
+                traj.correct = info["correct"]
                 ended.append(i)
                 continue
-            obs_ids = self.encode_observation(obs)
+            obs_ids = self.encode_observation(result.observation)
             if len(traj.prompt_ids) + len(traj.token_ids) + len(obs_ids) >= self.budget:
                 traj.truncated = traj.overlong = True  # no room left for a single policy token
                 ended.append(i)

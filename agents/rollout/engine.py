@@ -44,6 +44,7 @@ class RolloutStats:
     submits: int = 0  # vector-env submits (each at most one batched expert call)
     env_seconds: float = 0.0  # wall time inside the vector env's calls on this thread
     blocked_seconds: float = 0.0  # wall time with no row able to decode (all parked on experts)
+    overlapped_steps: int = 0  # decode steps run while some rows were parked on an expert call
 
 
 class _Slots:
@@ -207,6 +208,7 @@ class _Run:
                 queue += rejoin
                 continue
             assert logits is not None
+            stats.overlapped_steps += self.driver.waiting
             logits, rejoin = self._step(logits)
             queue += rejoin
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from envs.step import StepInfo
+
 
 @dataclass
 class Trajectory:
@@ -51,7 +53,7 @@ class Trajectory:
     num_turns: int = 0
     consults: int = 0
     correct: bool = False
-    infos: list[dict[str, Any]] = field(default_factory=list)
+    infos: list[StepInfo] = field(default_factory=list)
     group_id: int = 0
     problem_id: Any = None
     reset_info: dict[str, Any] = field(default_factory=dict)
