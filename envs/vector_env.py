@@ -273,11 +273,11 @@ class EAPOVectorEnv(VectorEnv):
         if pending.collected:
             raise RuntimeError("this PendingStep was already collected")
         pending.collected = True
+        self._in_flight.difference_update(pending.waiting)  # first: an exception below frees them too
         results: dict[int, StepResult] = {}
         for call, slices in pending.calls:
             replies = call.result()
             for s in slices:
-                self._in_flight.discard(s.env)
                 self.bases[s.env].supply_replies(replies[s.start : s.start + s.count])
                 results[s.env] = StepResult.of(self.envs[s.env].step(pending.actions[s.env]))
         return results
