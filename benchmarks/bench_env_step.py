@@ -102,11 +102,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps = args.steps or (5_000 if args.quick else 30_000)
     rows = run(steps, 1 if args.quick else 3)
     if args.json:
-        print(json.dumps({"benchmark": "env_step", "clock": "wall" if args.wall else "cpu",
-                          "problems": args.problems, "rows": rows}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "env_step",
+                    "clock": "wall" if args.wall else "cpu",
+                    "problems": args.problems,
+                    "rows": rows,
+                }
+            )
+        )
         return 0
-    print(f"single-env speed ({'wall' if args.wall else 'CPU'} time), reference expert, cycle of "
-          f"{len(ACTIONS)} ~200-char actions, problems={args.problems}")
+    print(
+        f"single-env speed ({'wall' if args.wall else 'CPU'} time), reference expert, cycle of "
+        f"{len(ACTIONS)} ~200-char actions, problems={args.problems}"
+    )
     print(f"{'env':<36} {'steps':>8} {'steps/s':>10}")
     for row in rows:
         print(f"{row['env']:<36} {row['steps']:>8} {row['steps_per_s']:>10,.0f}")

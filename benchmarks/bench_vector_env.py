@@ -134,8 +134,10 @@ def bench_one(
         ours = gym.make_vec("EAPO-Math-v0", num_envs=n, **kwargs)
         loop_pairs = [(timed(ours, rows, clock), timed(bare, rows, clock)) for _ in range(repeats)]
         ours.close(), bare.close()
-        extra = {"loop_steps_per_s": statistics.median(b for _, b in loop_pairs),
-                 "loop_ratio": statistics.median(o / b for o, b in loop_pairs)}
+        extra = {
+            "loop_steps_per_s": statistics.median(b for _, b in loop_pairs),
+            "loop_ratio": statistics.median(o / b for o, b in loop_pairs),
+        }
     return {
         "num_envs": n,
         "ours_steps_per_s": statistics.median(o for o, _ in pairs),
@@ -157,8 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
     parser.add_argument("--mix", choices=sorted(MIXES), default="cycle", help="the action cycle (see MIXES)")
     parser.add_argument("--repeats", type=int, default=5, help="back-to-back (ours, sync) pairs per N")
-    parser.add_argument("--loop", action="store_true",
-                        help="also pair ours with a bare Python loop over N single envs (no info merge)")
+    parser.add_argument(
+        "--loop", action="store_true", help="also pair ours with a bare Python loop over N single envs (no info merge)"
+    )
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1, 64, 1024] if args.quick else [1, 64, 1024, 4096])
     env_steps = 20_000 if args.quick else 100_000  # per N and repeat, for sync
@@ -169,17 +172,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps = max(16, env_steps // n)  # timed vector steps of each
         rows.append(bench_one(n, steps, problems, 1 if args.quick else args.repeats, clock, args.loop, args.mix))
     if args.json:
-        print(json.dumps({"benchmark": "vector_env", "clock": "wall" if args.wall else "cpu",
-                          "problems": args.problems, "mix": args.mix, "rows": rows}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "vector_env",
+                    "clock": "wall" if args.wall else "cpu",
+                    "problems": args.problems,
+                    "mix": args.mix,
+                    "rows": rows,
+                }
+            )
+        )
         return 0
-    print(f"env-steps/s ({'wall' if args.wall else 'CPU'} time), reference expert, verified answers, "
-          f"problems={args.problems}, mix={args.mix}, NEXT_STEP autoreset")
+    print(
+        f"env-steps/s ({'wall' if args.wall else 'CPU'} time), reference expert, verified answers, "
+        f"problems={args.problems}, mix={args.mix}, NEXT_STEP autoreset"
+    )
     print(f"{'N':>6} {'EAPOVectorEnv':>14} {'SyncVectorEnv':>14} {'ratio':>7} {'(min-max of pairs)':>19}")
     for r in rows:
-        print(f"{r['num_envs']:>6} {r['ours_steps_per_s']:>14,.0f} {r['sync_steps_per_s']:>14,.0f} "
-              f"{r['ratio']:>6.1f}x {r['ratio_min']:>9.1f}-{r['ratio_max']:.1f}x")
+        print(
+            f"{r['num_envs']:>6} {r['ours_steps_per_s']:>14,.0f} {r['sync_steps_per_s']:>14,.0f} "
+            f"{r['ratio']:>6.1f}x {r['ratio_min']:>9.1f}-{r['ratio_max']:.1f}x"
+        )
         if "loop_ratio" in r:
-            print(f"{'':>6} {'':>14} {'bare loop':>14} {r['loop_steps_per_s']:>12,.0f}/s  ours / loop {r['loop_ratio']:.1f}x")
+            print(
+                f"{'':>6} {'':>14} {'bare loop':>14} {r['loop_steps_per_s']:>12,.0f}/s  ours / loop {r['loop_ratio']:.1f}x"
+            )
     return 0
 
 

@@ -73,10 +73,15 @@ def make_workload(n: int) -> list[dict[str, Any]]:
         p = source[i]
         right = i % 2 == 0
         body = p.answer if right else wrong_answer(p.answer)
-        rows.append({
-            "id": p.id, "question": p.question, "answer": p.answer,
-            "action": f"{PREAMBLE}<answer>\\boxed{{{body}}}</answer>", "expect_correct": right,
-        })
+        rows.append(
+            {
+                "id": p.id,
+                "question": p.question,
+                "answer": p.answer,
+                "action": f"{PREAMBLE}<answer>\\boxed{{{body}}}</answer>",
+                "expect_correct": right,
+            }
+        )
     return rows
 
 
@@ -166,11 +171,26 @@ class GemUnavailable(RuntimeError):
 
 
 def run_worker(python: Path, side: str, data: Path, reps: int, extra: list[str], timeout_s: float) -> dict[str, Any]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYTHONHASHSEED": "0"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONHASHSEED": "0",
+    }
     if side != "ours":
         env.pop("PYTHONPATH", None)
-    cmd = [str(python), str(Path(__file__).resolve()), "--_worker", side, "--_data", str(data), "--reps", str(reps), *extra]
+    cmd = [
+        str(python),
+        str(Path(__file__).resolve()),
+        "--_worker",
+        side,
+        "--_data",
+        str(data),
+        "--reps",
+        str(reps),
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s, cwd=ROOT)
     if proc.returncode != 0:
         msg = f"{side} worker failed (rc={proc.returncode}): {' '.join(cmd)}\n{(proc.stdout + proc.stderr)[-3000:]}"
@@ -207,14 +227,18 @@ def main(argv: list[str] | None = None) -> int:
         args.problems, args.reps = 128, 2
     py_gem = gem_python()
     if not py_gem.is_file():
-        loud(f"GEM IS NOT INSTALLED: no {py_gem}.\nRun `bash scripts/setup_gem_venv.sh` "
-             "(or point EAPO_GEM_VENV at a venv with gem-llm, datasets, pylatexenc), then rerun.")
+        loud(
+            f"GEM IS NOT INSTALLED: no {py_gem}.\nRun `bash scripts/setup_gem_venv.sh` "
+            "(or point EAPO_GEM_VENV at a venv with gem-llm, datasets, pylatexenc), then rerun."
+        )
         return 2
 
     rows = make_workload(args.problems)
     expect = [r["expect_correct"] for r in rows]
-    sides = [("ours", Path(sys.executable), "EAPO-Math-v0 (gym.make, in-process verify)"),
-             ("gem", py_gem, "GEM MathEnv use_mp=False (signal timeout)")]
+    sides = [
+        ("ours", Path(sys.executable), "EAPO-Math-v0 (gym.make, in-process verify)"),
+        ("gem", py_gem, "GEM MathEnv use_mp=False (signal timeout)"),
+    ]
     if not args.no_gem_mp:
         sides.append(("gem-mp", py_gem, "GEM MathEnv use_mp=True (default; 1-proc pool)"))
     results: dict[str, Any] = {}
@@ -230,34 +254,47 @@ def main(argv: list[str] | None = None) -> int:
             med = statistics.median(res["times_s"])
             agree = sum(a == b for a, b in zip(res["verdicts"], expect))
             results[side] = {
-                "median_s": med, "times_s": res["times_s"], "steps_per_s": len(rows) / med,
-                "us_per_step": 1e6 * med / len(rows), "verdict_agreement": agree / len(rows),
+                "median_s": med,
+                "times_s": res["times_s"],
+                "steps_per_s": len(rows) / med,
+                "us_per_step": 1e6 * med / len(rows),
+                "verdict_agreement": agree / len(rows),
             }
 
     ours = results["ours"]["steps_per_s"]
-    for side, res in results.items():
+    for res in results.values():
         res["ratio_ours_over_this"] = ours / res["steps_per_s"]
     summary = {
-        "benchmark": "env_vs_gem", "episodes_per_pass": len(rows), "reps": args.reps,
+        "benchmark": "env_vs_gem",
+        "episodes_per_pass": len(rows),
+        "reps": args.reps,
         "results": results,
         "speedup_vs_gem": results["ours"]["steps_per_s"] / results["gem"]["steps_per_s"],
-        "speedup_vs_gem_default": (results["ours"]["steps_per_s"] / results["gem-mp"]["steps_per_s"]
-                                   if "gem-mp" in results else None),
+        "speedup_vs_gem_default": (
+            results["ours"]["steps_per_s"] / results["gem-mp"]["steps_per_s"] if "gem-mp" in results else None
+        ),
     }
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"Env throughput, {len(rows)} single-step episodes (reset + answer step) per pass, "
-              f"median of {args.reps} passes; same problems, same action strings")
+        print(
+            f"Env throughput, {len(rows)} single-step episodes (reset + answer step) per pass, "
+            f"median of {args.reps} passes; same problems, same action strings"
+        )
         print(f"{'env':<50} {'steps/s':>10} {'us/step':>10} {'ours x':>8} {'verdicts ok':>12}")
         for side, _, label in sides:
             r = results[side]
-            print(f"{label:<50} {r['steps_per_s']:>10.0f} {r['us_per_step']:>10.1f} "
-                  f"{r['ratio_ours_over_this']:>8.2f} {100 * r['verdict_agreement']:>11.1f}%")
+            print(
+                f"{label:<50} {r['steps_per_s']:>10.0f} {r['us_per_step']:>10.1f} "
+                f"{r['ratio_ours_over_this']:>8.2f} {100 * r['verdict_agreement']:>11.1f}%"
+            )
         for side, r in results.items():
             if r["verdict_agreement"] < 1.0:
-                print(f"warning: {side} verdicts disagree with the intended labels on "
-                      f"{round((1 - r['verdict_agreement']) * len(rows))} episodes", file=sys.stderr)
+                print(
+                    f"warning: {side} verdicts disagree with the intended labels on "
+                    f"{round((1 - r['verdict_agreement']) * len(rows))} episodes",
+                    file=sys.stderr,
+                )
     return 0
 
 

@@ -39,8 +39,16 @@ EXPERTS_OPEN, EXPERTS_CLOSE = "<experts>", "</experts>"
 STOP_STRINGS: tuple[str, ...] = (CONSULT_CLOSE, ANSWER_CLOSE)
 #: Every tag of the protocol; tokenizers add them as single tokens.
 PROTOCOL_TAGS: tuple[str, ...] = (
-    THINK_OPEN, THINK_CLOSE, CONSULT_OPEN, CONSULT_CLOSE, QUERY_OPEN, QUERY_CLOSE,
-    ANSWER_OPEN, ANSWER_CLOSE, EXPERTS_OPEN, EXPERTS_CLOSE,
+    THINK_OPEN,
+    THINK_CLOSE,
+    CONSULT_OPEN,
+    CONSULT_CLOSE,
+    QUERY_OPEN,
+    QUERY_CLOSE,
+    ANSWER_OPEN,
+    ANSWER_CLOSE,
+    EXPERTS_OPEN,
+    EXPERTS_CLOSE,
 )
 
 ActionKind = Literal["reason", "consult", "answer"]
@@ -116,9 +124,7 @@ def _consult_action(body: str, max_queries: int) -> ParsedAction:
     queries = [q for q in texts if q]
     blank = len(texts) - len(queries)
     kept = tuple(queries[:max_queries])
-    return ParsedAction(
-        "consult", None, kept, len(queries) - len(kept), blank, "" if kept else "empty_consult"
-    )
+    return ParsedAction("consult", None, kept, len(queries) - len(kept), blank, "" if kept else "empty_consult")
 
 
 def escape_expert_text(text: str) -> str:

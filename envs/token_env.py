@@ -191,7 +191,9 @@ class EAPOTokenEnv(gym.Env[np.ndarray, np.int64]):
         self.tokens.extend(ids)
         self.policy_mask.extend([False] * len(ids))
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         text, info = self.text_env.reset(seed=seed, options=options)
         self.tokens, self.policy_mask, self._turn = [], [], []

@@ -305,7 +305,9 @@ class EAPOVectorEnv(VectorEnv):
         obs = tuple(self._obs[i] for i in idx)
         return obs, rewards[idx], terminated[idx], truncated[idx], compact_info(infos, idx)
 
-    def _step_envs(self, idx: list[int], actions: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def _step_envs(
+        self, idx: list[int], actions: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step (or autoreset) envs ``idx``: full-size reward/terminated/truncated and ``info``."""
         n = self.num_envs
         rewards, terminated, truncated = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)

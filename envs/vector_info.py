@@ -108,7 +108,9 @@ def compact_info(infos: dict[str, Any], rows: Sequence[int]) -> dict[str, Any]:
         {'turn': [4, 0], '_turn': [True, False]}
     """
     idx = np.asarray(rows, dtype=np.intp)
-    unreported = {key for key in infos if isinstance(infos.get(f"_{key}"), np.ndarray) and not infos[f"_{key}"][idx].any()}
+    unreported = {
+        key for key in infos if isinstance(infos.get(f"_{key}"), np.ndarray) and not infos[f"_{key}"][idx].any()
+    }
     out: dict[str, Any] = {}
     for key, value in infos.items():
         if key in unreported or (key.startswith("_") and key[1:] in unreported):

@@ -335,8 +335,15 @@ def test_info_keys():
     assert {"problem_id", "turn", "turns_left", "consults"} <= info.keys()
     _, _, _, _, info = env.step("<consult><query>q</query></consult>")
     assert {
-        "problem_id", "turn", "turns_left", "consults", "queries", "accepted", "unavailable",
-        "dropped_queries", "format_error",
+        "problem_id",
+        "turn",
+        "turns_left",
+        "consults",
+        "queries",
+        "accepted",
+        "unavailable",
+        "dropped_queries",
+        "format_error",
     } <= info.keys()
     assert info["consults"] == 1
     _, _, _, _, info = env.step("<answer>0</answer>")

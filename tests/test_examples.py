@@ -28,10 +28,13 @@ def test_custom_expert_gets_one_batch_per_step_and_faults_read_unavailable():
     assert result == {"batches": [4, 1], "requests": 5, "reward": 1.0, "unavailable": 1}
 
 
-@pytest.mark.parametrize("script, expected", [
-    ("custom_wrapper.py", "vector env rewards (env 0)"),
-    ("custom_expert.py", "'batches': [4, 1]"),
-])
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        ("custom_wrapper.py", "vector env rewards (env 0)"),
+        ("custom_expert.py", "'batches': [4, 1]"),
+    ],
+)
 def test_examples_run_as_scripts(script, expected):
     out = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

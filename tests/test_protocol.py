@@ -33,7 +33,12 @@ CASES = [
     ("<consult><query>a</query><query>b</consult>", "consult", None, ("a",), 0, 0, ""),  # unclosed query
     (
         "<consult>" + "".join(f"<query>q{i}</query>" for i in range(5)) + "</consult>",
-        "consult", None, ("q0", "q1", "q2"), 2, 0, "",
+        "consult",
+        None,
+        ("q0", "q1", "q2"),
+        2,
+        0,
+        "",
     ),
     ("<consult><query>q</query></consult><answer>5</answer>", "consult", None, ("q",), 0, 0, ""),
     ("<answer>5</answer><consult><query>q</query></consult>", "answer", "5", (), 0, 0, ""),
@@ -68,9 +73,7 @@ def test_non_str_raises_type_error():
         parse_action(b"<answer>1</answer>", 3)  # type: ignore[arg-type]
 
 
-tag_soup = st.lists(
-    st.one_of(st.sampled_from(PROTOCOL_TAGS), st.text(max_size=8)), max_size=30
-).map("".join)
+tag_soup = st.lists(st.one_of(st.sampled_from(PROTOCOL_TAGS), st.text(max_size=8)), max_size=30).map("".join)
 
 
 @given(tag_soup, st.integers(1, 5))
@@ -162,9 +165,14 @@ def test_experts_block_is_the_documented_entries_in_order(replies):
     from eapo_env.prompts import render_experts_block
     from eapo_env.protocol import escape_expert_text
 
-    want = "\n<experts>\n" + "".join(
-        f'<expert index="{i}" status="unavailable">unavailable</expert>\n' if t is None
-        else f'<expert index="{i}">{escape_expert_text(t)}</expert>\n'
-        for i, t in enumerate(replies, start=1)
-    ) + "</experts>\n"
+    want = (
+        "\n<experts>\n"
+        + "".join(
+            f'<expert index="{i}" status="unavailable">unavailable</expert>\n'
+            if t is None
+            else f'<expert index="{i}">{escape_expert_text(t)}</expert>\n'
+            for i, t in enumerate(replies, start=1)
+        )
+        + "</experts>\n"
+    )
     assert render_experts_block(replies) == want

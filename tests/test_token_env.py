@@ -37,18 +37,26 @@ def text_twin(**kw):
     return gym.make("EAPO-Math-v0", problems="generated:arithmetic", **kw)
 
 
-@given(st.lists(st.sampled_from(["<answer>", "</answer>", "<consult>", "</consult>", "<query>", "</query>",
-                                 "1", "2", "hint", "<eos>"]), max_size=40), st.integers(0, 1000))
+@given(
+    st.lists(
+        st.sampled_from(
+            ["<answer>", "</answer>", "<consult>", "</consult>", "<query>", "</query>", "1", "2", "hint", "<eos>"]
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 1000),
+)
 def test_token_turns_equal_text_turns(tokens, seed):
     """Decoded turns stepped in the text env give the same rewards/flags as the token env."""
     spy_a, spy_b = SpyExpert(), SpyExpert()
-    env = EAPOTokenEnv(tokenizer=TOK, window=12, max_turn_tokens=5, problems="generated:arithmetic",
-                       expert=spy_a, max_turns=3)
+    env = EAPOTokenEnv(
+        tokenizer=TOK, window=12, max_turn_tokens=5, problems="generated:arithmetic", expert=spy_a, max_turns=3
+    )
     twin = text_twin(expert=spy_b, max_turns=3)
     obs, info = env.reset(seed=seed)
     twin_obs, twin_info = twin.reset(seed=seed)
     assert info["problem_id"] == twin_info["problem_id"] and obs.shape == (12,)
-    assert obs.tolist()[-len(TOK.encode(twin_obs)[-12:]):] == TOK.encode(twin_obs)[-12:]
+    assert obs.tolist()[-len(TOK.encode(twin_obs)[-12:]) :] == TOK.encode(twin_obs)[-12:]
     for name in tokens:
         obs, reward, terminated, truncated, info = env.step(TOK.ids[name])
         assert env.observation_space.contains(obs)

@@ -144,7 +144,7 @@ def test_submit_does_not_block_and_collect_completes_the_waiting_envs():
         vec.collect(pending)
     with pytest.raises(RuntimeError, match="reset"):  # submit never autoresets
         vec.submit([0], ["x"])
-    (obs, info), = vec.reset_envs([0], [5], [{"problem_index": 7}])
+    ((obs, info),) = vec.reset_envs([0], [5], [{"problem_index": 7}])
     assert "Problem:" in obs and info["turn"] == 0
 
 

@@ -26,8 +26,9 @@ ACTIONS = st.one_of(
         lambda qs: "<consult>" + "".join(f"<query>{q}</query>" for q in qs) + "</consult>",
         st.lists(st.sampled_from(["a", "why?", " ", "a long query text here", "slow", "err"]), max_size=4),
     ),
-    st.sampled_from(["<consult></consult>", "<answer>", "x" * 40 + "<answer>1</answer>",
-                     "y" * 90 + "<answer>1</answer>"]),  # the last is cut to max_action_chars: a reasoning turn
+    st.sampled_from(
+        ["<consult></consult>", "<answer>", "x" * 40 + "<answer>1</answer>", "y" * 90 + "<answer>1</answer>"]
+    ),  # the last is cut to max_action_chars: a reasoning turn
 )
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
 
@@ -110,8 +111,9 @@ def ref_problems(ref: SyncVectorEnv) -> list[Any]:
     seed=st.integers(0, 2**16),
     mode=st.sampled_from(MODES),
     p=st.sampled_from([0.0, 0.3, 0.7, 1.0]),
-    shaping=st.sampled_from([{}, {"acceptance_schedule": "linear:1.0:0.0:4"}, {"turn_schedule": "linear:4:1:3"},
-                             {"consult_penalty": 0.25}]),
+    shaping=st.sampled_from(
+        [{}, {"acceptance_schedule": "linear:1.0:0.0:4"}, {"turn_schedule": "linear:4:1:3"}, {"consult_penalty": 0.25}]
+    ),
     steps=st.lists(st.lists(ACTIONS, min_size=4, max_size=4), min_size=1, max_size=8),
     progress_at=st.one_of(st.none(), st.integers(0, 7)),
     user=st.sampled_from(sorted(USER_WRAPPERS)),
@@ -182,7 +184,9 @@ def test_one_batched_call_holds_every_accepted_query_of_the_step():
     spy = SpyExpert()
     vec = gym.make_vec("EAPO-Math-v0", num_envs=5, expert=spy, max_experts=3)
     vec.reset(seed=3)
-    actions = ["<consult>" + "".join(f"<query>e{i}q{k}</query>" for k in range(i % 3 + 1)) + "</consult>" for i in range(5)]
+    actions = [
+        "<consult>" + "".join(f"<query>e{i}q{k}</query>" for k in range(i % 3 + 1)) + "</consult>" for i in range(5)
+    ]
     obs, *_ = vec.step(actions)
     assert len(spy.calls) == 1
     assert [r.query for r in spy.calls[0]] == [f"e{i}q{k}" for i in range(5) for k in range(i % 3 + 1)]
@@ -244,14 +248,19 @@ def test_subset_stepping_matches_single_envs_stepped_alone():
             assert (obs[i], r[i], term[i], trunc[i], info["turn"][i]) == (o, ri, te, tr, inf["turn"])
     # step_subset: compact results aligned with the indices
     obs, r, term, trunc, info = vec.step_subset([2, 1], ["d", "<consult><query>z</query></consult>"])
-    o1, *_ , i1 = singles[1].step("<consult><query>z</query></consult>")
-    o2, *_ , i2 = singles[2].step("d")
+    o1, *_, i1 = singles[1].step("<consult><query>z</query></consult>")
+    o2, *_, i2 = singles[2].step("d")
     assert obs == (o2, o1) and info["turn"].tolist() == [i2["turn"], i1["turn"]] and len(r) == 2
 
 
 def test_set_progress_reaches_every_sub_env():
-    vec = gym.make_vec("EAPO-Math-v0", num_envs=4, acceptance_schedule="linear:1.0:0.0:100",
-                       turn_schedule="linear:8:2:100", consult_penalty="linear:0.0:1.0:100")
+    vec = gym.make_vec(
+        "EAPO-Math-v0",
+        num_envs=4,
+        acceptance_schedule="linear:1.0:0.0:100",
+        turn_schedule="linear:8:2:100",
+        consult_penalty="linear:0.0:1.0:100",
+    )
     vec.reset(seed=0)
     vec.step(["<answer>0</answer>", "x", "x", "x"])  # env 0 is between episodes now
     vec.set_progress(50)
@@ -310,7 +319,10 @@ def test_mixed_answer_types_are_verified_as_single_envs_do():
     ref = SyncVectorEnv([lambda: gym.make("EAPO-Math-v0", **kw) for _ in range(4)])
     pins = {"problem_id": ["m", "t", "t", "m"]}
     vec.reset(seed=0, options=pins)
-    ref_obs = [env.reset(seed=i, options={"problem_id": pid})[0] for i, (env, pid) in enumerate(zip(ref.envs, pins["problem_id"]))]
+    ref_obs = [
+        env.reset(seed=i, options={"problem_id": pid})[0]
+        for i, (env, pid) in enumerate(zip(ref.envs, pins["problem_id"]))
+    ]
     assert list(vec.reset(seed=0, options=pins)[0]) == ref_obs
     actions = ["<answer>4</answer>", "<answer>Lovelace</answer>", "<answer>ada lovelace</answer>", "<answer>5</answer>"]
     _, reward, terminated, _, info = vec.step(actions)
