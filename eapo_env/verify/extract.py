@@ -151,7 +151,8 @@ def _last_boxed(text: str) -> str | None:
 
 def _find_last(text: str, needle: str, k: int) -> list[int]:
     """Start indices of the last ``k`` occurrences of ``needle``."""
-    out, i = [], text.rfind(needle)
+    out: list[int] = []
+    i = text.rfind(needle)
     while i >= 0 and len(out) < k:
         out.append(i)
         i = text.rfind(needle, 0, i)

@@ -92,7 +92,8 @@ class _Parser:
 
     def relation(self) -> Node:
         """``a op b`` -> ("rel", op, a, b); a longer chain ``a < x <= b`` -> ("chain", ops, members)."""
-        members, ops = [self.operand()], []
+        members: list[Node] = [self.operand()]
+        ops: list[str] = []
         while self.peek() in _RELOPS:
             if len(ops) >= MAX_DEPTH:
                 raise ParseFailure("relation chain too long")
@@ -274,7 +275,7 @@ class _Parser:
         if val == "\\binom":
             return ("func", "binom", (self.group_or_token(True), self.group_or_token(True)))
         if val == "\\sqrt":
-            index = HALF
+            index: Node = HALF
             if self.peek() == "[":
                 self.i += 1
                 n = self.additive()

@@ -110,9 +110,10 @@ def reduce_matrix(node: Node) -> Node:
         return node  # a longer product would build an exponentially large entry (left unreduced)
     acc = items[0]
     for item in items[1:]:
-        acc = _combine(kind, acc, item)
-        if acc is None:
+        combined = _combine(kind, acc, item)
+        if combined is None:
             return node
+        acc = combined
     return acc
 
 
