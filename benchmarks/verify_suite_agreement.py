@@ -11,7 +11,13 @@ suite's code is never run); the one row written as ``f"{math.sqrt(N):.Kf}"`` is 
 small dedicated reader. Option columns map onto :class:`eapo_env.verify.VerifyOptions`:
 ``precision`` -> ``float_rounding``, ``allow_set_relation_comp`` -> ``relation_matches_set_gold``;
 a row that needs ``strict=False`` (variable names ignored) is skipped, as we always compare
-strictly. A false positive is a row expected 0 where we say ``correct``.
+strictly. A false positive is a row expected 0 where we say ``correct``. On Math-Verify's
+``main`` (5d148cf) that gives 268 rows: 269 rows of such tables, less the ``strict=False`` one.
+
+Measured (this repository, see the report of issue 11): before the issue, 162/268 with 3 false
+positives; after, 265/268 with 0. The three left: a gold ``\\boxed{`` never closed with a
+prediction ``W(x)=1orW(x)=-1`` (separator glued to words), sums ``\\sum_{k=0}^{n-1}`` (not in
+the grammar), and ``1 + 1/e`` expected equal to ``1 - 1/e`` (we say ``incorrect``: they differ).
 
 Usage:
     python benchmarks/verify_suite_agreement.py --suite /path/to/Math-Verify/tests
@@ -34,9 +40,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eapo_env.verify import VerifyOptions, verify  # noqa: E402
+from eapo_env.verify import VerifyOptions, verify
 
 _OUTCOME_COLUMNS = ("expected", "result")
 
