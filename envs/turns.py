@@ -125,7 +125,7 @@ class TurnKnobs(NamedTuple):
     max_action_chars: int
 
 
-@dataclass
+@dataclass(slots=True)
 class TurnPlan:
     """Phase 1 of a turn: everything decided before any expert is called.
 
@@ -176,7 +176,7 @@ def plan_turn(
     return plan
 
 
-@dataclass
+@dataclass(slots=True)
 class ReplyCounts:
     """What a consult's replies add to ``info``."""
 

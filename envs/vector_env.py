@@ -108,7 +108,7 @@ class EAPOVectorEnv(VectorEnv):
         self.progress_step = 0
         self.expert_calls = 0  # batched consult calls made
         self._obs: list[str] = [""] * num_envs
-        self._autoreset = np.zeros(num_envs, dtype=bool)  # NEXT_STEP: reset instead of stepping next time
+        self._autoreset = [False] * num_envs  # NEXT_STEP: reset instead of stepping next time
         self._in_flight: set[int] = set()  # envs submitted and not yet collected
 
     # ------------------------------------------------------------------ views of the composed envs
@@ -310,7 +310,7 @@ class EAPOVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step (or autoreset) envs ``idx``: full-size reward/terminated/truncated and ``info``."""
         n = self.num_envs
-        rewards, terminated, truncated = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        rewards, terminated, truncated = [0.0] * n, [False] * n, [False] * n
         mode = self.autoreset_mode
         # NEXT_STEP: an env that ended last step resets now and its action is ignored (as in Gymnasium).
         resets = [i for i in idx if mode is AutoresetMode.NEXT_STEP and self._autoreset[i]]
@@ -336,7 +336,8 @@ class EAPOVectorEnv(VectorEnv):
                 entries.append((i, reset_info))
                 continue
             entries.append((i, info))
-        return rewards, terminated, truncated, merge_infos(entries, n)
+        infos = merge_infos(entries, n)
+        return np.array(rewards), np.array(terminated, dtype=bool), np.array(truncated, dtype=bool), infos
 
     # ------------------------------------------------------------------ the rest of the VectorEnv API
     def render(self) -> tuple[Any, ...]:
