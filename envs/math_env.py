@@ -159,8 +159,8 @@ class EAPOMathEnv(gym.Env[str, str]):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        self.discard_prepared()  # before seeding: it may restore the RNG state of before the plan
         super().reset(seed=seed)
-        self.discard_prepared()
         self.problem = turns.choose_problem(self.source, options, self.np_random)
         if len(self.problem.question) > self.max_question_chars:
             raise ValueError(

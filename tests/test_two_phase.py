@@ -86,6 +86,8 @@ def test_prepared_plan_is_dropped_for_another_action_and_on_discard():
     b.unwrapped.discard_prepared()
     assert state(b) == before
     b.unwrapped.prepare_step(consult)
+    assert b.reset(seed=4) == a.reset(seed=4) and state(b) == state(a)  # a reset drops the plan, then seeds
+    b.unwrapped.prepare_step(consult)
     other = "<consult><query>x</query><query>y</query></consult>"
     assert b.step(other) == a.step(other)  # another action: RNG restored, plain path
     assert state(b) == state(a)
