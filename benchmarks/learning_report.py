@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 from learning_rows import ROW_BY_KEY, ROWS, describe_schedule
-from learning_stats import CLAIMS, RowScores, difference, mean_score, mean_variance, row_scores, verdict
+from learning_stats import (
+    CLAIMS,
+    RowScores,
+    difference,
+    levels,
+    mean_score,
+    mean_variance,
+    row_scores,
+    verdict,
+)
 
 from agents.metrics import read_metrics
 
@@ -85,6 +94,25 @@ def results_table(out: Path, table: str, by_row: dict[str, list], scores: dict[s
         lines.append(f"{head} {mean_score(s).fmt()} | {mean_variance(s).fmt(1.0, 4)} | {s.seeds} | "
                      f"{_consult_change(out, recs)} | {secs:.0f}s |")
     return lines
+
+
+def level_table(scores: dict[str, RowScores]) -> list[str]:
+    """Pass@k per difficulty level for every row, and EAPO − self-exploratory RL per level."""
+    first = next(iter(scores.values()))
+    lv = levels(first)
+    if len(lv) < 2:
+        return []
+    lines = ["## Per difficulty level", "", "| row | " + " | ".join(f"{k} ({len(v)} problems)" for k, v in lv.items())
+             + " |", "|---|" + "---|" * len(lv)]
+    for row in ROWS:
+        if row.key in scores:
+            cells = [mean_score(scores[row.key].subset(cols)).fmt() for cols in lv.values()]
+            lines.append(f"| `{row.key}` | " + " | ".join(cells) + " |")
+    if "eapo" in scores and "self_explore" in scores:
+        diffs = [difference(scores["eapo"].subset(c), scores["self_explore"].subset(c)).fmt(signed=True)
+                 for c in lv.values()]
+        lines.append("| **`eapo` − `self_explore`** | " + " | ".join(diffs) + " |")
+    return lines + [""]
 
 
 def claims_table(scores: dict[str, RowScores]) -> list[str]:
@@ -218,6 +246,24 @@ def design_section(meta: dict[str, Any], scores: dict[str, RowScores], group_siz
     return lines
 
 
+def weaning_section(out: Path, by_row: dict[str, list]) -> list[str]:
+    """EAPO's own consult rate at the end of training (its choice, not the accepted calls) vs the 5 % bar."""
+    recs = by_row.get("eapo")
+    ms = [m for m in _metrics(out, recs or []) if m]
+    if not ms:
+        return []
+    last = [tail_mean(m, "consult_rate") for m in ms]
+    first = [tail_mean(m[: max(1, len(m) // 10)], "consult_rate", 1.0) for m in ms]
+    p_end = [tail_mean(m, "p_t") for m in ms]
+    ok = max(last) < 0.05
+    return ["", "## Weaning: EAPO's own consult rate", "",
+            f"Over the last 10 % of EAPO training the policy chose to consult in {np.mean(last):.1%} of episodes "
+            f"(per seed: {', '.join(f'{v:.1%}' for v in last)}; first 10 %: {np.mean(first):.1%}; p(t) there: "
+            f"{np.nanmean(p_end):.2f}). The paper's claim (and this project's bar) is that the policy weans "
+            f"itself: below 5 % at the end — **{'met' if ok else 'not met'}**. The expert call rate (accepted "
+            "calls) falls with p(t) by construction and is not the measure here."]
+
+
 def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
     by_row = _by_row(records)
     scores = {k: row_scores(k, [out / r["eval_csv"] for r in sorted(recs, key=lambda r: r["seed"])])
@@ -228,10 +274,12 @@ def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any])
         shown = [e if isinstance(e, str) else e[0] for e in TABLE_ROWS[table]]
         if sum(k in scores for k in shown) >= (1 if table == "1" else 2):
             lines += ["", f"## {title}", "", *results_table(out, table, by_row, scores)]
-    lines += ["", "## Claims and verdicts", "",
+    lines += ["", *level_table(scores)]
+    lines += ["## Claims and verdicts", "",
               "Verdict: *supported* when the 95 % CI of a − b excludes 0 on the paper's side, *contradicted* when "
               "it excludes 0 on the other side, *inconclusive* otherwise; for “no difference” claims, supported "
               "when the CI contains 0.", "", *claims_table(scores)]
+    lines += weaning_section(out, by_row)
     lines += ["", "## Plots", ""] + [f"![{n}]({n})" for n in plot_all(out, by_row, scores)]
     lines += ["", "## Not run in this report", ""]
     missing = [r for r in ROWS if r.key not in scores]

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,32 @@ class RowScores:
     key: str
     means: np.ndarray  # [seeds, problems]
     variances: np.ndarray  # [seeds, problems]
+    ids: tuple[str, ...] = ()  # problem ids, in column order
 
     @property
     def seeds(self) -> int:
         return int(self.means.shape[0])
+
+    def subset(self, columns: list[int]) -> RowScores:
+        """The same row restricted to some problems (e.g. one difficulty level)."""
+        return RowScores(self.key, self.means[:, columns], self.variances[:, columns],
+                         tuple(self.ids[i] for i in columns))
+
+
+_LEVEL = re.compile(r"/L(\d+)/")
+
+
+def levels(row: RowScores) -> dict[str, list[int]]:
+    """Column indices of each difficulty level of generated problems (ids ``gen/<family>/L<level>/...``).
+
+    >>> levels(RowScores("r", np.zeros((1, 3)), np.zeros((1, 3)), ("gen/a/L1/0", "gen/a/L2/1", "gen/a/L1/2")))
+    {'L1': [0, 2], 'L2': [1]}
+    """
+    out: dict[str, list[int]] = {}
+    for i, pid in enumerate(row.ids):
+        m = _LEVEL.search(pid)
+        out.setdefault(f"L{m.group(1)}" if m else "other", []).append(i)
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -65,7 +88,7 @@ def row_scores(key: str, csv_paths: list[Path]) -> RowScores:
             raise ValueError(f"{key}: seeds were evaluated on different problems")
     means = np.array([[t[i][0] for i in ids] for t in tables])
     variances = np.array([[t[i][1] for i in ids] for t in tables])
-    return RowScores(key, means, variances)
+    return RowScores(key, means, variances, tuple(ids))
 
 
 def _draws(seeds: int, problems: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,7 @@ def test_budget_matched_constant_spends_the_default_schedules_budget():
     assert parse_schedule(const.acceptance_schedule)(0) == pytest.approx(mean_p, abs=0.005)
     slow, fast = parse_schedule(load_config("eapo_sched_slow").acceptance_schedule), parse_schedule(
         load_config("eapo_sched_fast").acceptance_schedule)
-    mid = default.steps // 2
+    mid = default.steps // 4
     assert fast(mid) < p(mid) < slow(mid)
 
 
