@@ -165,24 +165,28 @@ def reference_greedy_rollout(
         out += obs_ids
 
 
-def train_consulting_model(tokenizer: PreTrainedTokenizerFast, steps: int = 80, seed: int = 0) -> Qwen2ForCausalLM:
+def train_consulting_model(
+    tokenizer: PreTrainedTokenizerFast, steps: int = 80, seed: int = 0, problems: Any = "generated:arithmetic:1",
+    n_prompts: int = 2,
+) -> Qwen2ForCausalLM:
     """The tiny model overfit (seconds) to a two-turn script on ``EAPO-Math-v0`` prompts: after the
     prompt ``<consult><query>why?</query></consult>``, half the time after a detour of a few words
     (so sampled rows finish their first turn at different steps); ``<answer>42</answer>`` after an
     experts block (whatever the replies say). A real model whose turns consult, for the tests of
-    rows parked on experts and of expert faults during rollouts."""
+    rows parked on experts and of expert faults during rollouts. It sees the prompts of the first
+    ``n_prompts`` of ``problems``."""
     import gymnasium as gym
 
     import eapo_env  # noqa: F401  (registers the ids)
 
     model = build_tiny_model(tokenizer, stop_prob=0.0, seed=seed)
-    env = gym.make("EAPO-Math-v0", problems="generated:arithmetic:1", max_turns=3)
+    env = gym.make("EAPO-Math-v0", problems=problems, max_turns=3)
     consults = [tokenizer.encode(text + "<consult><query>why?</query></consult>", add_special_tokens=False)
                 for text in ("", "Hmm, wait. ")]
     answer = tokenizer.encode("<answer>42</answer>", add_special_tokens=False)
     rows: list[tuple[list[int], list[int]]] = []
-    for s in range(2):
-        prompt = tokenizer.encode(env.reset(seed=s)[0], add_special_tokens=True)
+    for s in range(n_prompts):
+        prompt = tokenizer.encode(env.reset(seed=s, options={"problem_index": s})[0], add_special_tokens=True)
         for reply, consult in zip(("echo: why? The answer is \\boxed{42}.", None, "x " * (s + 1), "7"), consults * 2):
             obs = tokenizer.encode(prompts.render_experts_block([reply]), add_special_tokens=False)
             rows.append((prompt + consult + obs + answer,
