@@ -264,6 +264,21 @@ def weaning_section(out: Path, by_row: dict[str, list]) -> list[str]:
             "calls) falls with p(t) by construction and is not the measure here."]
 
 
+def export_data(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]) -> Path:
+    """``data.json``: per-problem scores and per-step curves of every row, enough to recompute the report's
+    numbers after ``runs/`` (policies, checkpoints; git-ignored) is gone."""
+    import json
+
+    keys = ("accuracy", "consult_rate", "expert_call_rate", "p_t", "policy_tokens", "reward")
+    data = {k: {"problem_ids": list(s.ids), "means": s.means.round(6).tolist(), "variances": s.variances.round(6).tolist(),
+                "curves": [{c: [m.get(c) for m in ms] for c in keys} for ms in _metrics(out, by_row[k])],
+                "heldout_curve": [r["curve"] for r in by_row[k]]}
+            for k, s in scores.items()}
+    path = out / "data.json"
+    path.write_text(json.dumps(data) + "\n")
+    return path
+
+
 def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
     by_row = _by_row(records)
     scores = {k: row_scores(k, [out / r["eval_csv"] for r in sorted(recs, key=lambda r: r["seed"])])
@@ -281,6 +296,7 @@ def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any])
               "when the CI contains 0.", "", *claims_table(scores)]
     lines += weaning_section(out, by_row)
     lines += ["", "## Plots", ""] + [f"![{n}]({n})" for n in plot_all(out, by_row, scores)]
+    lines += ["", f"Per-problem scores and per-step curves of every row: `{export_data(out, by_row, scores).name}`."]
     lines += ["", "## Not run in this report", ""]
     missing = [r for r in ROWS if r.key not in scores]
     lines += [f"- {r.label} (`{r.key}`, Table {r.table})" for r in missing] or ["- nothing: every row ran"]
