@@ -219,7 +219,7 @@ class EAPOVectorEnv(VectorEnv):
         return out
 
     def _check_indices(self, indices: Sequence[int] | np.ndarray) -> list[int]:
-        idx = [int(i) for i in np.asarray(indices, dtype=np.intp).reshape(-1)]
+        idx = [int(i) for i in indices]
         if len(set(idx)) != len(idx) or any(not 0 <= i < self.num_envs for i in idx):
             raise ValueError(f"indices must be distinct env indices in [0, {self.num_envs})")
         busy = self._in_flight.intersection(idx)
@@ -316,7 +316,7 @@ class EAPOVectorEnv(VectorEnv):
         resets = [i for i in idx if mode is AutoresetMode.NEXT_STEP and self._autoreset[i]]
         resetting = set(resets)
         stepping = [(i, a) for i, a in zip(idx, actions) if i not in resetting]
-        reset_infos = {i: info for i, (_, info) in zip(resets, self.reset_envs(resets))}
+        reset_infos = {i: info for i, (_, info) in zip(resets, self.reset_envs(resets))} if resets else {}
         pending = self.submit([i for i, _ in stepping], [a for _, a in stepping])
         results = {**pending.completed, **self.collect(pending)}
         entries: list[tuple[int, Mapping[str, Any]]] = []  # in env order, as SyncVectorEnv merges

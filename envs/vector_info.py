@@ -80,22 +80,22 @@ def merge_infos(entries: Sequence[tuple[int, Mapping[str, Any]]], num_envs: int)
         first = values[0]
         if key != "final_obs" and isinstance(first, dict):
             out[key] = merge_infos(list(zip(envs, values)), num_envs)
-        elif key != "final_obs" and (type(first) in _NUMERIC or isinstance(first, np.number)):
-            array = np.zeros(num_envs, dtype=type(first))
-            array[envs] = values
-            out[key] = array
         else:
-            if key != "final_obs" and isinstance(first, np.ndarray):
-                array = np.zeros((num_envs, *first.shape), dtype=first.dtype)
-            else:
-                array = np.full(num_envs, None, dtype=object)
-            for env, value in zip(envs, values):  # one by one: a tuple value stays one object
+            out[key] = array = _empty_column(key, first, num_envs)
+            for env, value in zip(envs, values):  # one by one, as Gymnasium assigns (same casts)
                 array[env] = value
-            out[key] = array
-        mask = np.zeros(num_envs, dtype=np.bool_)
+        out[f"_{key}"] = mask = np.zeros(num_envs, dtype=np.bool_)
         mask[envs] = True
-        out[f"_{key}"] = mask
     return out
+
+
+def _empty_column(key: str, first: Any, num_envs: int) -> np.ndarray:
+    """The array Gymnasium starts a key's column with, from the key's first value."""
+    if key != "final_obs" and (type(first) in _NUMERIC or isinstance(first, np.number)):
+        return np.zeros(num_envs, dtype=type(first))
+    if key != "final_obs" and isinstance(first, np.ndarray):
+        return np.zeros((num_envs, *first.shape), dtype=first.dtype)
+    return np.full(num_envs, None, dtype=object)
 
 
 def compact_info(infos: dict[str, Any], rows: Sequence[int]) -> dict[str, Any]:
