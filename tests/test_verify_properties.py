@@ -134,3 +134,13 @@ def test_relations_with_different_bounds_are_never_correct(a: Fraction, b: Fract
 
 def _mirror(op: str) -> str:
     return {"<": ">", "\\le": "\\ge", ">": "<", "\\geq": "\\leq", "=": "="}[op]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 50), st.integers(1, 40), st.integers(1, 40), st.integers(2, 30), st.integers(1, 9))
+def test_equal_radicals_and_powers_pass_the_float_screen(a: int, m: int, n: int, b: int, k: int) -> None:
+    """Equal values in forms that round differently in double precision are still ``correct``."""
+    assert verify(f"{a}^{{{m}}} \\cdot {a}^{{{n}}}", f"{a}^{{{m + n}}}").correct
+    assert verify(f"\\sqrt{{{k * k * b}}}", f"{k}\\sqrt{{{b}}}").correct
+    assert verify(f"\\frac{{{k}\\pi}}{{{b}}}", f"\\frac{{{k}}}{{{b}}}\\pi").correct
+    assert not verify(f"\\sqrt{{{k * k * b + 1}}}", f"{k}\\sqrt{{{b}}}").correct

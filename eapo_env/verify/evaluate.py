@@ -32,6 +32,7 @@ import mpmath
 
 from ._types import Overflow, Undefined, VerifyTimeout
 from .parser import Node
+from .screen import clearly_different
 
 MAX_BITS = 200_000  # exact integers beyond this become floating point
 MAX_MAG = 1_000_000  # |log2 x| bound for floating values; beyond is Overflow
@@ -291,6 +292,8 @@ def values_equal(x: Any, y: Any, abs_tol: Fraction | None = None) -> bool:
 
 def scalar_equal(a: Node, b: Node, deadline: float, abs_tol: Fraction | None = None) -> bool | None:
     """Decide ``a == b`` for scalar trees: True, False, or None when undecidable here."""
+    if clearly_different(a, b, abs_tol):
+        return False  # a double-precision screen (see .screen): no 50-digit work for clear misses
     names = sorted(free_symbols(a) | free_symbols(b))
     if names:
         envs = [{n: _POINTS[(k + j) % 4] + Fraction(j, 11) for j, n in enumerate(names)} for k in range(4)]
