@@ -206,3 +206,18 @@ def test_every_info_key_is_a_documented_step_info_field(seed, actions, p):
         if terminated or truncated:
             assert isinstance(info["correct"], bool) and "verdict" in info
             env.reset()
+
+
+@pytest.mark.parametrize("fault", ["raise", "count"])
+def test_faulty_expert_gives_the_same_results_batched_as_one_env_at_a_time(fault):
+    from gymnasium.vector import SyncVectorEnv
+
+    from tests.test_vector_env import assert_info_equal
+
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=3, expert=Broken(fault), **KW)
+    ref = SyncVectorEnv([lambda: gym.make("EAPO-Math-v0", expert=Broken(fault), **KW) for _ in range(3)])
+    assert vec.reset(seed=2)[0] == ref.reset(seed=2)[0]
+    for actions in (consults(3), ["<consult><query>x</query></consult>", "hmm", "<answer>1</answer>"]):
+        got, want = vec.step(actions), ref.step(tuple(actions))
+        assert got[0] == want[0] and all((g == w).all() for g, w in zip(got[1:4], want[1:4]))
+        assert_info_equal(got[4], want[4])
