@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eapo_env  # noqa: F401  (registers the ids)
@@ -330,3 +330,41 @@ def test_mixed_answer_types_are_verified_as_single_envs_do():
     assert reward.tolist() == [w[1] for w in want]
     assert info["verdict"].tolist() == [w[4]["verdict"] for w in want]
     assert terminated.all() and 0 < reward[1] < 1 and reward[2] == 1.0
+
+
+VALUES = st.one_of(
+    st.integers(-5, 5),
+    st.floats(-2, 2, allow_nan=False),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.tuples(st.text(max_size=2)),
+    st.builds(np.float32, st.floats(-1, 1, width=32)),
+)
+INFOS = st.fixed_dictionaries(  # a key holds dicts everywhere or nowhere (as env infos do)
+    {}, optional={"a": VALUES, "b": VALUES, "c": st.dictionaries(st.sampled_from(["x", "y"]), VALUES)}
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 4), INFOS), max_size=6))
+def test_columnar_info_merge_is_gymnasiums_add_info(entries):
+    """The vector env's merge (the fast path its benchmark names) against Gymnasium's own rule."""
+    from envs.vector_info import merge_infos
+
+    sync = SyncVectorEnv([lambda: gym.make("EAPO-Math-v0") for _ in range(5)])
+    try:
+        want: dict[str, Any] = {}
+        for env, info in entries:
+            want = sync._add_info(want, info, env)
+    except (TypeError, ValueError):  # values Gymnasium cannot merge (e.g. a str into a float array)
+        with pytest.raises((TypeError, ValueError)):
+            merge_infos(entries, 5)
+        return
+    got = merge_infos(entries, 5)
+    np.testing.assert_equal(got, want)  # recursive; NaN (a None in a float column) equals NaN
+    assert dtypes(got) == dtypes(want)
+
+
+def dtypes(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: dtypes(v) if isinstance(v, dict) else v.dtype for k, v in info.items()}
