@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling helpers, whe
 from learning_rows import PROFILES, Profile, Row, row_config, rows_for  # noqa: E402
 
 #: Training and held-out problems (see the report's "design" section for why this level).
-DEFAULT_PROBLEMS = "generated:arithmetic:2"
+DEFAULT_PROBLEMS = "generated:arithmetic:1-2"
 ROW_FILE = "bench_row.json"
 
 
