@@ -78,22 +78,29 @@ def _positive_int(name: str, v: Any) -> None:
         raise ValueError(f"{name}: expected a positive integer, got {v!r}")
 
 
+def _as_step(value: object) -> int:
+    """``value`` as a step: ints, numpy integers (via ``__index__``) and integral floats are fine;
+    strings and bools are not."""
+    if isinstance(value, bool):
+        raise TypeError(f"schedule step must be an int, got {type(value).__name__}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"schedule step must be an integer, got {value!r}")
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if not hasattr(value, "__index__"):
+        raise TypeError(f"schedule step must be an int, got {type(value).__name__}")
+    return operator.index(value)  # type: ignore[arg-type]  # has __index__: checked above
+
+
 class Schedule:
     """Base class: ``schedule(step) -> float`` for integer ``step >= 0``."""
 
     kind: ClassVar[str] = ""
 
     def __call__(self, step: int) -> float:
-        if not isinstance(step, int) or isinstance(step, bool):
-            # numpy integers (via __index__) and integral floats are fine; strings and bools are not.
-            if isinstance(step, float):
-                if not step.is_integer():
-                    raise ValueError(f"schedule step must be an integer, got {step!r}")
-                step = int(step)
-            elif isinstance(step, bool) or not hasattr(step, "__index__"):
-                raise TypeError(f"schedule step must be an int, got {type(step).__name__}")
-            else:
-                step = operator.index(step)
+        step = _as_step(step)
         if step < 0:
             raise ValueError(f"schedule step must be >= 0, got {step}")
         return float(self._value(step))
@@ -298,8 +305,9 @@ def parse_schedule(text: str) -> Schedule:
             return Constant(_float(args[0], spec))
         if kind == "exp":
             floor = args[2].strip() if len(args) == 3 else "0"
-            return Exponential(_float(args[0], spec), _float(args[1], spec),
-                               -math.inf if floor == "-inf" else _float(floor, spec))
+            return Exponential(
+                _float(args[0], spec), _float(args[1], spec), -math.inf if floor == "-inf" else _float(floor, spec)
+            )
         a, b = _float(args[0], spec), _float(args[1], spec)
         n = _int(args[2], spec)
         return {"linear": Linear, "cosine": Cosine, "step": Step}[kind](a, b, n)

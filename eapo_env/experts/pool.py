@@ -144,7 +144,9 @@ class ExpertPool:
                 replies = normalize_replies(result, len(idx))
             for i, reply in zip(idx, replies):
                 out[i] = self._relabel(reply, slots[i])
-        return out  # type: ignore[return-value]  (every index was filled: groups partition the batch)
+        filled = [reply for reply in out if reply is not None]
+        assert len(filled) == len(out), "groups partition the batch: every index is filled"
+        return filled
 
     @property
     def consult_sync(self) -> Callable[[Sequence[ExpertRequest]], list[ExpertReply]]:
