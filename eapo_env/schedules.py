@@ -91,7 +91,7 @@ def _as_step(value: object) -> int:
         return value
     if not hasattr(value, "__index__"):
         raise TypeError(f"schedule step must be an int, got {type(value).__name__}")
-    return operator.index(value)  # type: ignore[arg-type]  # has __index__: checked above
+    return operator.index(value)  # has __index__: checked above
 
 
 class Schedule:
