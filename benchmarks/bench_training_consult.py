@@ -1,0 +1,223 @@
+"""One training step's rollout with the ``openai`` expert behind a slow loopback server (DESIGN §7).
+
+The path ``eapo train`` takes: the trainer's vector env (``agents.trainer.make_envs``) and engine
+(``agents.trainer.build_engine``), ``batch_episodes`` episodes drawn as the trainer draws them,
+p = 1. The expert is an OpenAI-compatible server on 127.0.0.1 (``tests/faults/server.py`` in its own
+process) that answers every request after ``--latency`` seconds and counts the requests in flight.
+
+Rows per latency:
+
+* ``vector env``: the engine over the trainer's vector env (rows parked on experts, one batched call
+  per group of finished turns);
+* ``old per-env path``: the same engine and envs, each env stepped on its own with a blocking
+  ``env.step`` (one expert call per env, one env after another: the path before the vector env);
+* ``lower bound``: decode time (the same step against a zero-latency server) + the longest chain of
+  consulting turns of an episode x latency. Sampling draws are keyed by (episode, position) and the
+  server's replies are deterministic, so every run of a step produces the same episodes;
+* ``env share``: time in the vector env's calls on the engine's thread (env + verifier) plus the CPU
+  time of the other threads (the expert client's event loop), as a share of the rollout's wall time.
+
+The policy: ``--policy DIR`` (default: ``eapo build-policy --size tiny`` output at
+``--build-into``). A base policy seldom consults, so by default it is first fine-tuned for a few
+seconds to consult on its own prompts (``--no-consult-tune`` skips that): the benchmark measures the
+expert path, which needs consulting turns.
+
+    python benchmarks/bench_training_consult.py --policy runs/policy --latency 0.25 2.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agents.config import TrainConfig  # noqa: E402
+from agents.rollout import PerEnvVector  # noqa: E402
+from agents.trainer import build_engine, make_envs, step_rng  # noqa: E402
+
+CONSULT = "<consult><query>Is my plan right?</query></consult>"
+ANSWER = "<answer>42</answer>"
+
+
+# ---------------------------------------------------------------------------------- the server
+class LoopbackServer:
+    """``tests/faults/server.py`` in a child process (its own GIL), answering after ``latency_s``."""
+
+    def __init__(self, latency_s: float) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "tests.faults.server", "--port", str(port), "--delay-ms", str(1000 * latency_s)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if "serving on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"loopback server did not start: {line!r}")
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        req = urllib.request.Request(self.base_url.rsplit("/v1", 1)[0] + "/stats", method="POST" if reset else "GET")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+# ---------------------------------------------------------------------------------- the policy
+def consult_tuned(policy: Path, out: Path, problems: str, steps: int) -> Path:
+    """A copy of ``policy`` fine-tuned on its own prompts to consult once, then answer (seconds)."""
+    import shutil
+
+    from agents.policy import load_policy
+    from agents.policy.tokenizer import encode_prompt, encode_segment
+    from eapo_env import prompts
+    from eapo_env.problems import load_problems
+
+    if (out / "config.json").is_file():
+        return out
+    model, tok = load_policy(policy)
+    source = load_problems(problems, seed=0)
+    rows = []
+    for i in range(8):
+        p = encode_prompt(tok, prompts.render_prompt(source[i].question, eval_mode=False, max_experts=3, max_turns=4))
+        obs = encode_segment(tok, prompts.render_experts_block([f"echo: {i} The answer is \\boxed{{42}}."]))
+        c, a = encode_segment(tok, CONSULT), encode_segment(tok, ANSWER)
+        rows.append((p + c + obs + a, [0] * len(p) + [1] * len(c) + [0] * len(obs) + [1] * len(a)))
+    width = max(len(r) for r, _ in rows)
+    x = torch.zeros(len(rows), width, dtype=torch.long)
+    m = torch.zeros(len(rows), width)
+    for r, (ids, mask) in enumerate(rows):
+        x[r, : len(ids)], m[r, : len(ids)] = torch.tensor(ids), torch.tensor(mask, dtype=torch.float)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        nll = torch.nn.functional.cross_entropy(model(x).logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
+        loss = (nll * m[:, 1:]).sum() / m.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    shutil.copytree(policy, out, dirs_exist_ok=True)
+    model.save_pretrained(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------- one step
+def rollout_step(config: TrainConfig, source: Any, vec: Any, engine: Any, step: int = 0) -> dict[str, Any]:
+    """The trainer's rollout of ``step`` (same draws as ``agents.trainer.train``), timed."""
+    G, P = config.group_size, config.prompts_per_step
+    rng = step_rng(config.seed, step)
+    problem_idx = rng.integers(len(source), size=P).tolist()
+    options = [{"problem_index": problem_idx[g]} for g in range(P) for _ in range(G)]
+    env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
+    vec.set_progress(step)
+    wall0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
+    trajs = engine.rollout(vec, seeds=env_seeds, options=options, group_ids=[g for g in range(P) for _ in range(G)],
+                           seed=int(rng.integers(2**62)))
+    wall = time.perf_counter() - wall0
+    other_cpu = (time.process_time() - cpu0) - (time.thread_time() - main0)
+    chains = [sum(i["action"] == "consult" and i["accepted"] > 0 for i in t.infos) for t in trajs]
+    return {"wall_s": wall, "env_s": engine.stats.env_seconds, "client_cpu_s": max(0.0, other_cpu),
+            "consult_chain": max(chains), "consult_turns": sum(chains), "episodes": len(trajs),
+            "policy_tokens": sum(t.num_policy_tokens for t in trajs), "submits": engine.stats.submits,
+            "tokens": [t.token_ids for t in trajs]}
+
+
+def measure(config: TrainConfig, policy: Path, latency: float, threads: int) -> dict[str, Any]:
+    """The vector-env path and the old per-env path at one latency (each on a fresh server count)."""
+    from agents.policy import load_policy
+    from eapo_env.problems import load_problems
+
+    torch.set_num_threads(threads)
+    server = LoopbackServer(latency)
+    try:
+        cfg = config.replace(expert_kwargs={"base_urls": server.base_url, "model": "bench", "timeout_s": 60.0 + latency,
+                                            "max_retries": 0, "max_concurrency": 1024})
+        model, tok = load_policy(policy)
+        model.eval()
+        source = load_problems(cfg.problems, seed=cfg.problems_seed)
+        vec = make_envs(cfg, cfg.batch_episodes, source)
+        engine = build_engine(cfg, model, tok, torch.device("cpu"))
+        out: dict[str, Any] = {"latency_s": latency}
+        rollout_step(cfg, source, vec, engine, step=1)  # warm-up (first calls, caches): not timed
+        for name, envs in (("vector", vec), ("per_env", PerEnvVector(vec.envs))):
+            server.stats(reset=True)
+            row = rollout_step(cfg, source, envs, engine)
+            row["max_in_flight"] = server.stats()["max_in_flight"]
+            out[name] = row
+        vec.close()
+        return out
+    finally:
+        server.close()
+
+
+def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> None:
+    decode_s = base["vector"]["wall_s"]
+    rows = []
+    for r in runs:
+        v, old = r["vector"], r["per_env"]
+        bound = decode_s + v["consult_chain"] * r["latency_s"]
+        rows.append({
+            "latency_s": r["latency_s"], "rollout_s": v["wall_s"], "max_in_flight": v["max_in_flight"],
+            "per_env_s": old["wall_s"], "per_env_max_in_flight": old["max_in_flight"], "lower_bound_s": bound,
+            "wall_over_bound": v["wall_s"] / bound, "speedup_vs_per_env": old["wall_s"] / v["wall_s"],
+            "env_share": (v["env_s"] + v["client_cpu_s"]) / v["wall_s"], "env_s": v["env_s"],
+            "client_cpu_s": v["client_cpu_s"], "consult_turns": v["consult_turns"], "consult_chain": v["consult_chain"],
+            "episodes": v["episodes"], "submits": v["submits"], "same_episodes": v["tokens"] == old["tokens"],
+        })
+    if as_json:
+        print(json.dumps({"decode_s": decode_s, "rows": rows}))
+        return
+    print(f"decode time (zero-latency server): {decode_s:.2f}s; {rows[0]['episodes'] if rows else 0} episodes")
+    print("| latency | rollout (vector env) | max in flight | old per-env path | in flight (old) | lower bound "
+          "| rollout / bound | old / vector | env+verifier+client share | consult turns (chain) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        print(f"| {x['latency_s']:.2f}s | {x['rollout_s']:.2f}s | {x['max_in_flight']} | {x['per_env_s']:.2f}s "
+              f"| {x['per_env_max_in_flight']} | {x['lower_bound_s']:.2f}s | {x['wall_over_bound']:.2f}x "
+              f"| {x['speedup_vs_per_env']:.1f}x | {100 * x['env_share']:.2f}% "
+              f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {x['consult_turns']} ({x['consult_chain']}) |")
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--latency", type=float, nargs="+", default=[0.25, 2.0], help="server latency per request, s")
+    p.add_argument("--episodes", type=int, default=64, help="episodes of the step (group size 8)")
+    p.add_argument("--policy", default=None, help="a built policy directory (default: build one)")
+    p.add_argument("--build-into", default="runs/bench_consult/policy", help="where the default policy is built")
+    p.add_argument("--no-consult-tune", action="store_true", help="use the policy as is (it may never consult)")
+    p.add_argument("--tune-steps", type=int, default=60)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    policy = Path(args.policy) if args.policy else Path(args.build_into)
+    if args.policy is None and not (policy / "config.json").is_file():
+        subprocess.run([sys.executable, "-m", "agents.cli", "build-policy", "--out", str(policy), "--size", "tiny"],
+                       cwd=ROOT, check=True)
+    config = TrainConfig(policy=str(policy), expert="openai", group_size=8, prompts_per_step=max(1, args.episodes // 8),
+                         max_turns=4, acceptance_schedule="const:1.0", turn_schedule="const:4", max_turn_tokens=32,
+                         max_total_tokens=1024, tensorboard=False, progress_bar=False)
+    if not args.no_consult_tune:
+        torch.set_num_threads(args.threads)
+        policy = consult_tuned(policy, policy.parent / (policy.name + "-consults"), config.problems, args.tune_steps)
+        config = config.replace(policy=str(policy))
+    base = measure(config, policy, 0.0, args.threads)
+    runs = [measure(config, policy, lat, args.threads) for lat in args.latency]
+    report(runs, base, args.json)
+    return runs
+
+
+if __name__ == "__main__":
+    main()
