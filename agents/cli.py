@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--size", default="tiny", choices=["tiny", "small"])
     b.add_argument("--sft-steps", type=int, default=None)
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--problems", default="generated")
+    b.add_argument("--problems", default="generated:arithmetic:1-2")
     b.add_argument("--threads", type=int, default=2)
     common(b)
     b.set_defaults(func=cmd_build_policy)

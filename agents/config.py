@@ -45,7 +45,8 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ policy
     policy: str = ""
-    """Policy directory (``build_policy`` output or any local HF causal LM). Empty: build one into
+    """Policy: a shipped name (``tiny-base``: the packaged tiny base, ``agents/assets/tiny_base``), a
+    directory (``build_policy`` output or any local HF causal LM). Empty: build one into
     ``<out>/policy`` with ``policy_size`` / ``policy_sft_steps`` (costs SFT time up front)."""
     policy_size: str = "tiny"
     """Size when the policy is built: ``tiny`` (~1M params, minutes on CPU) or ``small`` (~15M)."""

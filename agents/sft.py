@@ -135,8 +135,11 @@ def sft_train(
     seed: int = 0,
     log_every: int = 0,
     log_fn: Callable[[str], None] = print,
+    on_step: Callable[[int, float], None] | None = None,
+    schedule: str = "cosine",
+    rsqrt_from: int = 200,
 ) -> SFTResult:
-    """Train ``model`` on ``traces`` for ``steps`` AdamW steps (cosine decay after a linear warm-up).
+    """Train ``model`` on ``traces`` for ``steps`` AdamW steps (linear warm-up, then ``schedule``).
 
     Args:
         model: a causal LM (trained in place).
@@ -150,10 +153,18 @@ def sft_train(
         lora_r: when set, train LoRA adapters of this rank (peft) instead of all weights.
         merge_lora: merge the adapters back into ``model`` at the end.
         log_every: print the loss every this many steps (0: never).
+        schedule: ``"cosine"`` (warm-up, then cosine to 0.1 x lr at ``steps``) or ``"rsqrt"``
+            (warm-up, constant to step ``rsqrt_from``, then lr * sqrt(rsqrt_from / step), floor
+            0.25 x lr): with ``rsqrt`` a run's first N steps do not depend on ``steps``, so a
+            snapshot at step N is exactly the model a run of N steps builds.
+        on_step: called with ``(steps_done, loss)`` after each step (snapshots, notebooks); it
+            must not draw from torch's RNG (the batch order would change).
 
     Returns:
         :class:`SFTResult` with the loss of every step.
     """
+    if schedule not in ("cosine", "rsqrt"):
+        raise ValueError(f"unknown schedule {schedule!r}: cosine or rsqrt")
     examples = [tokenize_trace(tokenizer, t, use_chat_template, max_len) for t in traces]
     examples = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
     if not examples:
@@ -173,6 +184,8 @@ def sft_train(
     def lr_at(step: int) -> float:
         if step < warmup_steps:
             return lr * (step + 1) / warmup_steps
+        if schedule == "rsqrt":  # no horizon: the first N steps are the same for any ``steps``
+            return lr * max(0.25, math.sqrt(rsqrt_from / max(rsqrt_from, step)))
         progress = (step - warmup_steps) / max(1, steps - warmup_steps)
         return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
@@ -200,6 +213,8 @@ def sft_train(
         tokens += int(batch["attention_mask"].sum())
         if log_every and (step + 1) % log_every == 0:
             log_fn(f"sft step {step + 1}/{steps} loss {losses[-1]:.4f} lr {lr_at(step):.2e}")
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
     seconds = time.perf_counter() - start
     train_model.eval()
     if lora_r and merge_lora:

@@ -82,10 +82,12 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_policy(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> Path:
-    """The policy directory: ``config.policy``, or one built into ``<out>/policy`` (reused if there)."""
+    """The policy directory: ``config.policy`` (a shipped name such as ``tiny-base`` resolved to its
+    directory), or one built into ``<out>/policy`` (reused if there)."""
+    from agents.policy import build_policy, read_policy_info, resolve_policy_path
+
     if config.policy:
-        return Path(config.policy)
-    from agents.policy import build_policy, read_policy_info
+        return Path(resolve_policy_path(config.policy))
 
     target = out_dir / "policy"
     if read_policy_info(target) is None:

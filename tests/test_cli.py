@@ -33,7 +33,7 @@ def policy_dir(tmp_path_factory):
     from agents.policy import build_policy
 
     return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0,
-                        vocab_size=1024, verbose=False)
+                        verbose=False)
 
 
 def test_help_lists_commands():

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agents.policy import build_model, build_policy, build_tokenizer, count_parameters, load_policy, read_policy_info
 from agents.policy.build import POLICY_INFO_FILE, format_compliance
-from agents.policy.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, TAG_TOKENS, encode_prompt, prompt_text
+from agents.policy.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, TAG_TOKENS, encode_prompt, mine_phrases, prompt_text
 from eapo_env import prompts
 from eapo_env.problems import load_problems
 from eapo_env.protocol import PROTOCOL_TAGS
@@ -27,7 +27,7 @@ def tokenizer():
     src = load_problems("generated")
     corpus = [prompts.TRAIN_PROMPT, prompts.EVAL_PROMPT, prompts.NUDGE]
     corpus += [t for i in range(200) for t in (src[i].question, src[i].solution)]
-    return build_tokenizer(corpus, vocab_size=1024)
+    return build_tokenizer(mine_phrases(corpus, min_count=5))
 
 
 # ------------------------------------------------------------------ tokenizer
@@ -111,24 +111,87 @@ def test_model_save_load_gives_identical_logits(tokenizer, tmp_path):
 # ------------------------------------------------------------------ build_policy
 
 
-def test_build_policy_loads_offline_and_emits_protocol_actions(tmp_path):
-    """A reduced build (fewer traces, steps) that still has to produce well-formed first turns.
-
-    Measured for this reduced build (80 steps of 8 traces, seeds 0-2): 0.96-1.0 well-formed first
-    turns under the training prompt, 0.88-1.0 under the evaluation prompt, where 0.88-1.0 answer
-    directly. The thresholds (0.7) leave room for noise. The default build (120 steps of 16 traces)
-    measured 1.0 on 64 held-out problems for both prompts.
-    """
-    out = build_policy(tmp_path / "policy", "tiny", sft_steps=80, seed=0, problems="generated:arithmetic,linear,counting",
-                       n_train=400, n_heldout=0, vocab_size=1024, batch_size=8, verbose=False)
+def test_build_policy_loads_offline_and_learns(tmp_path):
+    """A reduced build (400 traces, 80 steps of 8) writes a directory that loads offline and whose
+    SFT loss at least halved. Protocol compliance is checked on the shipped base (below)."""
+    out = build_policy(tmp_path / "policy", "tiny", sft_steps=80, seed=0, problems="generated:arithmetic:1-2",
+                       n_train=400, n_heldout=0, batch_size=8, verbose=False)
     info = json.loads((out / POLICY_INFO_FILE).read_text())
-    assert info == read_policy_info(out) and info["sft"]["loss_last"] < 0.5 * info["sft"]["loss_first"]
+    assert info == read_policy_info(out) and info["sft"]["loss_last"] < 0.5 * info["sft"]["losses_first"][0]
     model = AutoModelForCausalLM.from_pretrained(out).eval()
     tok = AutoTokenizer.from_pretrained(out)
     assert tok.chat_template and count_parameters(model) == info["parameters"]
-    heldout = [load_problems("generated")[i] for i in range(5000, 5024)]  # other families too: held out
+    assert "--sft-steps 80 --seed 0" in info["rebuild_command"]
+
+
+def test_shipped_base_emits_protocol_actions():
+    """Greedy first turns of the shipped base on held-out problems: well-formed actions, and under
+    the evaluation prompt it answers rather than consults."""
+    model, tok = load_policy("tiny-base")
+    heldout = [load_problems("generated:arithmetic:1-2", seed=7)[i] for i in range(24)]
     train = format_compliance(model, tok, heldout, eval_mode=False, max_new_tokens=64)
-    evalp = format_compliance(model, tok, heldout, eval_mode=True, max_new_tokens=48)
-    assert train["well_formed"] >= 0.7, train
-    assert evalp["well_formed"] >= 0.7, evalp
-    assert evalp["answer"] >= 0.7, evalp  # under the evaluation prompt it answers (does not consult)
+    evalp = format_compliance(model, tok, heldout, eval_mode=True, max_new_tokens=64)
+    assert train["well_formed"] >= 0.8, train
+    assert evalp["well_formed"] >= 0.8 and evalp["answer"] >= 0.8, evalp
+
+
+def test_saved_policy_tokenizer_gives_the_ids_it_was_trained_on(tmp_path):
+    """The ids SFT trained on (the in-memory tokenizer) are the ids the loaded policy sees at rollout.
+
+    Guards the trap of ``AutoTokenizer`` mapping a ``qwen2`` directory to ``Qwen2Tokenizer``, which
+    rebuilds the pre-tokenizer: a policy then gets other ids at rollout than in SFT.
+    """
+    from agents.policy.build import BASE_TRACES, policy_phrases
+    from agents.sft import tokenize_trace
+    from agents.traces import make_traces, solution_reply
+
+    problems = [load_problems("generated:arithmetic:1-3")[i] for i in range(200)]
+    trained = build_tokenizer(policy_phrases(problems))
+    out = build_policy(tmp_path / "p", "tiny", sft_steps=0, problems="generated:arithmetic:1-3", n_train=200,
+                       n_heldout=0, verbose=False)
+    _, loaded = load_policy(out)
+    traces = make_traces(problems[:60], seed=0, config=BASE_TRACES, reply_fn=solution_reply)
+    for trace in traces:
+        assert tokenize_trace(loaded, trace).input_ids == tokenize_trace(trained, trace).input_ids
+    text = "Compute $12 - 7 \\times 3$. 12 - 21 = -9 <answer>-9</answer> é 中"
+    assert loaded.encode(text, add_special_tokens=False) == trained.encode(text, add_special_tokens=False)
+    digits = loaded.encode("90817", add_special_tokens=False)
+    assert [loaded.decode([i]) for i in digits] == list("90817")  # every digit its own token
+
+
+def test_shipped_base_loads_by_name_and_records_its_rebuild():
+    from agents.policy import SHIPPED_POLICIES, resolve_policy_path
+
+    path = SHIPPED_POLICIES["tiny-base"]
+    info = read_policy_info(path)
+    assert info is not None and resolve_policy_path("tiny-base") == str(path)
+    assert "eapo build-policy" in info["rebuild_command"] and len(info["sft"]["losses_first"]) >= 5
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size <= 10 * 2**20
+    model, tok = load_policy("tiny-base")
+    assert model.config.model_type == "qwen2" and len(tok) == info["vocab_size"]
+
+
+@pytest.mark.slow
+def test_short_rebuild_reproduces_the_shipped_first_losses(tmp_path):
+    """Rebuild the shipped base for 5 SFT steps with its recorded arguments: the same losses.
+
+    The first SFT steps depend on the trace draw, the tokenizer, the init and the batch order, so
+    this pins the whole build recipe (on the same torch version; CPU float32).
+    """
+    from agents.policy import SHIPPED_POLICIES
+
+    info = read_policy_info(SHIPPED_POLICIES["tiny-base"])
+    args = info["build_args"]
+    seen: list[float] = []
+
+    def stop_after_five(step: int, loss: float) -> None:
+        seen.append(loss)
+        if step == 5:
+            raise StopIteration
+
+    with pytest.raises(StopIteration):
+        build_policy(tmp_path / "p", args["size"], args["sft_steps"], args["seed"], args["problems"],
+                     n_train=args["n_train"], n_heldout=0, batch_size=args["batch_size"], lr=args["lr"],
+                     threads=1, verbose=False, on_sft_step=stop_after_five)
+    assert seen == pytest.approx(info["sft"]["losses_first"][:5], rel=1e-3)

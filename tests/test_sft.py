@@ -11,7 +11,7 @@ import torch
 
 import eapo_env
 from agents.policy.model import build_model
-from agents.policy.tokenizer import build_tokenizer, encode_prompt, encode_segment
+from agents.policy.tokenizer import build_tokenizer, encode_prompt, encode_segment, mine_phrases
 from agents.sft import IGNORE_INDEX, _length_bucketed_batches, collate, sft_train, tokenize_trace
 from agents.traces import PARADIGMS, TraceConfig, make_trace, make_traces, policy_text, reference_reply_fn, trace_text
 from eapo_env.problems import load_problems
@@ -30,7 +30,7 @@ def problems():
 def tokenizer(problems):
     traces = make_traces(problems, seed=0)
     corpus = [p.question for p in problems] + [p.solution for p in problems] + [trace_text(t) for t in traces]
-    return build_tokenizer(corpus, vocab_size=1024)
+    return build_tokenizer(mine_phrases(corpus, min_count=5))
 
 
 # ------------------------------------------------------------------ traces
@@ -133,3 +133,25 @@ def test_sft_with_lora_merges_back(tokenizer, problems):
     after = res.model.model.layers[0].self_attn.q_proj.weight
     assert not torch.equal(before, after)  # the adapters were merged into the base weights
     assert sum(res.losses[-3:]) / 3 < res.losses[0]
+
+
+def test_rsqrt_schedule_makes_a_short_run_the_prefix_of_a_long_one(tokenizer, problems):
+    """With the horizon-free schedule, N steps of a long run are exactly a run of N steps (so a
+    snapshot of the shipped base build is what ``--sft-steps N`` rebuilds); cosine depends on ``steps``."""
+    traces = make_traces(problems[:16], seed=0)
+
+    def run(steps: int, schedule: str) -> tuple[list[float], torch.Tensor]:
+        model = build_model(tokenizer, "tiny", seed=0)
+        res = sft_train(model, tokenizer, traces, steps=steps, batch_size=4, lr=5e-3, warmup_steps=2, max_len=128,
+                        schedule=schedule, rsqrt_from=3)
+        return res.losses, model.model.layers[0].mlp.up_proj.weight.detach().clone()
+
+    short, w_short = run(5, "rsqrt")
+    long, _ = run(8, "rsqrt")
+    assert long[:5] == short
+    cos_short, w_cos = run(5, "cosine")
+    cos_long, _ = run(8, "cosine")
+    assert cos_short[:3] == short[:3] and cos_long[:5] != cos_short  # the cosine decay differs by step 4
+    assert not torch.equal(w_short, w_cos)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        sft_train(build_model(tokenizer, "tiny", seed=0), tokenizer, traces, steps=1, schedule="linear")

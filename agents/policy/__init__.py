@@ -15,6 +15,8 @@ from typing import Any
 
 _EXPORTS = {
     "build_tokenizer": "agents.policy.tokenizer",
+    "fixed_phrases": "agents.policy.tokenizer",
+    "mine_phrases": "agents.policy.tokenizer",
     "encode_prompt": "agents.policy.tokenizer",
     "encode_segment": "agents.policy.tokenizer",
     "prompt_text": "agents.policy.tokenizer",
@@ -22,6 +24,9 @@ _EXPORTS = {
     "build_model": "agents.policy.model",
     "count_parameters": "agents.policy.model",
     "load_policy": "agents.policy.model",
+    "load_tokenizer": "agents.policy.model",
+    "resolve_policy_path": "agents.policy.model",
+    "SHIPPED_POLICIES": "agents.policy.model",
     "SIZES": "agents.policy.model",
     "build_policy": "agents.policy.build",
     "format_compliance": "agents.policy.build",

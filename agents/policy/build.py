@@ -4,9 +4,9 @@ The result loads offline with ``AutoModelForCausalLM.from_pretrained(out_dir)`` 
 ``AutoTokenizer.from_pretrained(out_dir)`` (or :func:`agents.policy.load_policy`), next to an
 ``eapo_policy.json`` that records how it was built and how well its first turn follows the protocol.
 
-Example (about a minute on 2 CPU cores)::
+Example (the shipped base, ``agents/assets/tiny_base``; ~10 minutes on 2 CPU cores)::
 
-    python -m agents.policy.build --out runs/policy --size tiny
+    eapo build-policy --out agents/assets/tiny_base --size tiny --sft-steps 1200 --seed 0 --threads 2
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,25 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from agents.policy.model import build_model, count_parameters
-from agents.policy.tokenizer import build_tokenizer, encode_prompt, tag_token_ids
+from agents.policy.tokenizer import build_tokenizer, encode_prompt, fixed_phrases, mine_phrases, tag_token_ids
 from agents.sft import sft_train
-from agents.traces import TraceConfig, make_traces, trace_text
+from agents.traces import TraceConfig, make_traces
 from eapo_env import prompts
 from eapo_env.problems import Problem, load_problems
 from eapo_env.protocol import STOP_STRINGS, parse_action
 
 POLICY_INFO_FILE = "eapo_policy.json"
-#: Defaults for the quickstart budget (~1-2 minutes on 2 CPU cores for the tiny model).
-DEFAULT_SFT_STEPS = {"tiny": 120, "small": 200}
-DEFAULT_LR = {"tiny": 4e-3, "small": 1.5e-3}
+#: SFT steps by size (batches of 32 traces). The learning-rate schedule has no horizon (``rsqrt``),
+#: so a build of N steps is the N-th step of any longer build.
+DEFAULT_SFT_STEPS = {"tiny": 1200, "small": 1200}
+DEFAULT_LR = {"tiny": 3e-3, "small": 1e-3}
+#: Traces of the shipped base: half under the evaluation prompt (the policy must answer alone at
+#: evaluation); under the training prompt mostly self-resolution, some consultation (one short
+#: query: a long consult costs CPU SFT time), a quarter of replies unavailable (then it answers alone).
+BASE_TRACES = TraceConfig(mix=(0.6, 0.25, 0.15), self_levels=(1, 2), eval_frac=0.5, unavailable_prob=0.25,
+                          max_consult_chars=200)
+#: SFT losses recorded in ``eapo_policy.json`` for the rebuild test (a short rebuild must match them).
+RECORDED_LOSSES = 20
 
 
 def _take(source: Any, start: int, count: int) -> list[Problem]:
@@ -42,17 +50,9 @@ def _take(source: Any, start: int, count: int) -> list[Problem]:
     return [source[i] for i in range(start, min(n, start + count))]
 
 
-def tokenizer_corpus(problems: Sequence[Problem], traces: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
-    """Texts the BPE is trained on: problems, solutions, every fixed env text, and the traces."""
-    fixed = [
-        prompts.TRAIN_PROMPT, prompts.EVAL_PROMPT, prompts.NUDGE, prompts.EMPTY_CONSULT,
-        prompts.CONSULT_DISABLED, prompts.render_experts_block(["x", None]), "user\n", "assistant\n",
-    ]
-    texts = list(fixed)
-    for p in problems:
-        texts += [p.question, p.solution, p.answer]
-    texts += [trace_text(t) for t in traces]
-    return texts
+def policy_phrases(problems: Sequence[Problem], min_count: int = 20) -> list[str]:
+    """Phrase tokens: the env's fixed texts plus frequent digit-free pieces of questions and solutions."""
+    return fixed_phrases() + mine_phrases((t for p in problems for t in (p.question, p.solution)), min_count)
 
 
 @torch.no_grad()
@@ -114,32 +114,37 @@ def build_policy(
     size: str = "tiny",
     sft_steps: int | None = None,
     seed: int = 0,
-    problems: Any = "generated",
+    problems: Any = "generated:arithmetic:1-2",
     *,
-    n_train: int = 3000,
+    n_train: int = 24000,
     n_heldout: int = 32,
-    vocab_size: int = 4096,
-    batch_size: int = 16,
+    batch_size: int = 32,
     lr: float | None = None,
     trace_config: TraceConfig | None = None,
     lora_r: int | None = None,
     threads: int | None = None,
-    log_every: int = 50,
+    log_every: int = 100,
     verbose: bool = True,
+    on_sft_step: Callable[[int, float], None] | None = None,
 ) -> Path:
-    """Build a policy directory: tokenizer, model, SFT warm start, build info.
+    """Build a policy directory: character tokenizer, model, SFT on worked-solution traces, build info.
 
     Args:
         out_dir: where to write (created; existing files of the same names are overwritten).
-        size: ``"tiny"`` (~1M parameters) or ``"small"`` (~15M).
+        size: ``"tiny"`` (~0.45M parameters) or ``"small"`` (~14M).
         sft_steps: SFT steps (default per size; 0 skips SFT and leaves the random init).
         seed: seeds the model init, the traces and the SFT batch order.
         problems: problem spec for :func:`eapo_env.problems.load_problems`; the first ``n_train``
-            give the traces and the tokenizer corpus, the next ``n_heldout`` the compliance check.
+            give the traces and the phrase tokens, the next ``n_heldout`` the compliance check.
         threads: ``torch.set_num_threads`` for the build (``None`` leaves it as is).
 
     Returns:
-        ``out_dir`` as a :class:`Path`.
+        ``out_dir`` as a :class:`Path`. The same arguments on the same torch version rebuild the
+        same first SFT losses (recorded in ``eapo_policy.json``).
+
+    Example (the shipped base; ~20-30 minutes on 2 shared CPU cores)::
+
+        eapo build-policy --out agents/assets/tiny_base --seed 0 --threads 2
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,34 +153,34 @@ def build_policy(
     say = print if verbose else (lambda *_: None)
     hf_logging.disable_progress_bar()
     steps = DEFAULT_SFT_STEPS[size] if sft_steps is None else sft_steps
+    lr = lr or DEFAULT_LR[size]
     t0 = time.perf_counter()
 
     source = load_problems(problems)
     train = _take(source, 0, n_train)
     heldout = _take(source, n_train, n_heldout)
-    cfg = trace_config or TraceConfig()
+    cfg = trace_config or BASE_TRACES
     traces = make_traces(train, seed=seed, config=cfg)
-    t_traces = time.perf_counter()
-
-    tokenizer = build_tokenizer(tokenizer_corpus(train, traces), vocab_size=vocab_size)
-    t_tok = time.perf_counter()
+    tokenizer = build_tokenizer(policy_phrases(train))
     model = build_model(tokenizer, size, seed=seed)
-    say(f"built tokenizer ({len(tokenizer)} tokens, {t_tok - t_traces:.1f}s) and {size} model ({count_parameters(model):,} params)")
+    t_prep = time.perf_counter()
+    say(f"built tokenizer ({len(tokenizer)} tokens) and {size} model ({count_parameters(model):,} params) in {t_prep - t0:.1f}s")
 
     sft_info: dict[str, Any] = {"steps": 0}
     if steps > 0:
         result = sft_train(
-            model, tokenizer, traces, steps=steps, batch_size=batch_size, lr=lr or DEFAULT_LR[size],
-            lora_r=lora_r, seed=seed, log_every=log_every if verbose else 0,
+            model, tokenizer, traces, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=50, schedule="rsqrt",
+            lora_r=lora_r, seed=seed, log_every=log_every if verbose else 0, max_len=192, on_step=on_sft_step,
         )
         model = result.model
         sft_info = {
-            "steps": steps, "batch_size": batch_size, "lr": lr or DEFAULT_LR[size], "lora_r": lora_r,
-            "loss_first": result.losses[0], "loss_last": sum(result.losses[-10:]) / len(result.losses[-10:]),
+            "steps": steps, "batch_size": batch_size, "lr": lr, "lora_r": lora_r,
+            "losses_first": [round(x, 6) for x in result.losses[:RECORDED_LOSSES]],
+            "loss_last": sum(result.losses[-10:]) / len(result.losses[-10:]),
             "seconds": round(result.seconds, 2), "steps_per_s": round(result.steps_per_s, 3),
             "tokens_per_s": round(result.tokens / result.seconds, 1),
         }
-        say(f"sft: {steps} steps in {result.seconds:.1f}s, loss {sft_info['loss_first']:.3f} -> {sft_info['loss_last']:.3f}")
+        say(f"sft: {steps} steps in {result.seconds:.1f}s, loss {result.losses[0]:.3f} -> {sft_info['loss_last']:.3f}")
     t_sft = time.perf_counter()
 
     compliance: dict[str, Any] = {}
@@ -186,30 +191,24 @@ def build_policy(
             "eval_prompt": format_compliance(model, tokenizer, heldout, eval_mode=True),
         }
         say(f"held-out first-turn compliance: {json.dumps(compliance)}")
-    t_eval = time.perf_counter()
-
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    build_args = {"size": size, "sft_steps": steps, "seed": seed, "problems": problems if isinstance(problems, str) else
+                  type(problems).__name__, "n_train": len(train), "batch_size": batch_size, "lr": lr}
     info = {
-        "format": "eapo-policy/1",
-        "size": size,
-        "seed": seed,
+        "format": "eapo-policy/2",
+        "build_args": build_args,
+        "rebuild_command": f"eapo build-policy --out {out} --size {size} --sft-steps {steps} --seed {seed} --threads 1",
         "parameters": count_parameters(model),
         "vocab_size": len(tokenizer),
-        "problems": problems if isinstance(problems, str) else type(problems).__name__,
-        "n_train": len(train),
-        "n_heldout": len(heldout),
         # How the rollout engine must encode the first observation (see agents.policy.tokenizer).
         "chat_template": True,
         "stop_strings": list(STOP_STRINGS),
-        "trace_config": {k: v for k, v in vars(cfg).items()},
+        "trace_config": dict(vars(cfg)),
         "sft": sft_info,
         "compliance": compliance,
-        "timings_s": {
-            "traces": round(t_traces - t0, 2), "tokenizer": round(t_tok - t_traces, 2),
-            "sft": round(t_sft - t_tok, 2), "compliance": round(t_eval - t_sft, 2),
-            "total": round(time.perf_counter() - t0, 2),
-        },
+        "timings_s": {"prepare": round(t_prep - t0, 2), "sft": round(t_sft - t_prep, 2),
+                      "total": round(time.perf_counter() - t0, 2)},
         "torch_threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
@@ -230,10 +229,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", default="tiny", choices=["tiny", "small"])
     parser.add_argument("--sft-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--problems", default="generated")
+    parser.add_argument("--problems", default="generated:arithmetic:1-2")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--n-train", type=int, default=24000)
     args = parser.parse_args(argv)
-    build_policy(args.out, args.size, args.sft_steps, args.seed, args.problems, threads=args.threads)
+    build_policy(args.out, args.size, args.sft_steps, args.seed, args.problems, n_train=args.n_train, threads=args.threads)
 
 
 if __name__ == "__main__":

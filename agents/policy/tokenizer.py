@@ -1,8 +1,9 @@
-"""A byte-level BPE tokenizer trained locally for the protocol, and the prompt-encoding rule.
+"""A character-level tokenizer built locally for the protocol, and the prompt-encoding rule.
 
-Why our own tokenizer: the embedded default must build a policy with no download. A byte-level BPE
-round-trips any text exactly (every byte is a symbol), and trained on problem + protocol text it
-gives short sequences for the tiny model.
+Why our own tokenizer: the embedded default must build a policy with no download. It is a
+byte-level BPE with no merges: it round-trips any text exactly (every byte is a symbol), every digit
+is its own token (a tiny model learns arithmetic digit by digit; merged numbers hide it), and fixed
+texts (prompt sentences, solution phrases) are single added tokens, so sequences stay short.
 
 Choices that the rest of the learner relies on:
 
@@ -11,7 +12,7 @@ Choices that the rest of the learner relies on:
   detection at ``</answer>`` / ``</consult>`` is a token-id check, and the policy cannot emit a
   half-formed tag. They are added as *non-special* tokens so ``decode(skip_special_tokens=True)``
   keeps them (they are text the env must see).
-* Digits are split one per token (as in Qwen/Llama-3), so arithmetic is not hidden behind merges.
+* Every character is its own token (no merges), except the added tags and phrases.
 * Special tokens are Qwen-like: ``<|endoftext|>`` (bos and pad), ``<|im_start|>``, ``<|im_end|>``
   (eos). Nothing is added automatically on ``encode``; the chat template is the only place they appear.
 
@@ -23,11 +24,14 @@ segment, never re-tokenized as a whole), which is what both SFT and the rollout 
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from eapo_env import prompts
 from eapo_env.protocol import PROTOCOL_TAGS
 
 BOS_TOKEN = "<|endoftext|>"
@@ -50,44 +54,63 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer(
-    corpus: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
-) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE on ``corpus`` and wrap it as a Hugging Face fast tokenizer.
+#: Splits a text into the pieces that may become phrase tokens: math (``$...$``) and numbers are
+#: cut out, so no phrase ever holds a digit (every digit stays its own token).
+_PHRASE_SPLIT = re.compile(r"\$[^$]*\$|[0-9]+|<[^<>]*>|\{[a-z_]+\}")
 
-    Args:
-        corpus: training texts (problem statements, solutions, prompts, traces).
-        vocab_size: upper bound on the vocabulary (the BPE stops early on a small corpus).
-        min_frequency: a pair must occur this often to be merged.
 
-    Returns:
-        A tokenizer with the special tokens, the tag tokens and a chat template set; it survives
-        ``save_pretrained`` / ``AutoTokenizer.from_pretrained``.
+def fixed_phrases() -> list[str]:
+    """The env's fixed texts (prompts, nudges), cut at tags, format fields and numbers."""
+    texts = [prompts.TRAIN_PROMPT, prompts.EVAL_PROMPT, prompts.NUDGE, prompts.EMPTY_CONSULT, prompts.CONSULT_DISABLED]
+    unavailable = '" status="unavailable">' + prompts.UNAVAILABLE  # an experts-block entry without a reply
+    return mine_phrases(texts, min_count=1) + ["user\n", "assistant\n", unavailable]
+
+
+def mine_phrases(texts: Iterable[str], min_count: int = 20, min_chars: int = 4) -> list[str]:
+    """Text pieces between math, numbers and tags that occur at least ``min_count`` times.
 
     Example:
-        >>> tok = build_tokenizer(["What is 2 + 3? <answer>5</answer>"] * 4, vocab_size=300)
-        >>> tok.decode(tok.encode("<answer>5</answer>"))
-        '<answer>5</answer>'
-        >>> len(tok.encode("</answer>"))
-        1
+        >>> mine_phrases(["Compute $1 + 2$.", "Compute $3 + 4$."], min_count=2)
+        ['Compute ']
     """
-    tok = Tokenizer(models.BPE())
-    # Digits first (one token per digit), then the GPT-2 byte-level split; no normalizer, no prefix
-    # space: decode(encode(x)) == x for every string.
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    counts = Counter(piece for t in texts for piece in _PHRASE_SPLIT.split(t) if len(piece) >= min_chars)
+    return sorted((p for p, c in counts.items() if c >= min_count), key=lambda p: (-len(p), p))
+
+
+def build_tokenizer(phrases: Iterable[str] = ()) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: a byte-level BPE with **no merges**, plus single-token tags.
+
+    Every byte is one token, so every digit and every character of a number is its own token; the
+    protocol tags, the env markup and each of ``phrases`` (long fixed texts: prompt sentences,
+    solution phrases) are added tokens, one token each, so prompts stay short. No merges also makes
+    the ids independent of the pre-tokenizer: a loader that swaps it (``Qwen2Tokenizer`` does)
+    still gives the same ids (pinned by ``tests/test_policy_build.py``).
+
+    Args:
+        phrases: extra fixed texts to make single tokens (e.g. :func:`fixed_phrases` +
+            :func:`mine_phrases` of the training corpus). A phrase must not contain a digit.
+
+    Example:
+        >>> tok = build_tokenizer(["Compute "])
+        >>> [tok.decode([i]) for i in tok.encode("Compute 12<answer>")]
+        ['Compute ', '1', '2', '<answer>']
+        >>> tok.decode(tok.encode("é ü"))
+        'é ü'
+    """
+    phrases = [p for p in dict.fromkeys(phrases) if p and p not in TAG_TOKENS]
+    if any(ch.isdigit() for p in phrases for ch in p):
+        raise ValueError("a phrase token must not contain a digit (digits are one token each)")
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    vocab.update({ch: len(SPECIAL_TOKENS) + i for i, ch in enumerate(alphabet)})
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    # No normalizer, no prefix space: decode(encode(x)) == x for every string.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer=trainer)
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     # normalized=False: match the raw text; no strip: whitespace around a tag stays its own token.
-    tok.add_tokens([AddedToken(t, single_word=False, lstrip=False, rstrip=False, normalized=False) for t in TAG_TOKENS])
+    added = list(TAG_TOKENS) + phrases
+    tok.add_tokens([AddedToken(t, single_word=False, lstrip=False, rstrip=False, normalized=False) for t in added])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS_TOKEN,
@@ -95,7 +118,7 @@ def build_tokenizer(
         pad_token=PAD_TOKEN,
         additional_special_tokens=[IM_START],
         chat_template=CHAT_TEMPLATE,
-        clean_up_tokenization_spaces=False,  # the HF default would rewrite " ." → "." on decode
+        clean_up_tokenization_spaces=False,  # the HF default would rewrite " ." -> "." on decode
         model_max_length=2048,
     )
 
