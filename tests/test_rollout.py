@@ -311,3 +311,28 @@ def test_engines_leave_train_mode_alone(model, tok):
         assert model.training
     finally:
         model.eval()
+
+
+def test_gpu_check_script_is_well_formed():
+    """The CPU-checkable parts of ``scripts/gpu_check.sh``: shell syntax, the benchmark calls parse, the
+    CUDA-graph test it selects exists, and the ~100M model its config builds has ~100M parameters."""
+    import shlex
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "scripts" / "gpu_check.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    sys.path.insert(0, str(root / "benchmarks"))
+    import bench_rollout
+
+    text = script.read_text().replace("\\\n", " ")
+    calls = [shlex.split(line.split("bench_rollout.py", 1)[1].split("|")[0]) for line in text.splitlines()
+             if "bench_rollout.py" in line and not line.lstrip().startswith("#")]
+    assert len(calls) == 2
+    parsed = [bench_rollout.build_parser().parse_args(argv) for argv in calls]
+    assert all(a.device == "cuda" and a.batch == [256, 1024] and a.turns == [3] and a.engines == ["ours", "hf"]
+               for a in parsed)
+    assert parsed[0].policy and parsed[1].model_size == "100m" and parsed[1].dtype == "bfloat16"
+    assert "-k cuda_graphs" in text and callable(test_cuda_graphs_match_eager)
+    model = bench_rollout.build_model("100m", build_tiny_tokenizer(), 0.03, device="meta")
+    assert 80e6 < sum(p.numel() for p in model.parameters()) < 120e6
