@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,8 @@ def header(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     return [
         f"# EAPO learning benchmark — `{prof['name']}` profile", "",
         f"- command: `{meta['command']}`", f"- commit: `{meta['commit']}`",
-        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; wall time {meta['seconds'] / 60:.1f} min",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; wall time {meta['seconds'] / 60:.1f} min on "
+        f"{os.cpu_count()} CPU cores (load average at the end: {os.getloadavg()[0]:.1f}; the machine is shared)",
         f"- starting policy: `{meta['policy']}`", f"- problems (training and held-out): `{meta['problems']}`; "
         f"held-out: {eapo['eval_num_problems']} problems × k = {eapo['eval_k']} samples, problem seed "
         f"{eapo['eval_problems_seed']} (training draws seed {eapo['problems_seed']}), consultation off",

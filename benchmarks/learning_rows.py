@@ -93,7 +93,7 @@ PROFILES: dict[str, Profile] = {
                      seeds=1, steps=2, eval_problems=4, eval_k=2, segments=1, prompts_per_step=2, group_size=2,
                      max_turn_tokens=12, distill_problems=16),
     "quick": Profile("quick", ("base", "expert_workflow", "self_collab", "self_explore", "eapo"),
-                     seeds=1, steps=100, eval_problems=100, eval_k=8, segments=2),
+                     seeds=1, steps=80, eval_problems=100, eval_k=8, segments=2),
     "full": Profile("full", tuple(r.key for r in ROWS), seeds=3, steps=300, eval_problems=200, eval_k=16, segments=3),
 }
 
