@@ -36,6 +36,7 @@ from learning_rows import PROFILES, Profile, Row, row_config, rows_for  # noqa: 
 #: Training and held-out problems (see the report's "design" section for why this level).
 DEFAULT_PROBLEMS = "generated:arithmetic:1-2"
 ROW_FILE = "bench_row.json"
+META_FILE = "meta.json"
 
 
 def _quiet_log(path: Path) -> Callable[[str], None]:
@@ -132,6 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default=None, help="output directory (default: benchmarks/results/<profile>)")
     ap.add_argument("--policy", default=None, help="starting policy directory (default: the shipped base)")
     ap.add_argument("--problems", default=DEFAULT_PROBLEMS, help="training and held-out problem spec")
+    ap.add_argument("--report-only", action="store_true", help="rewrite report.md and plots from --out's rows")
     return ap.parse_args(argv)
 
 
@@ -149,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     profile = dataclasses.replace(profile, **changes)
     out = Path(args.out or Path(__file__).resolve().parent / "results" / name).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:  # the same rows and run metadata, only the report rewritten
+        from learning_report import write_report
+
+        print(write_report(out, json.loads((out / "rows.json").read_text()), json.loads((out / META_FILE).read_text())))
+        return 0
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -169,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"profile": dataclasses.asdict(profile), "policy": policy, "problems": args.problems,
             "command": "python benchmarks/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "commit": git_commit(), "seconds": time.perf_counter() - t0, "notes": scope_notes(profile)}
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     report = write_report(out, records, meta)
     print(f"report: {report} ({meta['seconds']:.0f}s)")
     return 0

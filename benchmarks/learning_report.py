@@ -167,7 +167,8 @@ def plot_all(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]) -
             n = min(len(m) for m in ms)
             ys = np.nanmean([[float(m[i].get(key) or 0.0) for i in range(n)] for m in ms], axis=0)
             w = max(1, n // 20)
-            ax.plot(range(n), np.convolve(ys, np.ones(w) / w, mode="same"), label=k)
+            csum = np.concatenate([[0.0], np.cumsum(ys)])  # trailing mean over the last w steps (no padding)
+            ax.plot(range(n), [(csum[i + 1] - csum[max(0, i + 1 - w)]) / min(i + 1, w) for i in range(n)], label=k)
             if key == "consult_rate" and by_row[k][0]["method"] == "eapo":
                 ax.plot(range(n), [float(ms[0][i].get("p_schedule") or 0.0) for i in range(n)], ls=":", lw=1,
                         color=ax.lines[-1].get_color())
