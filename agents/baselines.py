@@ -36,6 +36,8 @@ from typing import Any
 from agents.config import TrainConfig
 
 RESULT_FILE = "result.json"
+Log = Callable[[str], None]
+Result = dict[str, Any]
 
 
 def _finish(out: Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -56,17 +58,18 @@ def _evaluate_dir(config: TrainConfig, policy_dir: Path, out: Path, problems: An
     return evaluate_config(model, tokenizer, config, out_dir=out, problems=problems).summary()
 
 
-def run_base(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+def run_base(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: Any) -> Result:
     from agents.trainer import resolve_policy
 
     t0 = time.perf_counter()
     out = Path(out_dir)
     policy = resolve_policy(config, out, log)
     ev = _evaluate_dir(config, policy, out / "eval")
-    return _finish(out, {"method": "base", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0})
+    return _finish(out, {"method": "base", "policy_dir": str(policy), "eval": ev,
+                         "seconds": time.perf_counter() - t0})
 
 
-def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Log = print, **_: Any) -> Result:
     """``eapo`` and ``self_explore``: :func:`agents.trainer.train`, then the held-out evaluation."""
     from agents.trainer import resolve_policy, train
 
@@ -108,7 +111,9 @@ def expert_replies(
     return [replies[i * replicas : (i + 1) * replicas] for i in range(len(problems))]
 
 
-def distillation_traces(config: TrainConfig, max_reply_chars: int = 240) -> tuple[list[list[tuple[str, str]]], dict[str, int]]:
+def distillation_traces(
+    config: TrainConfig, max_reply_chars: int = 240
+) -> tuple[list[list[tuple[str, str]]], dict[str, int]]:
     """Expert trajectories on training problems, kept when the expert's answer verifies correct."""
     from eapo_env import prompts
     from eapo_env.problems import load_problems
@@ -123,12 +128,13 @@ def distillation_traces(config: TrainConfig, max_reply_chars: int = 240) -> tupl
             rejected += 1
             continue
         text = reply if len(reply) <= max_reply_chars else reply[-max_reply_chars:]
-        prompt = prompts.render_prompt(p.question, eval_mode=True, max_experts=config.max_experts, max_turns=config.max_turns)
+        prompt = prompts.render_prompt(p.question, eval_mode=True, max_experts=config.max_experts,
+                                       max_turns=config.max_turns)
         traces.append([("prompt", prompt), ("policy", f"{text.strip()} <answer>{answer}</answer>")])
     return traces, {"problems": len(problems), "kept": len(traces), "rejected": rejected}
 
 
-def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: Any) -> Result:
     import torch
 
     from agents.policy import load_policy
@@ -144,14 +150,15 @@ def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Callable[[str
     traces, counts = distillation_traces(with_policy_expert(config, policy))
     if not traces:
         raise RuntimeError(f"no expert trajectory verified correct ({counts}); nothing to distill")
-    log(f"distill_sft: {counts['kept']} expert trajectories ({counts['rejected']} rejected), {config.distill_steps} SFT steps")
+    log(f"distill_sft: {counts['kept']} expert trajectories ({counts['rejected']} rejected), "
+        f"{config.distill_steps} SFT steps")
     res = sft_train(model, tokenizer, traces, steps=config.distill_steps, lr=config.distill_lr,
                     lora_r=config.lora_r or None, lora_alpha=config.lora_alpha or None, seed=config.seed)
     final = out / "final_policy"
     res.model.save_pretrained(final)
     tokenizer.save_pretrained(final)
-    result: dict[str, Any] = {"method": "distill_sft", "policy_dir": str(final), "traces": counts,
-                              "sft_loss_first": res.losses[0], "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds}
+    result: Result = {"method": "distill_sft", "policy_dir": str(final), "traces": counts,
+                      "sft_loss_first": res.losses[0], "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds}
     if config.final_eval:
         result["eval"] = _evaluate_dir(config, final, out / "eval")
     result["seconds"] = time.perf_counter() - t0
@@ -165,17 +172,19 @@ def workflow_problems(config: TrainConfig) -> list[Any]:
 
     problems = heldout_problems(config.eval_problems, config.eval_num_problems, config.eval_problems_seed)
     replies = expert_replies(config, problems, replicas=config.max_experts)
-    return [dataclasses.replace(p, question=p.question + prompts.render_experts_block(r)) for p, r in zip(problems, replies)]
+    return [dataclasses.replace(p, question=p.question + prompts.render_experts_block(r))
+            for p, r in zip(problems, replies)]
 
 
-def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print, **_: Any) -> dict[str, Any]:
+def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: Any) -> Result:
     from agents.trainer import resolve_policy
 
     t0 = time.perf_counter()
     out = Path(out_dir)
     policy = resolve_policy(config, out, log)
     ev = _evaluate_dir(config, policy, out / "eval", problems=workflow_problems(with_policy_expert(config, policy)))
-    return _finish(out, {"method": "expert_workflow", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0})
+    return _finish(out, {"method": "expert_workflow", "policy_dir": str(policy), "eval": ev,
+                         "seconds": time.perf_counter() - t0})
 
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -187,6 +196,6 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def run(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Log = print) -> Result:
     """Run ``config.method`` into ``out_dir``; returns (and writes) its result dict."""
     return RUNNERS[config.method](config, out_dir, resume=resume, log=log)

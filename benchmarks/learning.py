@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {"profile": dataclasses.asdict(profile), "policy": policy, "problems": args.problems,
             "command": "python benchmarks/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "commit": git_commit(), "seconds": time.perf_counter() - t0, "notes": scope_notes(profile)}
+            "commit": git_commit(), "seconds": time.perf_counter() - t0, "notes": scope_notes(profile),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()[0]}
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     report = write_report(out, records, meta)
     print(f"report: {report} ({meta['seconds']:.0f}s)")

@@ -199,15 +199,17 @@ def header(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     return [
         f"# EAPO learning benchmark — `{prof['name']}` profile", "",
         f"- command: `{meta['command']}`", f"- commit: `{meta['commit']}`",
-        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; wall time {meta['seconds'] / 60:.1f} min on "
-        f"{os.cpu_count()} CPU cores (load average at the end: {os.getloadavg()[0]:.1f}; the machine is shared)",
+        f"- date: {meta.get('date') or f'{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC'}; wall time "
+        f"{meta['seconds'] / 60:.1f} min on {os.cpu_count()} CPU cores (load average at the end: "
+        f"{meta.get('load', os.getloadavg()[0]):.1f}; the machine is shared)",
         f"- starting policy: `{meta['policy']}`", f"- problems (training and held-out): `{meta['problems']}`; "
         f"held-out: {eapo['eval_num_problems']} problems × k = {eapo['eval_k']} samples, problem seed "
         f"{eapo['eval_problems_seed']} (training draws seed {eapo['problems_seed']}), consultation off",
         f"- update budget: {prof['steps']} RL steps × {eapo['prompts_per_step']} prompts × G {eapo['group_size']}; "
         f"distillation SFT: as many optimizer steps; lr {eapo['lr']}; seeds per row: {prof['seeds']}",
         f"- EAPO: p(t) {describe_schedule(eapo['acceptance_schedule'])}; turn budget "
-        f"{describe_schedule(eapo['turn_schedule'])}; consult penalty {eapo['consult_penalty']}; K = {eapo['max_experts']}",
+        f"{describe_schedule(eapo['turn_schedule'])}; consult penalty {eapo['consult_penalty']}; "
+        f"K = {eapo['max_experts']}",
         "- CIs: 95 % percentile bootstrap over " + ("**problems only** (one seed: training-seed variance is not "
         "in these intervals)" if one_seed else "seeds and problems (two levels)") + "; differences are paired by "
         "problem (and seed index). Pass@k here is the paper's Pass@32 definition (mean of the k scores per "
@@ -273,7 +275,8 @@ def export_data(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]
     import json
 
     keys = ("accuracy", "consult_rate", "expert_call_rate", "p_t", "policy_tokens", "reward")
-    data = {k: {"problem_ids": list(s.ids), "means": s.means.round(6).tolist(), "variances": s.variances.round(6).tolist(),
+    data = {k: {"problem_ids": list(s.ids), "means": s.means.round(6).tolist(),
+                "variances": s.variances.round(6).tolist(),
                 "curves": [{c: [m.get(c) for m in ms] for c in keys} for ms in _metrics(out, by_row[k])],
                 "heldout_curve": [r["curve"] for r in by_row[k]]}
             for k, s in scores.items()}

@@ -281,7 +281,8 @@ class PolicyExpert(_LocalExpert):
         from agents.policy import encode_prompt
 
         question = request.problem.question if self.prompt == "problem" else request.query
-        return encode_prompt(self.tokenizer, prompts.render_prompt(question, eval_mode=True, max_experts=1, max_turns=1))
+        prompt = prompts.render_prompt(question, eval_mode=True, max_experts=1, max_turns=1)
+        return encode_prompt(self.tokenizer, prompt)
 
     def _generate(self, requests: Sequence[ExpertRequest]) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
