@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--latency", type=float, nargs="+", default=[0.25, 2.0], help="server latency per request, s")
     p.add_argument("--episodes", type=int, default=64, help="episodes of the step (group size 8)")
     p.add_argument("--policy", default=None, help="a built policy directory (default: build one)")
-    p.add_argument("--build-into", default="runs/bench_consult/policy", help="where the default policy is built")
+    p.add_argument("--build-into", default="runs/bench_consult/policy",
+                   help="where the default policy is built (the consult-tuned copy goes next to it)")
     p.add_argument("--no-consult-tune", action="store_true", help="use the policy as is (it may never consult)")
     p.add_argument("--tune-steps", type=int, default=60)
     p.add_argument("--threads", type=int, default=1)
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                          max_total_tokens=1024, tensorboard=False, progress_bar=False)
     if not args.no_consult_tune:
         torch.set_num_threads(args.threads)
-        policy = consult_tuned(policy, policy.parent / (policy.name + "-consults"), config.problems, args.tune_steps)
+        tuned = Path(args.build_into).parent / f"{policy.resolve().name}-consults-{args.tune_steps}"
+        policy = consult_tuned(policy, tuned, config.problems, args.tune_steps)
         config = config.replace(policy=str(policy))
     base = measure(config, policy, 0.0, args.threads)
     runs = [measure(config, policy, lat, args.threads) for lat in args.latency]

@@ -336,3 +336,20 @@ def test_gpu_check_script_is_well_formed():
     assert "-k cuda_graphs" in text and callable(test_cuda_graphs_match_eager)
     model = bench_rollout.build_model("100m", build_tiny_tokenizer(), 0.03, device="meta")
     assert 80e6 < sum(p.numel() for p in model.parameters()) < 120e6
+
+
+def test_a_failed_rollout_leaves_the_vector_env_usable(consulting, tok):
+    """An error in the middle of a rollout (here: tokenizing an observation) propagates, and the
+    steps still with the expert are completed, so the same vector env rolls out again."""
+    import gymnasium as gym
+
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=6, problems="generated:arithmetic:1", expert=SlowExpert(0.2), max_turns=3)
+
+    def broken(text):
+        raise ValueError("tokenizer down")
+
+    with pytest.raises(ValueError, match="tokenizer down"):
+        RolloutEngine(consulting, tok, max_turn_tokens=CAP, max_total_tokens=700, encode_observation=broken).rollout(
+            vec, seeds=list(range(6)), seed=1)
+    trajs = RolloutEngine(consulting, tok, max_turn_tokens=CAP, max_total_tokens=700).rollout(vec, seeds=list(range(6)))
+    assert all(t.terminated or t.truncated for t in trajs)

@@ -222,6 +222,11 @@ class EpisodeDriver:
             ended += e
         return rejoin, ended
 
+    def drain(self) -> None:
+        """Complete every submitted step without booking it (after a failure: nothing stays in flight)."""
+        while self.pending:
+            self.vec.collect(self.pending.pop())
+
     def _collect(self, pending: PendingStep) -> tuple[list[int], list[int]]:
         self.pending.remove(pending)
         t0 = time.perf_counter()

@@ -164,7 +164,11 @@ class RolloutEngine:
         live = driver.live()
         self.stats = RolloutStats()
         if live:
-            _Run(self, driver, live, key).loop()
+            try:
+                _Run(self, driver, live, key).loop()
+            except Exception:
+                driver.drain()  # leave no step in flight: the vector env stays usable
+                raise
         self.stats.submits, self.stats.env_seconds = driver.submits, driver.env_seconds
         return trajs
 
