@@ -67,14 +67,21 @@ def select_and_score(
     Returns ``(keep_group [B] bool, keep [B] bool, advantages [B], loss_mask [B, T])``:
 
     * dynamic sampling (``config.dynamic_sampling``): episodes of groups whose raw correctness is
-      all 0 or all 1 are dropped (their advantage is 0 anyway; dropping them keeps them out of the
-      token-mean denominator). Filter only: no re-sampling to refill the batch.
+      all 0 or all 1 **and** whose rewards are all equal are dropped (their advantage is 0 anyway;
+      dropping them keeps them out of the token-mean denominator). A group where every answer is
+      wrong but only some episodes consulted differs in reward by the consult penalty: it is kept,
+      so the penalty teaches even where the policy never answers right (filtering on correctness
+      alone dropped exactly those groups, and the consult rate rose while p(t) fell). Filter only:
+      no re-sampling to refill the batch.
     * overlong filtering (``config.overlong_filter``): episodes cut by the token budget are dropped.
     * advantages: group-normalised rewards over every episode of the group (filtered ones included).
     * ``loss_mask``: the batch's policy-token mask with dropped episodes zeroed.
     """
     n = len(batch)
-    keep_group = dynamic_sampling_mask(correct, batch.group_ids) if config.dynamic_sampling else torch.ones(n, dtype=torch.bool)
+    if config.dynamic_sampling:
+        keep_group = dynamic_sampling_mask(correct, batch.group_ids) | dynamic_sampling_mask(batch.rewards, batch.group_ids)
+    else:
+        keep_group = torch.ones(n, dtype=torch.bool)
     keep = keep_group & overlong_mask(batch.overlong) if config.overlong_filter else keep_group.clone()
     advantages = group_advantages(batch.rewards, batch.group_ids)
     loss_mask = batch.loss_mask * keep[:, None].to(batch.loss_mask.dtype)
