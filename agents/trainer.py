@@ -160,6 +160,41 @@ def apply_lora(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.nn.Mo
     return peft_model, peft_model.base_model.model
 
 
+def make_optimizer(module: torch.nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW over the trainable parameters, and its linear warm-up (stepped once per training step)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    return optimizer, scheduler
+
+
+def restore(
+    out: Path, resume: bool, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+    config: TrainConfig, log: Callable[[str], None],
+) -> tuple[int, TrainConfig]:
+    """``(start_step, config)``: with ``resume``, load the newest checkpoint into ``module``,
+    ``optimizer`` and ``scheduler`` (the returned config carries the checkpoint's schedules); a fresh
+    start removes the checkpoints of an earlier run in ``out``."""
+    latest = ckpt_io.latest_checkpoint(out) if resume else None
+    if latest is None:
+        if resume:
+            log(f"resume: no checkpoint in {out}; starting from step 0")
+        if ckpt_io.list_checkpoints(out):
+            log(f"fresh start in {out}: removing the checkpoints of an earlier run (use --resume to continue it)")
+            for old in ckpt_io.list_checkpoints(out):
+                shutil.rmtree(old, ignore_errors=True)
+        return 0, config
+    state = ckpt_io.load_checkpoint(latest, module, optimizer, scheduler)
+    acceptance = parse_schedule(state["schedules"]["acceptance"]["spec"])
+    turns = parse_schedule(state["schedules"]["turns"]["spec"])
+    if (acceptance, turns) != (parse_schedule(config.acceptance_schedule), parse_schedule(config.turn_schedule)):
+        log(f"resume: using the checkpoint's schedules ({acceptance}, {turns}), not the config's")
+        config = config.replace(acceptance_schedule=str(acceptance), turn_schedule=str(turns))
+    log(f"resumed from {latest} at step {int(state['step'])}")
+    return int(state["step"]), config
+
+
 def step_record(
     step: int,
     trajs: list[Any],
@@ -243,33 +278,14 @@ def train(
     envs = make_envs(config, config.batch_episodes, source)
     engine = build_engine(config, rollout_model, tokenizer, device)
 
-    # --- optimizer: AdamW, linear warm-up then constant (stepped once per training step)
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    warmup = config.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    # --- optimizer; resume (model, optimizer, scheduler, schedules, step) from the newest checkpoint
+    optimizer, scheduler = make_optimizer(module, config)
+    start_step, restored = restore(out, resume, module, optimizer, scheduler, config, log)
+    if restored != config:  # the checkpoint's schedules win over the config's
+        config = restored
+        envs = make_envs(config, config.batch_episodes, source)
     acceptance = parse_schedule(config.acceptance_schedule)
     turns = parse_schedule(config.turn_schedule)
-
-    # --- resume: model, optimizer, scheduler, RNG, schedules and step from the newest checkpoint
-    start_step = 0
-    latest = ckpt_io.latest_checkpoint(out) if resume else None
-    if latest is not None:
-        state = ckpt_io.load_checkpoint(latest, module, optimizer, scheduler)
-        start_step = int(state["step"])
-        acceptance = parse_schedule(state["schedules"]["acceptance"]["spec"])
-        turns = parse_schedule(state["schedules"]["turns"]["spec"])
-        if (acceptance, turns) != (parse_schedule(config.acceptance_schedule), parse_schedule(config.turn_schedule)):
-            log(f"resume: using the checkpoint's schedules ({acceptance}, {turns}), not the config's")
-            config = config.replace(acceptance_schedule=str(acceptance), turn_schedule=str(turns))
-            envs = make_envs(config, config.batch_episodes, source)
-        log(f"resumed from {latest} at step {start_step}")
-    elif resume:
-        log(f"resume: no checkpoint in {out}; starting from step 0")
-    if latest is None and ckpt_io.list_checkpoints(out):
-        log(f"fresh start in {out}: removing the checkpoints of an earlier run (use --resume to continue it)")
-        for old in ckpt_io.list_checkpoints(out):
-            shutil.rmtree(old, ignore_errors=True)
     (out / "config.json").write_text(config.dumps() + "\n")
     logger = MetricsLogger(out, tensorboard=config.tensorboard, start_step=start_step)
 
