@@ -124,9 +124,8 @@ def kl_k3(
 
 
 def dynamic_sampling_mask(correct: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
-    """[B] bool keep: drop every group whose values are all equal, e.g. raw correctness all 0 or all
-    1 (zero advantage, zero gradient; DAPO dynamic sampling). ``correct``: [B] bool/0-1 or float
-    rewards, ``group_ids``: [B] long."""
+    """[B] bool keep: drop every group whose raw correctness is all 0 or all 1 (zero advantage,
+    zero gradient; DAPO dynamic sampling). ``correct``: [B] bool/0-1, ``group_ids``: [B] long."""
     c = correct.float()
     _, inv = torch.unique(group_ids, return_inverse=True)
     G = int(inv.max()) + 1

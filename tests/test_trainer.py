@@ -164,20 +164,6 @@ def test_dynamic_sampling_drops_uniform_groups():
     assert keep.all() and torch.equal(mask, batch.loss_mask)
 
 
-def test_dynamic_sampling_keeps_all_wrong_groups_that_the_consult_penalty_splits():
-    """Every answer wrong, but one episode consulted (reward -0.1): the group has an advantage (the
-    penalty's lesson) and is kept; an all-wrong group with equal rewards is still dropped."""
-    trajs = [
-        _traj([1, 2], [([3, 4], True)], -0.1, 0), _traj([1, 2], [([3], True)], 0.0, 0),   # penalty splits it
-        _traj([1, 2], [([3, 4], True)], 0.0, 1), _traj([1, 2], [([3], True)], 0.0, 1),    # nothing to learn
-    ]
-    batch = RolloutBatch.from_trajectories(trajs)
-    correct = torch.zeros(4, dtype=torch.bool)
-    keep_group, keep, adv, _ = select_and_score(batch, correct, TrainConfig())
-    assert keep_group.tolist() == [True, True, False, False]
-    assert adv[0] < 0 < adv[1]
-
-
 def test_train_loop_sets_progress_and_logs(policy_dir, tmp_path):
     cfg = TrainConfig(
         policy=str(policy_dir), problems="generated:arithmetic:1", steps=4, group_size=2, prompts_per_step=2,
