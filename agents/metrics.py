@@ -230,7 +230,8 @@ class CollapseMonitor:
     min_gap: float = 0.15
     min_episodes: int = 16
     history: list[dict[str, Any]] = field(default_factory=list)
-    active: CollapseSignals = CollapseSignals(False, False)
+    active: CollapseSignals = CollapseSignals(False, False)  # this step's signals
+    new_warnings: list[str] = field(default_factory=list)  # messages for signals that turned on this step
 
     def update(self, record: dict[str, Any], step: int, total_steps: int) -> CollapseSignals:
         """Add one step's record; returns this step's signals (see :attr:`new_warnings`)."""
@@ -257,5 +258,3 @@ class CollapseMonitor:
         n_c, acc_c = pooled("consulted")
         n_u, acc_u = pooled("unconsulted")
         return n_c >= self.min_episodes and n_u >= self.min_episodes and acc_u <= acc_c - self.min_gap
-
-    new_warnings: list[str] = field(default_factory=list)
