@@ -66,14 +66,30 @@ def cmd_build_policy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     from agents.policy import build_policy, read_policy_info
 
     t0 = time.perf_counter()
-    path = build_policy(args.out, args.size, args.sft_steps, seed=args.seed, problems=args.problems,
-                        threads=args.threads or None, verbose=not args.json)
+    path = build_policy(
+        args.out,
+        args.size,
+        args.sft_steps,
+        seed=args.seed,
+        problems=args.problems,
+        threads=args.threads or None,
+        verbose=not args.json,
+    )
     info = read_policy_info(path) or {}
     comp = info.get("compliance", {}).get("eval_prompt", {})
-    result = {"command": "build-policy", "policy_dir": str(path), "size": args.size, "parameters": info.get("parameters"),
-              "sft": info.get("sft"), "compliance": info.get("compliance"), "seconds": time.perf_counter() - t0}
-    text = (f"policy ({args.size}, {info.get('parameters', 0):,} params) written to {path} in {result['seconds']:.1f}s; "
-            f"held-out first turns well-formed {comp.get('well_formed', float('nan')):.2f} (evaluation prompt)")
+    result = {
+        "command": "build-policy",
+        "policy_dir": str(path),
+        "size": args.size,
+        "parameters": info.get("parameters"),
+        "sft": info.get("sft"),
+        "compliance": info.get("compliance"),
+        "seconds": time.perf_counter() - t0,
+    }
+    text = (
+        f"policy ({args.size}, {info.get('parameters', 0):,} params) written to {path} in {result['seconds']:.1f}s; "
+        f"held-out first turns well-formed {comp.get('well_formed', float('nan')):.2f} (evaluation prompt)"
+    )
     return result, text
 
 
@@ -95,12 +111,16 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     lines = [f"{config.method}: run in {out} ({result.get('seconds', 0):.1f}s)"]
     last = result.get("last") or {}
     if last:
-        lines.append(f"  steps {result.get('start_step', 0)}..{result['steps']}: last step accuracy {last.get('accuracy', 0):.2f}, "
-                     f"consult rate {last.get('consult_rate', 0):.2f}, expert call rate {last.get('expert_call_rate', 0):.2f}, "
-                     f"p(t) {last.get('p_t', float('nan')):.2f}")
+        lines.append(
+            f"  steps {result.get('start_step', 0)}..{result['steps']}: last step accuracy {last.get('accuracy', 0):.2f}, "
+            f"consult rate {last.get('consult_rate', 0):.2f}, expert call rate {last.get('expert_call_rate', 0):.2f}, "
+            f"p(t) {last.get('p_t', float('nan')):.2f}"
+        )
     if "eval" in result:
         ev = result["eval"]
-        lines.append(f"  held-out Pass@{ev['k']} {ev['score_mean']:.3f} [95% CI {ev['ci95'][0]:.3f}-{ev['ci95'][1]:.3f}]")
+        lines.append(
+            f"  held-out Pass@{ev['k']} {ev['score_mean']:.3f} [95% CI {ev['ci95'][0]:.3f}-{ev['ci95'][1]:.3f}]"
+        )
     lines.append(f"  policy: {result.get('policy_dir')}")
     return result, "\n".join(lines)
 
@@ -114,13 +134,29 @@ def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.threads:
         torch.set_num_threads(args.threads)
     res = evaluate_policy_dir(
-        args.policy, args.problems, out_dir=args.out, device=args.device, k=args.k, num_problems=args.num_problems,
-        problems_seed=args.problems_seed, pass_ks=tuple(j for j in args.pass_k if j <= args.k) or (1,),
-        max_turns=args.max_turns, engine=args.engine, temperature=args.temperature, top_p=args.top_p,
-        max_turn_tokens=args.max_turn_tokens, max_total_tokens=args.max_total_tokens, seed=args.seed,
+        args.policy,
+        args.problems,
+        out_dir=args.out,
+        device=args.device,
+        k=args.k,
+        num_problems=args.num_problems,
+        problems_seed=args.problems_seed,
+        pass_ks=tuple(j for j in args.pass_k if j <= args.k) or (1,),
+        max_turns=args.max_turns,
+        engine=args.engine,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_turn_tokens=args.max_turn_tokens,
+        max_total_tokens=args.max_total_tokens,
+        seed=args.seed,
     )
-    result = {"command": "eval", "policy": str(args.policy), "problems": args.problems,
-              "out_dir": str(args.out) if args.out else None, **res.summary()}
+    result = {
+        "command": "eval",
+        "policy": str(args.policy),
+        "problems": args.problems,
+        "out_dir": str(args.out) if args.out else None,
+        **res.summary(),
+    }
     return result, res.describe()
 
 
@@ -129,8 +165,10 @@ def cmd_bench(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
         raise SystemExit(f"unknown benchmark {args.what!r}; available: rollout")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_rollout.py"
     if not script.is_file():
-        raise SystemExit(f"eapo bench rollout: {script} not found (the benchmarks/ folder ships with the source "
-                         "checkout, not the installed package); run it from a clone of the repository")
+        raise SystemExit(
+            f"eapo bench rollout: {script} not found (the benchmarks/ folder ships with the source "
+            "checkout, not the installed package); run it from a clone of the repository"
+        )
     rest = list(args.rest)
     # DESIGN §10 spells the engine flag --engine; the script takes --engines (one or more).
     rest = ["--engines" if a == "--engine" else a for a in rest]
@@ -167,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build_policy)
 
     t = sub.add_parser("train", help="EAPO / self-exploratory RL / baselines from a TOML config")
-    t.add_argument("--config", required=True, help="a TOML file, or a packaged name (quickstart, eapo, self_explore, ...)")
+    t.add_argument(
+        "--config", required=True, help="a TOML file, or a packaged name (quickstart, eapo, self_explore, ...)"
+    )
     t.add_argument("--out", default=None, help="run directory (default runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config keys (TOML values)")
@@ -216,7 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         with contextlib.redirect_stdout(sys.stderr):  # anything printed by libraries goes to stderr
             result, text = args.func(args)
-        print(json.dumps(result, default=str, allow_nan=False) if _finite(result) else json.dumps(_nan_to_none(result), default=str), flush=True)
+        print(
+            json.dumps(result, default=str, allow_nan=False)
+            if _finite(result)
+            else json.dumps(_nan_to_none(result), default=str),
+            flush=True,
+        )
     else:
         result, text = args.func(args)
         print(text, flush=True)

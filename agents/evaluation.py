@@ -1,7 +1,7 @@
 """Held-out evaluation with consultation off (DESIGN §1, §8).
 
-Per problem, ``k`` samples are drawn on ``EAPO-Math-Eval-v0`` (evaluation prompt; a consult is
-answered "consultation disabled" and no expert is ever called). Reported:
+Per problem, ``k`` samples are rolled out through ``EAPO-Math-Eval-v0`` vector envs (evaluation
+prompt; a consult is answered "consultation disabled", no expert is ever called). Reported:
 
 * ``score_mean`` — the paper's "Pass@k" (e.g. Pass@32): the **mean of the k scores** of each
   problem, averaged over problems. ``accuracy`` is the same number.
@@ -64,7 +64,11 @@ def score_stats(scores: Sequence[Sequence[float]]) -> dict[str, float]:
         raise ValueError("every problem needs at least one score")
     means = [float(np.mean(s)) for s in scores]
     variances = [float(np.var(s)) for s in scores]
-    return {"score_mean": float(np.mean(means)), "score_variance": float(np.mean(variances)), "num_problems": len(scores)}
+    return {
+        "score_mean": float(np.mean(means)),
+        "score_variance": float(np.mean(variances)),
+        "num_problems": len(scores),
+    }
 
 
 def ci95_bootstrap(values: Sequence[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -161,12 +165,35 @@ def write_problem_csv(rows: Sequence[ProblemRow], path: str | Path) -> None:
     ks = sorted({k for r in rows for k in r.pass_at}, key=int)
     with Path(path).open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["problem_id", "n", "correct", "mean_score", "variance", *[f"pass@{k}" for k in ks],
-                    "response_tokens", "policy_tokens", "consult_attempts", "answered"])
+        w.writerow(
+            [
+                "problem_id",
+                "n",
+                "correct",
+                "mean_score",
+                "variance",
+                *[f"pass@{k}" for k in ks],
+                "response_tokens",
+                "policy_tokens",
+                "consult_attempts",
+                "answered",
+            ]
+        )
         for r in rows:
-            w.writerow([r.problem_id, r.n, r.correct, f"{r.mean_score:.6g}", f"{r.variance:.6g}",
-                        *[f"{r.pass_at[k]:.6g}" for k in ks], f"{r.response_tokens:.6g}", f"{r.policy_tokens:.6g}",
-                        f"{r.consult_attempts:.6g}", f"{r.answered:.6g}"])
+            w.writerow(
+                [
+                    r.problem_id,
+                    r.n,
+                    r.correct,
+                    f"{r.mean_score:.6g}",
+                    f"{r.variance:.6g}",
+                    *[f"{r.pass_at[k]:.6g}" for k in ks],
+                    f"{r.response_tokens:.6g}",
+                    f"{r.policy_tokens:.6g}",
+                    f"{r.consult_attempts:.6g}",
+                    f"{r.answered:.6g}",
+                ]
+            )
 
 
 def summarize(
@@ -182,27 +209,42 @@ def summarize(
     for pid, eps in zip(problem_ids, episodes):
         scores = [float(e["score"]) for e in eps]
         n, c = len(eps), sum(bool(e["correct"]) for e in eps)
-        rows.append(ProblemRow(
-            problem_id=str(pid), n=n, correct=c, mean_score=float(np.mean(scores)), variance=float(np.var(scores)),
-            pass_at={str(j): pass_at_k_unbiased(n, c, j) for j in pass_ks if j <= n},
-            response_tokens=float(np.mean([e["response_tokens"] for e in eps])),
-            policy_tokens=float(np.mean([e["policy_tokens"] for e in eps])),
-            consult_attempts=float(np.mean([e["consult_attempts"] > 0 for e in eps])),
-            answered=float(np.mean([bool(e["answered"]) for e in eps])),
-        ))
+        rows.append(
+            ProblemRow(
+                problem_id=str(pid),
+                n=n,
+                correct=c,
+                mean_score=float(np.mean(scores)),
+                variance=float(np.var(scores)),
+                pass_at={str(j): pass_at_k_unbiased(n, c, j) for j in pass_ks if j <= n},
+                response_tokens=float(np.mean([e["response_tokens"] for e in eps])),
+                policy_tokens=float(np.mean([e["policy_tokens"] for e in eps])),
+                consult_attempts=float(np.mean([e["consult_attempts"] > 0 for e in eps])),
+                answered=float(np.mean([bool(e["answered"]) for e in eps])),
+            )
+        )
     stats = score_stats([[float(e["score"]) for e in eps] for eps in episodes])
     means = [r.mean_score for r in rows]
     all_eps = [e for eps in episodes for e in eps]
     return EvalResult(
-        k=k, num_problems=len(rows), score_mean=stats["score_mean"], score_variance=stats["score_variance"],
-        ci95=ci95_bootstrap(means), ci95_normal=ci95_normal(means),
-        pass_at={str(j): float(np.mean([r.pass_at[str(j)] for r in rows])) for j in pass_ks if all(str(j) in r.pass_at for r in rows)},
+        k=k,
+        num_problems=len(rows),
+        score_mean=stats["score_mean"],
+        score_variance=stats["score_variance"],
+        ci95=ci95_bootstrap(means),
+        ci95_normal=ci95_normal(means),
+        pass_at={
+            str(j): float(np.mean([r.pass_at[str(j)] for r in rows]))
+            for j in pass_ks
+            if all(str(j) in r.pass_at for r in rows)
+        },
         consult_attempt_rate=float(np.mean([e["consult_attempts"] > 0 for e in all_eps])),
         expert_call_rate=float(np.mean([e.get("expert_calls", 0) > 0 for e in all_eps])),
         response_tokens=float(np.mean([e["response_tokens"] for e in all_eps])),
         policy_tokens=float(np.mean([e["policy_tokens"] for e in all_eps])),
         answered_rate=float(np.mean([bool(e["answered"]) for e in all_eps])),
-        seconds=seconds, problems=rows,
+        seconds=seconds,
+        problems=rows,
     )
 
 
@@ -251,10 +293,8 @@ def evaluate(
     """
     import functools
 
-    import gymnasium as gym
     import torch
 
-    import eapo_env
     from agents.policy.tokenizer import encode_prompt, encode_segment
     from agents.rollout import make_engine
 
@@ -264,41 +304,52 @@ def evaluate(
     else:
         plist = heldout_problems(problems, num_problems, problems_seed)
     device = device if device is not None else next(model.parameters()).device
+    prompt_ids, obs_ids = functools.partial(encode_prompt, tokenizer), functools.partial(encode_segment, tokenizer)
+    sampling = dict(temperature=temperature, top_p=top_p, max_turn_tokens=max_turn_tokens, seed=seed)
+    budget = dict(max_total_tokens=max_total_tokens, device=device)
     eng = make_engine(
-        engine, model, tokenizer, max_turn_tokens=max_turn_tokens, max_total_tokens=max_total_tokens,
-        temperature=temperature, top_p=top_p, device=device, seed=seed,
-        encode_prompt=functools.partial(encode_prompt, tokenizer),
-        encode_observation=functools.partial(encode_segment, tokenizer),
+        engine, model, tokenizer, encode_prompt=prompt_ids, encode_observation=obs_ids, **sampling, **budget
     )
-    jobs = [(i, j) for i in range(len(plist)) for j in range(k)]
-    n_envs = min(batch_episodes, len(jobs))
-    vecs: dict[int, Any] = {}  # one vector env per chunk size (the last chunk may be smaller)
-    episodes: list[list[dict[str, Any]]] = [[] for _ in plist]
-    rng = np.random.default_rng([seed, 0xE7A1])
     was_training = model.training
     model.eval()
+    env_kwargs = dict(problems=plist, max_turns=max_turns, eval_max_turns=max_turns, max_experts=max_experts)
     with torch.no_grad():
-        for start in range(0, len(jobs), n_envs):
-            chunk = jobs[start : start + n_envs]
-            if len(chunk) not in vecs:
-                vecs[len(chunk)] = gym.make_vec(eapo_env.EVAL_ID, num_envs=len(chunk), problems=plist,
-                                                max_turns=max_turns, eval_max_turns=max_turns, max_experts=max_experts)
-            trajs = eng.rollout(
-                vecs[len(chunk)],
-                seeds=rng.integers(2**31 - 1, size=len(chunk)).tolist(),
-                options=[{"problem": plist[i]} for i, _ in chunk],
-                group_ids=[i for i, _ in chunk],
-                seed=int(rng.integers(2**62)),
-            )
-            for (i, _), t in zip(chunk, trajs):
-                episodes[i].append(_episode_record(t))
-    for vec in vecs.values():
-        vec.close()
+        episodes = _roll_out(eng, plist, k, batch_episodes, seed, env_kwargs)
     model.train(was_training)
     result = summarize([p.id for p in plist], episodes, k, pass_ks, seconds=time.perf_counter() - t0)
     if out_dir is not None:
         result.write(out_dir)
     return result
+
+
+def _roll_out(eng: Any, plist: list[Any], k: int, batch_episodes: int, seed: int, env_kwargs: dict[str, Any]):
+    """``k`` episodes of every problem through ``EAPO-Math-Eval-v0`` vector envs of ``batch_episodes``
+    envs (one more for a smaller last chunk); per problem, its episode records."""
+    import gymnasium as gym
+
+    import eapo_env
+
+    jobs = [(i, j) for i in range(len(plist)) for j in range(k)]
+    n_envs = min(batch_episodes, len(jobs))
+    vecs: dict[int, Any] = {}  # chunk size -> vector env
+    episodes: list[list[dict[str, Any]]] = [[] for _ in plist]
+    rng = np.random.default_rng([seed, 0xE7A1])
+    for start in range(0, len(jobs), n_envs):
+        chunk = jobs[start : start + n_envs]
+        if len(chunk) not in vecs:
+            vecs[len(chunk)] = gym.make_vec(eapo_env.EVAL_ID, num_envs=len(chunk), **env_kwargs)
+        trajs = eng.rollout(
+            vecs[len(chunk)],
+            seeds=rng.integers(2**31 - 1, size=len(chunk)).tolist(),
+            options=[{"problem": plist[i]} for i, _ in chunk],
+            group_ids=[i for i, _ in chunk],
+            seed=int(rng.integers(2**62)),
+        )
+        for (i, _), t in zip(chunk, trajs):
+            episodes[i].append(_episode_record(t))
+    for vec in vecs.values():
+        vec.close()
+    return episodes
 
 
 def _episode_record(t: Any) -> dict[str, Any]:
@@ -314,7 +365,9 @@ def _episode_record(t: Any) -> dict[str, Any]:
     }
 
 
-def evaluate_policy_dir(policy: str | Path, problems: Any, out_dir: str | Path | None = None, device: str = "cpu", **kwargs: Any) -> EvalResult:
+def evaluate_policy_dir(
+    policy: str | Path, problems: Any, out_dir: str | Path | None = None, device: str = "cpu", **kwargs: Any
+) -> EvalResult:
     """Load a policy directory and :func:`evaluate` it."""
     from agents.policy import load_policy
 
@@ -322,13 +375,25 @@ def evaluate_policy_dir(policy: str | Path, problems: Any, out_dir: str | Path |
     return evaluate(model, tokenizer, problems, out_dir=out_dir, **kwargs)
 
 
-def evaluate_config(model: Any, tokenizer: Any, config: Any, out_dir: str | Path | None = None, problems: Any = None) -> EvalResult:
+def evaluate_config(
+    model: Any, tokenizer: Any, config: Any, out_dir: str | Path | None = None, problems: Any = None
+) -> EvalResult:
     """:func:`evaluate` with a :class:`~agents.config.TrainConfig`'s evaluation settings."""
     return evaluate(
-        model, tokenizer, config.eval_problems if problems is None else problems,
-        k=config.eval_k, num_problems=config.eval_num_problems, problems_seed=config.eval_problems_seed,
-        pass_ks=config.eval_pass_ks, max_turns=config.resolved_eval_max_turns, max_experts=config.max_experts,
-        engine=config.engine, temperature=config.temperature, top_p=config.top_p,
-        max_turn_tokens=config.max_turn_tokens, max_total_tokens=config.max_total_tokens,
-        seed=config.seed, out_dir=out_dir,
+        model,
+        tokenizer,
+        config.eval_problems if problems is None else problems,
+        k=config.eval_k,
+        num_problems=config.eval_num_problems,
+        problems_seed=config.eval_problems_seed,
+        pass_ks=config.eval_pass_ks,
+        max_turns=config.resolved_eval_max_turns,
+        max_experts=config.max_experts,
+        engine=config.engine,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_turn_tokens=config.max_turn_tokens,
+        max_total_tokens=config.max_total_tokens,
+        seed=config.seed,
+        out_dir=out_dir,
     )

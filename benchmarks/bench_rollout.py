@@ -59,8 +59,13 @@ def load(policy: str | None, stop_prob: float, size: str = "fixture", device: st
 
 def run_once(engine_name, model, tok, batch, turns, args) -> dict:
     engine = make_engine(
-        engine_name, model, tok, max_turn_tokens=args.max_turn_tokens,
-        max_total_tokens=args.max_total_tokens, temperature=args.temperature, top_p=args.top_p,
+        engine_name,
+        model,
+        tok,
+        max_turn_tokens=args.max_turn_tokens,
+        max_total_tokens=args.max_total_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
         **({"cuda_graphs": not args.no_cuda_graphs} if engine_name == "ours" else {}),
     )
     envs = [FakeTextEnv(mode="scripted", max_turns=turns) for _ in range(batch)]
@@ -69,8 +74,12 @@ def run_once(engine_name, model, tok, batch, turns, args) -> dict:
     dt = time.perf_counter() - t0
     policy_tokens = sum(t.num_policy_tokens for t in trajs)
     return {
-        "engine": engine_name, "batch": batch, "turns": turns, "seconds": dt,
-        "policy_tokens": policy_tokens, "tokens_per_s": policy_tokens / dt,
+        "engine": engine_name,
+        "batch": batch,
+        "turns": turns,
+        "seconds": dt,
+        "policy_tokens": policy_tokens,
+        "tokens_per_s": policy_tokens / dt,
         "mean_turns": sum(t.num_turns for t in trajs) / batch,
     }
 
@@ -97,8 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1, help="alternating runs per engine; medians reported")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--model-size", default="fixture", choices=sorted(MODEL_SIZES),
-                   help="random model built from a config (ignored with --policy)")
+    p.add_argument(
+        "--model-size",
+        default="fixture",
+        choices=sorted(MODEL_SIZES),
+        help="random model built from a config (ignored with --policy)",
+    )
     p.add_argument("--no-cuda-graphs", action="store_true", help="our engine without CUDA graphs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="batch 64, 1 and 3 turns, 32 tokens/turn")
@@ -126,11 +139,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows.extend(res.values())
             if not args.json:
                 line = "  ".join(f"{e}: {r['tokens_per_s']:9.0f} tok/s ({r['seconds']:.2f}s)" for e, r in res.items())
-                ratio = res["ours"]["tokens_per_s"] / res["hf"]["tokens_per_s"] if {"ours", "hf"} <= res.keys() else float("nan")
+                ratio = (
+                    res["ours"]["tokens_per_s"] / res["hf"]["tokens_per_s"]
+                    if {"ours", "hf"} <= res.keys()
+                    else float("nan")
+                )
                 print(f"batch {batch:5d} turns {turns}  {line}  ours/hf {ratio:5.2f}x", flush=True)
     if args.json:
-        print(json.dumps({"device": str(next(model.parameters()).device), "threads": args.threads,
-                          "parameters": sum(p.numel() for p in model.parameters()), "rows": rows}))
+        print(
+            json.dumps(
+                {
+                    "device": str(next(model.parameters()).device),
+                    "threads": args.threads,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "rows": rows,
+                }
+            )
+        )
     return rows
 
 

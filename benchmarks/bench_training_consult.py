@@ -124,15 +124,27 @@ def rollout_step(config: TrainConfig, source: Any, vec: Any, engine: Any, step: 
     env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
     vec.set_progress(step)
     wall0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
-    trajs = engine.rollout(vec, seeds=env_seeds, options=options, group_ids=[g for g in range(P) for _ in range(G)],
-                           seed=int(rng.integers(2**62)))
+    trajs = engine.rollout(
+        vec,
+        seeds=env_seeds,
+        options=options,
+        group_ids=[g for g in range(P) for _ in range(G)],
+        seed=int(rng.integers(2**62)),
+    )
     wall = time.perf_counter() - wall0
     other_cpu = (time.process_time() - cpu0) - (time.thread_time() - main0)
     chains = [sum(i["action"] == "consult" and i["accepted"] > 0 for i in t.infos) for t in trajs]
-    return {"wall_s": wall, "env_s": engine.stats.env_seconds, "client_cpu_s": max(0.0, other_cpu),
-            "consult_chain": max(chains), "consult_turns": sum(chains), "episodes": len(trajs),
-            "policy_tokens": sum(t.num_policy_tokens for t in trajs), "submits": engine.stats.submits,
-            "tokens": [t.token_ids for t in trajs]}
+    return {
+        "wall_s": wall,
+        "env_s": engine.stats.env_seconds,
+        "client_cpu_s": max(0.0, other_cpu),
+        "consult_chain": max(chains),
+        "consult_turns": sum(chains),
+        "episodes": len(trajs),
+        "policy_tokens": sum(t.num_policy_tokens for t in trajs),
+        "submits": engine.stats.submits,
+        "tokens": [t.token_ids for t in trajs],
+    }
 
 
 def measure(config: TrainConfig, policy: Path, latency: float, threads: int, repeats: int = 1) -> dict[str, Any]:
@@ -144,8 +156,15 @@ def measure(config: TrainConfig, policy: Path, latency: float, threads: int, rep
     torch.set_num_threads(threads)
     server = LoopbackServer(latency)
     try:
-        cfg = config.replace(expert_kwargs={"base_urls": server.base_url, "model": "bench", "timeout_s": 60.0 + latency,
-                                            "max_retries": 0, "max_concurrency": 1024})
+        cfg = config.replace(
+            expert_kwargs={
+                "base_urls": server.base_url,
+                "model": "bench",
+                "timeout_s": 60.0 + latency,
+                "max_retries": 0,
+                "max_concurrency": 1024,
+            }
+        )
         model, tok = load_policy(policy)
         model.eval()
         source = load_problems(cfg.problems, seed=cfg.problems_seed)
@@ -173,26 +192,42 @@ def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> N
     for r in runs:
         v, old = r["vector"], r["per_env"]
         bound = decode_s + v["consult_chain"] * r["latency_s"]
-        rows.append({
-            "latency_s": r["latency_s"], "rollout_s": v["wall_s"], "max_in_flight": v["max_in_flight"],
-            "per_env_s": old["wall_s"], "per_env_max_in_flight": old["max_in_flight"], "lower_bound_s": bound,
-            "wall_over_bound": v["wall_s"] / bound, "speedup_vs_per_env": old["wall_s"] / v["wall_s"],
-            "env_share": (v["env_s"] + v["client_cpu_s"]) / v["wall_s"], "env_s": v["env_s"],
-            "client_cpu_s": v["client_cpu_s"], "consult_turns": v["consult_turns"], "consult_chain": v["consult_chain"],
-            "episodes": v["episodes"], "submits": v["submits"], "same_episodes": v["tokens"] == old["tokens"],
-        })
+        rows.append(
+            {
+                "latency_s": r["latency_s"],
+                "rollout_s": v["wall_s"],
+                "max_in_flight": v["max_in_flight"],
+                "per_env_s": old["wall_s"],
+                "per_env_max_in_flight": old["max_in_flight"],
+                "lower_bound_s": bound,
+                "wall_over_bound": v["wall_s"] / bound,
+                "speedup_vs_per_env": old["wall_s"] / v["wall_s"],
+                "env_share": (v["env_s"] + v["client_cpu_s"]) / v["wall_s"],
+                "env_s": v["env_s"],
+                "client_cpu_s": v["client_cpu_s"],
+                "consult_turns": v["consult_turns"],
+                "consult_chain": v["consult_chain"],
+                "episodes": v["episodes"],
+                "submits": v["submits"],
+                "same_episodes": v["tokens"] == old["tokens"],
+            }
+        )
     if as_json:
         print(json.dumps({"decode_s": decode_s, "rows": rows}))
         return
     print(f"decode time (zero-latency server): {decode_s:.2f}s; {rows[0]['episodes'] if rows else 0} episodes")
-    print("| latency | rollout (vector env) | max in flight | old per-env path | in flight (old) | lower bound "
-          "| rollout / bound | old / vector | env+verifier+client share | consult turns (chain) |")
+    print(
+        "| latency | rollout (vector env) | max in flight | old per-env path | in flight (old) | lower bound "
+        "| rollout / bound | old / vector | env+verifier+client share | consult turns (chain) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
-        print(f"| {x['latency_s']:.2f}s | {x['rollout_s']:.2f}s | {x['max_in_flight']} | {x['per_env_s']:.2f}s "
-              f"| {x['per_env_max_in_flight']} | {x['lower_bound_s']:.2f}s | {x['wall_over_bound']:.2f}x "
-              f"| {x['speedup_vs_per_env']:.1f}x | {100 * x['env_share']:.2f}% "
-              f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {x['consult_turns']} ({x['consult_chain']}) |")
+        print(
+            f"| {x['latency_s']:.2f}s | {x['rollout_s']:.2f}s | {x['max_in_flight']} | {x['per_env_s']:.2f}s "
+            f"| {x['per_env_max_in_flight']} | {x['lower_bound_s']:.2f}s | {x['wall_over_bound']:.2f}x "
+            f"| {x['speedup_vs_per_env']:.1f}x | {100 * x['env_share']:.2f}% "
+            f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {x['consult_turns']} ({x['consult_chain']}) |"
+        )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -200,8 +235,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--latency", type=float, nargs="+", default=[0.25, 2.0], help="server latency per request, s")
     p.add_argument("--episodes", type=int, default=64, help="episodes of the step (group size 8)")
     p.add_argument("--policy", default=None, help="a built policy directory (default: build one)")
-    p.add_argument("--build-into", default="runs/bench_consult/policy",
-                   help="where the default policy is built (the consult-tuned copy goes next to it)")
+    p.add_argument(
+        "--build-into",
+        default="runs/bench_consult/policy",
+        help="where the default policy is built (the consult-tuned copy goes next to it)",
+    )
     p.add_argument("--no-consult-tune", action="store_true", help="use the policy as is (it may never consult)")
     p.add_argument("--tune-steps", type=int, default=60)
     p.add_argument("--threads", type=int, default=1)
@@ -209,11 +247,24 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = p.parse_args(argv)
     policy = Path(args.policy) if args.policy else Path(args.build_into)
     if args.policy is None and not (policy / "config.json").is_file():
-        subprocess.run([sys.executable, "-m", "agents.cli", "build-policy", "--out", str(policy), "--size", "tiny"],
-                       cwd=ROOT, check=True)
-    config = TrainConfig(policy=str(policy), expert="openai", group_size=8, prompts_per_step=max(1, args.episodes // 8),
-                         max_turns=4, acceptance_schedule="const:1.0", turn_schedule="const:4", max_turn_tokens=32,
-                         max_total_tokens=1024, tensorboard=False, progress_bar=False)
+        subprocess.run(
+            [sys.executable, "-m", "agents.cli", "build-policy", "--out", str(policy), "--size", "tiny"],
+            cwd=ROOT,
+            check=True,
+        )
+    config = TrainConfig(
+        policy=str(policy),
+        expert="openai",
+        group_size=8,
+        prompts_per_step=max(1, args.episodes // 8),
+        max_turns=4,
+        acceptance_schedule="const:1.0",
+        turn_schedule="const:4",
+        max_turn_tokens=32,
+        max_total_tokens=1024,
+        tensorboard=False,
+        progress_bar=False,
+    )
     if not args.no_consult_tune:
         torch.set_num_threads(args.threads)
         tuned = Path(args.build_into).parent / f"{policy.resolve().name}-consults-{args.tune_steps}"

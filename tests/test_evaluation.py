@@ -25,8 +25,17 @@ from agents.evaluation import (
 
 def _episodes(scores):
     return [
-        [{"score": s, "correct": s > 0, "response_tokens": 10 + i, "policy_tokens": 5 + i,
-          "consult_attempts": int(i == 0), "answered": True} for i, s in enumerate(row)]
+        [
+            {
+                "score": s,
+                "correct": s > 0,
+                "response_tokens": 10 + i,
+                "policy_tokens": 5 + i,
+                "consult_attempts": int(i == 0),
+                "answered": True,
+            }
+            for i, s in enumerate(row)
+        ]
         for row in scores
     ]
 
@@ -129,7 +138,9 @@ def test_evaluate_rolls_out_through_the_vector_env(tmp_path):
     from agents.policy import build_policy, load_policy
 
     torch.set_num_threads(1)
-    model, tok = load_policy(build_policy(tmp_path / "policy", "tiny", sft_steps=0, n_train=50, n_heldout=0, verbose=False))
+    model, tok = load_policy(
+        build_policy(tmp_path / "policy", "tiny", sft_steps=0, n_train=50, n_heldout=0, verbose=False)
+    )
     kw = dict(k=2, num_problems=3, batch_episodes=4, max_turns=2, max_turn_tokens=8, max_total_tokens=400, seed=1)
     res = evaluate(model, tok, "generated:arithmetic:1", **kw)  # 6 episodes: chunks of 4 and 2
     assert [p.n for p in res.problems] == [2, 2, 2]

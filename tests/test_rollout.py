@@ -266,7 +266,9 @@ def test_parked_rows_overlap_decoding_and_change_nothing(consulting, tok):
     eng = RolloutEngine(consulting, tok, **kw)
     parked = eng.rollout(vec(expert), seeds=list(range(16)), seed=5)
     stats = eng.stats
-    old = RolloutEngine(consulting, tok, **kw).rollout(PerEnvVector(vec(SlowExpert()).envs), seeds=list(range(16)), seed=5)
+    old = RolloutEngine(consulting, tok, **kw).rollout(
+        PerEnvVector(vec(SlowExpert()).envs), seeds=list(range(16)), seed=5
+    )
     assert sum(t.consults for t in parked) >= 6  # the model really consults
     first_turn = {(t.loss_mask + [0]).index(0) for t in parked}  # policy tokens before the first observation
     assert len(first_turn) > 1  # rows stopped their first turn at different steps...
@@ -285,8 +287,9 @@ def test_engines_agree_on_the_vector_env(consulting, tok):
 
     runs = []
     for name in ("ours", "hf"):
-        vec = gym.make_vec("EAPO-Math-v0", num_envs=4, problems="generated:arithmetic:1", expert=SlowExpert(0.05),
-                           max_turns=3)
+        vec = gym.make_vec(
+            "EAPO-Math-v0", num_envs=4, problems="generated:arithmetic:1", expert=SlowExpert(0.05), max_turns=3
+        )
         eng = make_engine(name, consulting, tok, max_turn_tokens=CAP, max_total_tokens=700, temperature=0.0)
         runs.append(eng.rollout(vec, seeds=[3, 4, 5, 6]))
     assert [t.token_ids for t in runs[0]] == [t.token_ids for t in runs[1]]
@@ -326,12 +329,16 @@ def test_gpu_check_script_is_well_formed():
     import bench_rollout
 
     text = script.read_text().replace("\\\n", " ")
-    calls = [shlex.split(line.split("bench_rollout.py", 1)[1].split("|")[0]) for line in text.splitlines()
-             if "bench_rollout.py" in line and not line.lstrip().startswith("#")]
+    calls = [
+        shlex.split(line.split("bench_rollout.py", 1)[1].split("|")[0])
+        for line in text.splitlines()
+        if "bench_rollout.py" in line and not line.lstrip().startswith("#")
+    ]
     assert len(calls) == 2
     parsed = [bench_rollout.build_parser().parse_args(argv) for argv in calls]
-    assert all(a.device == "cuda" and a.batch == [256, 1024] and a.turns == [3] and a.engines == ["ours", "hf"]
-               for a in parsed)
+    assert all(
+        a.device == "cuda" and a.batch == [256, 1024] and a.turns == [3] and a.engines == ["ours", "hf"] for a in parsed
+    )
     assert parsed[0].policy and parsed[1].model_size == "100m" and parsed[1].dtype == "bfloat16"
     assert "-k cuda_graphs" in text and callable(test_cuda_graphs_match_eager)
     model = bench_rollout.build_model("100m", build_tiny_tokenizer(), 0.03, device="meta")
@@ -343,13 +350,16 @@ def test_a_failed_rollout_leaves_the_vector_env_usable(consulting, tok):
     steps still with the expert are completed, so the same vector env rolls out again."""
     import gymnasium as gym
 
-    vec = gym.make_vec("EAPO-Math-v0", num_envs=6, problems="generated:arithmetic:1", expert=SlowExpert(0.2), max_turns=3)
+    vec = gym.make_vec(
+        "EAPO-Math-v0", num_envs=6, problems="generated:arithmetic:1", expert=SlowExpert(0.2), max_turns=3
+    )
 
     def broken(text):
         raise ValueError("tokenizer down")
 
     with pytest.raises(ValueError, match="tokenizer down"):
         RolloutEngine(consulting, tok, max_turn_tokens=CAP, max_total_tokens=700, encode_observation=broken).rollout(
-            vec, seeds=list(range(6)), seed=1)
+            vec, seeds=list(range(6)), seed=1
+        )
     trajs = RolloutEngine(consulting, tok, max_turn_tokens=CAP, max_total_tokens=700).rollout(vec, seeds=list(range(6)))
     assert all(t.terminated or t.truncated for t in trajs)

@@ -38,6 +38,15 @@ def make_engine(name: str, model: Any, tokenizer: Any, **kwargs: Any):
 
 
 __all__ = [
-    "ENGINES", "EpisodeDriver", "HFRolloutEngine", "PerEnvVector", "RolloutBatch", "RolloutEngine", "StopCriteria",
-    "Trajectory", "as_vector_env", "make_engine", "sample_tokens",
+    "ENGINES",
+    "EpisodeDriver",
+    "HFRolloutEngine",
+    "PerEnvVector",
+    "RolloutBatch",
+    "RolloutEngine",
+    "StopCriteria",
+    "Trajectory",
+    "as_vector_env",
+    "make_engine",
+    "sample_tokens",
 ]

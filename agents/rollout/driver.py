@@ -42,8 +42,9 @@ class TwoPhaseVectorEnv(Protocol):
 
     num_envs: int
 
-    def reset_envs(self, indices: Sequence[int], seeds: Sequence[int | None],
-                   options: Sequence[dict | None]) -> list[tuple[str, dict[str, Any]]]: ...
+    def reset_envs(
+        self, indices: Sequence[int], seeds: Sequence[int | None], options: Sequence[dict | None]
+    ) -> list[tuple[str, dict[str, Any]]]: ...
 
     def submit(self, indices: Sequence[int], actions: Sequence[str]) -> PendingStep: ...
 
@@ -124,8 +125,14 @@ class EpisodeDriver:
         submits: ``submit`` calls made (each is at most one batched expert call).
     """
 
-    def __init__(self, vec: Any, encode_prompt: Callable[[str], list[int]],
-                 encode_observation: Callable[[str], list[int]], stop: StopCriteria, budget: int) -> None:
+    def __init__(
+        self,
+        vec: Any,
+        encode_prompt: Callable[[str], list[int]],
+        encode_observation: Callable[[str], list[int]],
+        stop: StopCriteria,
+        budget: int,
+    ) -> None:
         self.vec = as_vector_env(vec)
         self.encode_prompt, self.encode_observation = encode_prompt, encode_observation
         self.stop, self.budget = stop, int(budget)
@@ -150,8 +157,12 @@ class EpisodeDriver:
         self.trajs = []
         for (prompt, info), gid in zip(resets, groups):
             info = dict(info)
-            traj = Trajectory(prompt_ids=list(self.encode_prompt(prompt)), group_id=int(gid),
-                              problem_id=info.get("problem_id"), reset_info=info)
+            traj = Trajectory(
+                prompt_ids=list(self.encode_prompt(prompt)),
+                group_id=int(gid),
+                problem_id=info.get("problem_id"),
+                reset_info=info,
+            )
             traj.truncated = traj.overlong = len(traj.prompt_ids) >= self.budget
             self.trajs.append(traj)
         return self.trajs

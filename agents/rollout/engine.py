@@ -119,11 +119,19 @@ class RolloutEngine:
     """
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer: Any, max_turn_tokens: int = 256, max_total_tokens: int = 2048,
-        temperature: float = 1.0, top_p: float = 1.0, device: torch.device | str | None = None,
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        max_turn_tokens: int = 256,
+        max_total_tokens: int = 2048,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        device: torch.device | str | None = None,
         encode_prompt: Callable[[str], list[int]] | None = None,
         encode_observation: Callable[[str], list[int]] | None = None,
-        prefill_chunk_tokens: int = 32768, cuda_graphs: bool = True, seed: int | None = None,
+        prefill_chunk_tokens: int = 32768,
+        cuda_graphs: bool = True,
+        seed: int | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device)  # no .eval(): this forward has no dropout to switch off

@@ -32,8 +32,16 @@ from agents_fixtures import build_tiny_tokenizer, train_consulting_model  # noqa
 pytestmark = pytest.mark.faults
 
 #: fault marker -> does a request with it end as a reply ("ok") or as an unavailable entry
-FAULTS = {"ok": True, "slow": True, "flaky": True, "timeout": False, "429": False, "500": False,
-          "badjson": False, "drop": False}
+FAULTS = {
+    "ok": True,
+    "slow": True,
+    "flaky": True,
+    "timeout": False,
+    "429": False,
+    "500": False,
+    "badjson": False,
+    "drop": False,
+}
 PROBLEMS = [Problem(f"f/{f}", ("" if f == "ok" else f"FAULT:{f} ") + "What is $6 \\times 7$?", "42") for f in FAULTS]
 
 
@@ -58,8 +66,12 @@ def test_rollout_with_expert_faults_loses_no_episode(server, policy):
     vec = gym.make_vec("EAPO-Math-v0", num_envs=n, problems=PROBLEMS, expert=expert, max_experts=3, max_turns=3)
     engine = RolloutEngine(model, tok, max_turn_tokens=24, max_total_tokens=900, temperature=0.0)
     start = time.perf_counter()
-    trajs = engine.rollout(vec, seeds=list(range(n)), options=[{"problem_index": i % len(PROBLEMS)} for i in range(n)],
-                           group_ids=[i % len(PROBLEMS) for i in range(n)])
+    trajs = engine.rollout(
+        vec,
+        seeds=list(range(n)),
+        options=[{"problem_index": i % len(PROBLEMS)} for i in range(n)],
+        group_ids=[i % len(PROBLEMS) for i in range(n)],
+    )
     wall = time.perf_counter() - start
     vec.close()
     assert wall < 15.0  # two 1 s attempts for the timeouts, overlapped; nothing waits on a dead call
