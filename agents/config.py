@@ -209,13 +209,34 @@ class TrainConfig:
         need(self.method in METHODS, "method", f"one of {', '.join(METHODS)}")
         need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
         need(self.policy_size in ("tiny", "small"), "policy_size", "tiny or small")
-        for name in ("group_size", "prompts_per_step", "eval_k", "eval_num_problems", "max_experts",
-                     "max_turns", "max_turn_tokens", "max_total_tokens", "grad_accum", "mini_batches", "ppo_epochs",
-                     "checkpoint_every",
-                     "keep_checkpoints"):
+        for name in (
+            "group_size",
+            "prompts_per_step",
+            "eval_k",
+            "eval_num_problems",
+            "max_experts",
+            "max_turns",
+            "max_turn_tokens",
+            "max_total_tokens",
+            "grad_accum",
+            "mini_batches",
+            "ppo_epochs",
+            "checkpoint_every",
+            "keep_checkpoints",
+        ):
             need(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in ("steps", "warmup_steps", "lora_r", "lora_alpha", "eval_max_turns", "threads",
-                     "distill_steps", "seed", "problems_seed", "eval_problems_seed"):
+        for name in (
+            "steps",
+            "warmup_steps",
+            "lora_r",
+            "lora_alpha",
+            "eval_max_turns",
+            "threads",
+            "distill_steps",
+            "seed",
+            "problems_seed",
+            "eval_problems_seed",
+        ):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
         need(0 <= self.clip_low < 1, "clip_low", "must be in [0, 1)")
@@ -224,7 +245,9 @@ class TrainConfig:
         need(self.temperature > 0, "temperature", "must be > 0 for RL (sampling)")
         need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         need(all(1 <= k <= self.eval_k for k in self.eval_pass_ks), "eval_pass_ks", "each k in [1, eval_k]")
-        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "auto, cpu or cuda[:i]")
+        need(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "auto, cpu or cuda[:i]"
+        )
         for name in ("acceptance_schedule", "turn_schedule"):
             try:
                 parse_schedule(getattr(self, name))
@@ -248,9 +271,7 @@ class TrainConfig:
             for k in unknown:
                 close = difflib.get_close_matches(k, known, n=1)
                 hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ValueError(
-                f"{source}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(sorted(known))}"
-            )
+            raise ValueError(f"{source}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(sorted(known))}")
         hints = get_type_hints(cls)
         kwargs = {k: _coerce(k, v, hints[k], source) for k, v in data.items()}
         return cls(**kwargs)
@@ -316,7 +337,9 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             raise bad("a list of strings")
         return tuple(value)
     if text.startswith("tuple"):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             raise bad("a list of integers")
         return tuple(value)
     if text.startswith("dict"):
@@ -332,7 +355,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     if path is None:
         return TrainConfig.from_dict(overrides)
     p = Path(path)
-    if not p.exists() and p.suffix == "" and (packaged := Path(__file__).parent / "configs" / f"{p.name}.toml").exists():
+    if (
+        not p.exists()
+        and p.suffix == ""
+        and (packaged := Path(__file__).parent / "configs" / f"{p.name}.toml").exists()
+    ):
         p = packaged
     if not p.exists():
         raise FileNotFoundError(f"config file {path} not found")

@@ -194,11 +194,15 @@ class CollapseSignals:
     def warnings(self, step: int) -> list[str]:
         out = []
         if self.consult_rising:
-            out.append(f"step {step}: consult collapse? the policy's consult rate is rising while p(t) falls "
-                       "(it is learning to ask experts that will stop answering; raise consult_penalty or anneal slower)")
+            out.append(
+                f"step {step}: consult collapse? the policy's consult rate is rising while p(t) falls "
+                "(it is learning to ask experts that will stop answering; raise consult_penalty or anneal slower)"
+            )
         if self.unconsulted_lag:
-            out.append(f"step {step}: consult collapse? late in training, episodes without a consult are less accurate "
-                       "than consulted ones (the policy relies on experts it will not have at evaluation)")
+            out.append(
+                f"step {step}: consult collapse? late in training, episodes without a consult are less accurate "
+                "than consulted ones (the policy relies on experts it will not have at evaluation)"
+            )
         return out
 
 
@@ -245,8 +249,9 @@ class CollapseMonitor:
             rising = rise >= self.min_rise and p_drop >= self.min_p_drop
         lag = step + 1 >= self.late_frac * total_steps and self._lag(recent)
         previous, self.active = self.active, CollapseSignals(rising, lag)
-        self.new_warnings = CollapseSignals(rising and not previous.consult_rising,
-                                            lag and not previous.unconsulted_lag).warnings(step)
+        self.new_warnings = CollapseSignals(
+            rising and not previous.consult_rising, lag and not previous.unconsulted_lag
+        ).warnings(step)
         return self.active
 
     def _lag(self, recent: Sequence[dict[str, Any]]) -> bool:

@@ -94,8 +94,15 @@ def plot_metrics(
     paths.append(_save(fig, out / "accuracy.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    _lines(ax, records, [("consult_rate", "tab:orange", "consult rate (policy's choice)"),
-                         ("expert_call_rate", "tab:red", "expert call rate (accepted consults)")], w)
+    _lines(
+        ax,
+        records,
+        [
+            ("consult_rate", "tab:orange", "consult rate (policy's choice)"),
+            ("expert_call_rate", "tab:red", "expert call rate (accepted consults)"),
+        ],
+        w,
+    )
     xs, ys = _series(records, "p_t")
     if xs:
         ax.plot(xs, ys, color="black", ls="--", lw=1.5, label="p(t) acceptance probability")
@@ -103,8 +110,15 @@ def plot_metrics(
     paths.append(_save(fig, out / "call_rate.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    _lines(ax, records, [("reward_consulted", "tab:orange", "episodes that consulted"),
-                         ("reward_unconsulted", "tab:blue", "episodes that did not")], w)
+    _lines(
+        ax,
+        records,
+        [
+            ("reward_consulted", "tab:orange", "episodes that consulted"),
+            ("reward_unconsulted", "tab:blue", "episodes that did not"),
+        ],
+        w,
+    )
     _finish(ax, "Reward of consulted vs unconsulted episodes", "mean reward")
     paths.append(_save(fig, out / "reward_by_consult.png"))
 
@@ -118,8 +132,15 @@ def _length_plot(records: Sequence[dict[str, Any]], out: Path, w: int) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    _lines(ax, records, [("policy_tokens", "tab:green", "policy tokens / episode"),
-                         ("response_tokens", "tab:purple", "response tokens / episode (incl. observations)")], w)
+    _lines(
+        ax,
+        records,
+        [
+            ("policy_tokens", "tab:green", "policy tokens / episode"),
+            ("response_tokens", "tab:purple", "response tokens / episode (incl. observations)"),
+        ],
+        w,
+    )
     xs, ys = _series(records, "turn_budget")
     if xs:
         ax2 = ax.twinx()

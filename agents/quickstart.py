@@ -17,7 +17,6 @@ Budget: the packaged ``agents/configs/quickstart.toml`` measured 475 s on 2 shar
 intra-op thread: with two, a busy machine runs the tiny model's small matmuls ~10x slower).
 """
 
-
 from __future__ import annotations
 
 import json
@@ -60,8 +59,14 @@ def run_quickstart(
     policy_dir = Path(resolve_policy_path(config.policy)) if config.policy else out / "policy"
     if not config.policy:
         log(f"[1/5] building the {config.policy_size} policy with SFT warm start -> {policy_dir}")
-        build_policy(policy_dir, config.policy_size, None if config.policy_sft_steps < 0 else config.policy_sft_steps,
-                     seed=config.seed, threads=config.threads or None, verbose=False)
+        build_policy(
+            policy_dir,
+            config.policy_size,
+            None if config.policy_sft_steps < 0 else config.policy_sft_steps,
+            seed=config.seed,
+            threads=config.threads or None,
+            verbose=False,
+        )
     else:
         log(f"[1/5] starting policy: {config.policy} ({policy_dir})")
     phases["policy"] = time.perf_counter() - t0
@@ -75,14 +80,18 @@ def run_quickstart(
         log(f"      {result.describe()}")
         return result
 
-    log(f"[2/5] held-out eval of the starting policy: {config.eval_problems} (seed {config.eval_problems_seed}), "
-        f"{config.eval_num_problems} problems x {config.eval_k} samples, no consultation")
+    log(
+        f"[2/5] held-out eval of the starting policy: {config.eval_problems} (seed {config.eval_problems_seed}), "
+        f"{config.eval_num_problems} problems x {config.eval_k} samples, no consultation"
+    )
     before = held_out(policy_dir, "eval_before")
 
     t0 = time.perf_counter()
-    log(f"[3/5] EAPO RL: {config.steps} steps x {config.prompts_per_step} problems x G={config.group_size}, "
+    log(
+        f"[3/5] EAPO RL: {config.steps} steps x {config.prompts_per_step} problems x G={config.group_size}, "
         f"{config.mini_batches}x{config.ppo_epochs} optimizer steps per rollout, p(t) {config.acceptance_schedule}, "
-        f"turns {config.turn_schedule}, consult penalty {config.consult_penalty}")
+        f"turns {config.turn_schedule}, consult penalty {config.consult_penalty}"
+    )
     res = train(config, out / "train", log=log)
     phases["rl"] = time.perf_counter() - t0
 
@@ -112,15 +121,33 @@ def paired_difference(before: Any, after: Any) -> dict[str, Any]:
     return {"mean": sum(diffs) / len(diffs), "ci95": list(ci95_bootstrap(diffs)), "n": len(diffs)}
 
 
-def build_summary(config: Any, out: Path, policy_dir: Path, res: Any, before: Any, after: Any,
-                  records: list[dict[str, Any]], phases: dict[str, float], plots: list[Path]) -> dict[str, Any]:
+def build_summary(
+    config: Any,
+    out: Path,
+    policy_dir: Path,
+    res: Any,
+    before: Any,
+    after: Any,
+    records: list[dict[str, Any]],
+    phases: dict[str, float],
+    plots: list[Path],
+) -> dict[str, Any]:
     """The JSON summary: held-out before/after with CIs, paired gain, training first vs last steps."""
     from agents.metrics import mean_of
 
     n = max(1, min(10, len(records) // 5))
     first, last = records[:n], records[-n:]
-    keys = ("consult_rate", "expert_call_rate", "p_t", "accuracy", "policy_tokens", "reward_consulted",
-            "reward_unconsulted", "clipfrac", "approx_kl")
+    keys = (
+        "consult_rate",
+        "expert_call_rate",
+        "p_t",
+        "accuracy",
+        "policy_tokens",
+        "reward_consulted",
+        "reward_unconsulted",
+        "clipfrac",
+        "approx_kl",
+    )
     warned = [r["step"] for r in records if r.get("collapse_consult_rising") or r.get("collapse_unconsulted_lag")]
     return {
         "command": "quickstart",
@@ -131,7 +158,10 @@ def build_summary(config: Any, out: Path, policy_dir: Path, res: Any, before: An
         "eval_before": before.summary(),
         "eval_after": after.summary(),
         "heldout_gain": paired_difference(before, after),
-        "train_first_vs_last": {"steps_averaged": n, **{k: {"first": mean_of(first, k), "last": mean_of(last, k)} for k in keys}},
+        "train_first_vs_last": {
+            "steps_averaged": n,
+            **{k: {"first": mean_of(first, k), "last": mean_of(last, k)} for k in keys},
+        },
         "collapse_warning_steps": warned,
         "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
         "train_seconds": {k: round(v, 1) for k, v in res.seconds.items()},
@@ -154,7 +184,9 @@ def format_summary(s: dict[str, Any]) -> str:
     n = c["steps_averaged"]
     apart = a["ci95"][0] > b["ci95"][1]
     lo, hi = gain["ci95"]
-    held = ("IMPROVED" if lo > 0 else "did NOT improve significantly") + f": {gain['mean']:+.3f} (paired 95% CI {lo:+.3f}..{hi:+.3f})"
+    held = (
+        "IMPROVED" if lo > 0 else "did NOT improve significantly"
+    ) + f": {gain['mean']:+.3f} (paired 95% CI {lo:+.3f}..{hi:+.3f})"
 
     def pair(key: str) -> str:
         return f"{c[key]['first']:.2f} -> {c[key]['last']:.2f}"
@@ -174,9 +206,14 @@ def format_summary(s: dict[str, Any]) -> str:
         f"    clipfrac, approx_kl (last steps)     {c['clipfrac']['last']:.3f}, {c['approx_kl']['last']:.4f}",
         "  verdicts:",
         "    " + _verdict("training accuracy", c["accuracy"]["first"], c["accuracy"]["last"], "up"),
-        "    " + _verdict("the policy's own consult rate", c["consult_rate"]["first"], c["consult_rate"]["last"], "down"),
-        "    " + _verdict("policy tokens per episode", c["policy_tokens"]["first"], c["policy_tokens"]["last"], "down", tol=1.0),
-        "    consult collapse: " + (f"WARNED at steps {s['collapse_warning_steps'][:5]}" if s["collapse_warning_steps"] else "no warning"),
+        "    "
+        + _verdict("the policy's own consult rate", c["consult_rate"]["first"], c["consult_rate"]["last"], "down"),
+        "    "
+        + _verdict(
+            "policy tokens per episode", c["policy_tokens"]["first"], c["policy_tokens"]["last"], "down", tol=1.0
+        ),
+        "    consult collapse: "
+        + (f"WARNED at steps {s['collapse_warning_steps'][:5]}" if s["collapse_warning_steps"] else "no warning"),
         "  wall time: " + ", ".join(f"{k} {v:.0f}s" for k, v in s["phase_seconds"].items()),
         f"  plots: {', '.join(Path(p).name for p in s['plots'])} in {Path(s['plots'][0]).parent if s['plots'] else '-'}",
     ]

@@ -90,7 +90,9 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
 
 
-def _length_bucketed_batches(lengths: Sequence[int], batch_size: int, gen: torch.Generator, window: int = 16) -> list[list[int]]:
+def _length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, gen: torch.Generator, window: int = 16
+) -> list[list[int]]:
     """One epoch of batches: shuffle, sort each window of ``window`` batches by length, split.
 
     Batches of similar lengths waste less compute on padding (CPU SFT is compute-bound), while the

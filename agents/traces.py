@@ -156,7 +156,14 @@ def _fit(queries: list[str], reply_len: int, min_queries: int, cfg: TraceConfig)
     return queries
 
 
-def _consult_trace(problem: Problem, queries: list[str], closers: Sequence[str], rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn) -> Trace:
+def _consult_trace(
+    problem: Problem,
+    queries: list[str],
+    closers: Sequence[str],
+    rng: random.Random,
+    cfg: TraceConfig,
+    reply_fn: ReplyFn,
+) -> Trace:
     # Verbatim replies (the experts block must be what the env would show); a share unavailable.
     replies = [None if rng.random() < cfg.unavailable_prob else reply_fn(problem, q) for q in queries]
     prefix = ""
@@ -182,7 +189,9 @@ def direct_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, reply_f
     return _consult_trace(problem, queries, _RECONCILE, rng, cfg, reply_fn)
 
 
-def decompose_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply) -> Trace:
+def decompose_trace(
+    problem: Problem, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply
+) -> Trace:
     """2..K short sub-questions (in order), then fuse the replies into one answer.
 
     When two sub-questions and their replies do not fit the budget, a one-query direct
@@ -198,7 +207,12 @@ def decompose_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, repl
 
 
 def make_trace(
-    problem: Problem, paradigm: Paradigm, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply, eval_mode: bool = False
+    problem: Problem,
+    paradigm: Paradigm,
+    rng: random.Random,
+    cfg: TraceConfig,
+    reply_fn: ReplyFn = solution_reply,
+    eval_mode: bool = False,
 ) -> Trace:
     """One trace of the given paradigm for ``problem`` (``eval_mode``: the evaluation prompt, ``self`` only)."""
     if eval_mode and paradigm != "self":

@@ -93,8 +93,12 @@ def resolve_policy(config: TrainConfig, out_dir: Path, log: Callable[[str], None
     if read_policy_info(target) is None:
         log(f"building a {config.policy_size} policy into {target}")
         build_policy(
-            target, config.policy_size, None if config.policy_sft_steps < 0 else config.policy_sft_steps,
-            seed=config.seed, threads=config.threads or None, verbose=False,
+            target,
+            config.policy_size,
+            None if config.policy_sft_steps < 0 else config.policy_sft_steps,
+            seed=config.seed,
+            threads=config.threads or None,
+            verbose=False,
         )
     return target
 
@@ -119,26 +123,38 @@ def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, ev
         wrappers.append(getattr(importlib.import_module(module), name))
     eval_mode = (not config.consultation) if eval_mode is None else eval_mode
     expert = expert if expert is not None else make_expert(config.expert, **config.expert_kwargs)
-    kwargs: dict[str, Any] = dict(problems=problems, expert=expert, max_experts=config.max_experts, max_turns=config.max_turns)
+    kwargs: dict[str, Any] = dict(
+        problems=problems, expert=expert, max_experts=config.max_experts, max_turns=config.max_turns
+    )
     if eval_mode:
         env_id = eapo_env.EVAL_ID
         kwargs["turn_schedule"] = config.turn_schedule
     else:
         env_id = eapo_env.TRAIN_ID
-        kwargs.update(acceptance_schedule=config.acceptance_schedule, turn_schedule=config.turn_schedule,
-                      consult_penalty=config.consult_penalty)
+        kwargs.update(
+            acceptance_schedule=config.acceptance_schedule,
+            turn_schedule=config.turn_schedule,
+            consult_penalty=config.consult_penalty,
+        )
     return gym.make_vec(env_id, num_envs=n, env_wrappers=wrappers, **kwargs)
 
 
-def build_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device, temperature: float | None = None):
+def build_engine(
+    config: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device, temperature: float | None = None
+):
     """The rollout engine, encoding prompts exactly as SFT did (chat template) and observations once."""
     from agents.policy.tokenizer import encode_prompt, encode_segment
 
     return make_engine(
-        config.engine, model, tokenizer,
-        max_turn_tokens=config.max_turn_tokens, max_total_tokens=config.max_total_tokens,
-        temperature=config.temperature if temperature is None else temperature, top_p=config.top_p,
-        device=device, seed=config.seed,
+        config.engine,
+        model,
+        tokenizer,
+        max_turn_tokens=config.max_turn_tokens,
+        max_total_tokens=config.max_total_tokens,
+        temperature=config.temperature if temperature is None else temperature,
+        top_p=config.top_p,
+        device=device,
+        seed=config.seed,
         encode_prompt=functools.partial(encode_prompt, tokenizer),
         encode_observation=functools.partial(encode_segment, tokenizer),
     )
@@ -153,10 +169,16 @@ def apply_lora(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.nn.Mo
 
     from agents.sft import LORA_TARGETS
 
-    peft_model = get_peft_model(model, LoraConfig(
-        r=config.lora_r, lora_alpha=config.lora_alpha or 2 * config.lora_r, lora_dropout=0.0,
-        target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM",
-    ))
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha or 2 * config.lora_r,
+            lora_dropout=0.0,
+            target_modules=list(LORA_TARGETS),
+            task_type="CAUSAL_LM",
+        ),
+    )
     return peft_model, peft_model.base_model.model
 
 
@@ -170,8 +192,13 @@ def make_optimizer(module: torch.nn.Module, config: TrainConfig) -> tuple[torch.
 
 
 def restore(
-    out: Path, resume: bool, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-    config: TrainConfig, log: Callable[[str], None],
+    out: Path,
+    resume: bool,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    config: TrainConfig,
+    log: Callable[[str], None],
 ) -> tuple[int, TrainConfig]:
     """``(start_step, config)``: with ``resume``, load the newest checkpoint into ``module``,
     ``optimizer`` and ``scheduler`` (the returned config carries the checkpoint's schedules); a fresh
@@ -312,8 +339,9 @@ def train(
         group_ids = [g for g in range(P) for _ in range(G)]
         env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
         rollout_model.eval()
-        trajs = engine.rollout(envs, seeds=env_seeds, options=options, group_ids=group_ids,
-                               seed=int(rng.integers(2**62)))
+        trajs = engine.rollout(
+            envs, seeds=env_seeds, options=options, group_ids=group_ids, seed=int(rng.integers(2**62))
+        )
         t_rollout = time.perf_counter() - t0
 
         # 3) rewards and raw correctness
@@ -327,8 +355,16 @@ def train(
         # 6-7) PPO-clip update over the kept episodes' policy tokens
         lr_now = optimizer.param_groups[0]["lr"]
         batch = batch.to(device)
-        stats = ppo_update(module, batch, advantages.to(device), loss_mask.to(device), config, optimizer, ref_model,
-                           generator=torch.Generator().manual_seed(int(rng.integers(2**62))))
+        stats = ppo_update(
+            module,
+            batch,
+            advantages.to(device),
+            loss_mask.to(device),
+            config,
+            optimizer,
+            ref_model,
+            generator=torch.Generator().manual_seed(int(rng.integers(2**62))),
+        )
         with warnings.catch_warnings():  # a skipped update (no kept group) still advances the LR clock
             warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             scheduler.step()
@@ -338,9 +374,16 @@ def train(
 
         # metrics, and the consult-collapse monitor beside them
         record = step_record(step, trajs, keep_group, keep, advantages, loss_mask, stats)
-        record.update({"p_schedule": acceptance(step), "turn_schedule": turns(step), "lr": lr_now,
-                       "time_rollout_s": t_rollout, "time_train_s": t_train,
-                       "tokens_per_s_rollout": record["response_tokens"] * len(trajs) / max(t_rollout, 1e-9)})
+        record.update(
+            {
+                "p_schedule": acceptance(step),
+                "turn_schedule": turns(step),
+                "lr": lr_now,
+                "time_rollout_s": t_rollout,
+                "time_train_s": t_train,
+                "tokens_per_s_rollout": record["response_tokens"] * len(trajs) / max(t_rollout, 1e-9),
+            }
+        )
         if not config.consultation:
             record["p_t"] = 0.0  # consultation disabled: no expert can answer
         signals = monitor.update(record, step, config.steps)
@@ -353,19 +396,31 @@ def train(
             on_step(step, record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(acc=f"{record['accuracy']:.2f}", consult=f"{record['consult_rate']:.2f}",
-                            p=f"{record['p_t']:.2f}", loss=f"{record['loss']:.3f}")
+            bar.set_postfix(
+                acc=f"{record['accuracy']:.2f}",
+                consult=f"{record['consult_rate']:.2f}",
+                p=f"{record['p_t']:.2f}",
+                loss=f"{record['loss']:.3f}",
+            )
 
         # checkpoint (after the metrics line, so a resume truncates what the checkpoint lacks)
         done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
             t2 = time.perf_counter()
-            ckpt_io.save_checkpoint(out, done, module, optimizer, scheduler, {
-                "config": config.to_dict(),
-                "schedules": {"acceptance": acceptance.to_dict(), "turns": turns.to_dict()},
-                "schedule_values": {"p_t": acceptance(done), "turn_budget": turns(done)},
-                "policy_dir": str(policy_dir),
-            }, keep=config.keep_checkpoints)
+            ckpt_io.save_checkpoint(
+                out,
+                done,
+                module,
+                optimizer,
+                scheduler,
+                {
+                    "config": config.to_dict(),
+                    "schedules": {"acceptance": acceptance.to_dict(), "turns": turns.to_dict()},
+                    "schedule_values": {"p_t": acceptance(done), "turn_budget": turns(done)},
+                    "policy_dir": str(policy_dir),
+                },
+                keep=config.keep_checkpoints,
+            )
             seconds["checkpoint"] += time.perf_counter() - t2
     if bar is not None:
         bar.close()
@@ -374,6 +429,14 @@ def train(
 
     final = export_policy(module, tokenizer, out / FINAL_POLICY_DIR, lora=bool(config.lora_r))
     seconds["total"] = time.perf_counter() - t_start
-    summary = {"steps": config.steps, "start_step": start_step, "seconds": seconds, "policy_dir": str(final), "last": record}
+    summary = {
+        "steps": config.steps,
+        "start_step": start_step,
+        "seconds": seconds,
+        "policy_dir": str(final),
+        "last": record,
+    }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return TrainResult(out_dir=out, policy_dir=final, start_step=start_step, steps=config.steps, seconds=seconds, last=record)
+    return TrainResult(
+        out_dir=out, policy_dir=final, start_step=start_step, steps=config.steps, seconds=seconds, last=record
+    )

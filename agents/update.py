@@ -34,7 +34,15 @@ from agents.rollout import RolloutBatch
 
 #: Per-update statistics, averaged over the optimizer steps of one training step.
 UPDATE_STATS: tuple[str, ...] = (
-    "loss", "pg_loss", "kl", "clipfrac", "clipfrac_low", "clipfrac_high", "approx_kl", "ratio_mean", "grad_norm",
+    "loss",
+    "pg_loss",
+    "kl",
+    "clipfrac",
+    "clipfrac_low",
+    "clipfrac_high",
+    "approx_kl",
+    "ratio_mean",
+    "grad_norm",
 )
 _TOKEN_WEIGHTED = ("clipfrac", "clipfrac_low", "clipfrac_high", "approx_kl", "ratio_mean")
 
@@ -80,7 +88,9 @@ def select_and_score(
     * ``loss_mask``: the batch's policy-token mask with dropped episodes zeroed.
     """
     n = len(batch)
-    keep_group = dynamic_sampling_mask(correct, batch.group_ids) if config.dynamic_sampling else torch.ones(n, dtype=torch.bool)
+    keep_group = (
+        dynamic_sampling_mask(correct, batch.group_ids) if config.dynamic_sampling else torch.ones(n, dtype=torch.bool)
+    )
     keep = keep_group & overlong_mask(batch.overlong) if config.overlong_filter else keep_group.clone()
     advantages = group_advantages(batch.rewards, batch.group_ids)
     loss_mask = batch.loss_mask * keep[:, None].to(batch.loss_mask.dtype)
@@ -147,7 +157,9 @@ def ppo_update(
         optimizer.zero_grad(set_to_none=True)
         num_tokens = loss_mask[torch.tensor(mini)].sum()
         for micro in split_even(mini, config.grad_accum):
-            for k, v in _backward_rows(module, batch, micro, advantages, loss_mask, num_tokens, config, ref_model).items():
+            for k, v in _backward_rows(
+                module, batch, micro, advantages, loss_mask, num_tokens, config, ref_model
+            ).items():
                 stats[k] += v / len(plan)
         if config.max_grad_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)

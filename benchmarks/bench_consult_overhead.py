@@ -102,7 +102,9 @@ class RawClient:
 
 def actions_for(n_envs: int) -> list[str]:
     return [
-        "<consult>" + "".join(f"<query>Env {i}, question {j}: which step comes next?</query>" for j in range(K)) + "</consult>"
+        "<consult>"
+        + "".join(f"<query>Env {i}, question {j}: which step comes next?</query>" for j in range(K))
+        + "</consult>"
         for i in range(n_envs)
     ]
 
@@ -114,8 +116,15 @@ def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) 
     from eapo_env.experts.openai_backend import OpenAIExpert
 
     sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": max_tokens}
-    expert = OpenAIExpert([base_url], model=model, mode="completions", timeout_s=300, max_retries=0,
-                          max_concurrency=max(256, n_envs * K), **sampling)
+    expert = OpenAIExpert(
+        [base_url],
+        model=model,
+        mode="completions",
+        timeout_s=300,
+        max_retries=0,
+        max_concurrency=max(256, n_envs * K),
+        **sampling,
+    )
     rec = Recording(expert)
     vec = gym.make_vec("EAPO-Math-v0", num_envs=n_envs, problems="generated", expert=rec, max_experts=K)
     actions = actions_for(n_envs)
@@ -170,12 +179,18 @@ def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) 
     ours_med = statistics.median(r["ours_s"] for r in rows)
     server_med = statistics.median(r["server_s"] for r in rows)
     return {
-        "num_envs": n_envs, "queries": n_envs * K, "max_tokens": max_tokens, "reps": reps,
-        "ours_median_s": ours_med, "server_median_s": server_med, "ratio": ours_med / server_med,
+        "num_envs": n_envs,
+        "queries": n_envs * K,
+        "max_tokens": max_tokens,
+        "reps": reps,
+        "ours_median_s": ours_med,
+        "server_median_s": server_med,
+        "ratio": ours_med / server_med,
         "client_cpu_median_s": statistics.median(r["client_cpu_s"] for r in rows),
         "client_cpu_share": statistics.median(r["client_cpu_s"] for r in rows) / server_med,
         "tokens_match": all(r["ours_tokens"] == r["server_tokens"] for r in rows),
-        "completion_tokens": rows[-1]["server_tokens"], "rows": rows,
+        "completion_tokens": rows[-1]["server_tokens"],
+        "rows": rows,
     }
 
 
@@ -188,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     ap.add_argument("--base-url", help="use this running server (http://host:port/v1) instead of starting one")
     ap.add_argument("--model", help="served model name (with --base-url)")
-    ap.add_argument("--single-process", action="store_true",
-                    help="start the server with the engine in the API process (faster start; default: vLLM's 3 processes)")
+    ap.add_argument(
+        "--single-process",
+        action="store_true",
+        help="start the server with the engine in the API process (faster start; default: vLLM's 3 processes)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.num_envs, args.reps = "16", 3
@@ -207,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 # No prefix caching: every repetition sends the same prompts, and each side must
                 # pay the full prefill each time (as fresh rollout prompts would).
-                server = start_vllm_server(ensure_served_model(), single_process=args.single_process,
-                                           extra_args=["--no-enable-prefix-caching"])
+                server = start_vllm_server(
+                    ensure_served_model(), single_process=args.single_process, extra_args=["--no-enable-prefix-caching"]
+                )
             except VLLMServerError as exc:
                 print(f"cannot start the vLLM server:\n{exc}", file=sys.stderr)
                 return 2
@@ -220,18 +239,33 @@ def main(argv: list[str] | None = None) -> int:
 
     ok = all(r["ratio"] <= TARGET_RATIO for r in results)
     if args.json:
-        print(json.dumps({"benchmark": "consult_overhead", "target_ratio": TARGET_RATIO, "pass": ok,
-                          "server_startup_s": startup_s, "results": results}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "consult_overhead",
+                    "target_ratio": TARGET_RATIO,
+                    "pass": ok,
+                    "server_startup_s": startup_s,
+                    "results": results,
+                }
+            )
+        )
     else:
-        print(f"\nOne vector step of N x {K} consults (OpenAIExpert, completions, temperature 0, "
-              f"max_tokens {args.max_tokens}) vs the same prompts as ONE /v1/completions request; "
-              f"median of {args.reps}")
-        print(f"{'N':>5} {'queries':>8} {'ours ms':>9} {'server ms':>10} {'ratio':>7} {'client CPU ms':>14} "
-              f"{'CPU/server':>11} {'tokens ok':>10} {'<=1.25':>7}")
+        print(
+            f"\nOne vector step of N x {K} consults (OpenAIExpert, completions, temperature 0, "
+            f"max_tokens {args.max_tokens}) vs the same prompts as ONE /v1/completions request; "
+            f"median of {args.reps}"
+        )
+        print(
+            f"{'N':>5} {'queries':>8} {'ours ms':>9} {'server ms':>10} {'ratio':>7} {'client CPU ms':>14} "
+            f"{'CPU/server':>11} {'tokens ok':>10} {'<=1.25':>7}"
+        )
         for r in results:
-            print(f"{r['num_envs']:>5} {r['queries']:>8} {1e3 * r['ours_median_s']:>9.1f} "
-                  f"{1e3 * r['server_median_s']:>10.1f} {r['ratio']:>7.2f} {1e3 * r['client_cpu_median_s']:>14.1f} "
-                  f"{100 * r['client_cpu_share']:>10.1f}% {str(r['tokens_match']):>10} {'yes' if r['ratio'] <= TARGET_RATIO else 'NO':>7}")
+            print(
+                f"{r['num_envs']:>5} {r['queries']:>8} {1e3 * r['ours_median_s']:>9.1f} "
+                f"{1e3 * r['server_median_s']:>10.1f} {r['ratio']:>7.2f} {1e3 * r['client_cpu_median_s']:>14.1f} "
+                f"{100 * r['client_cpu_share']:>10.1f}% {str(r['tokens_match']):>10} {'yes' if r['ratio'] <= TARGET_RATIO else 'NO':>7}"
+            )
     return 0 if ok else 1
 
 

@@ -44,8 +44,10 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE = os.path.join(HERE, "data", "verify_table.jsonl")
 FORMS = os.path.join(HERE, "data", "verify_forms.jsonl")
-_FILLER = ("We set up the equation and simplify both sides carefully. Substituting the known "
-           "values and checking the boundary cases gives a consistent result. ")
+_FILLER = (
+    "We set up the equation and simplify both sides carefully. Substituting the known "
+    "values and checking the boundary cases gives a consistent result. "
+)
 
 
 def _completion(ans: str, rng: random.Random) -> str:
@@ -114,7 +116,7 @@ def mv_best(pred: str, gold: str) -> bool:
 
     s, e = pred.find("<answer>"), pred.find("</answer>")
     if 0 <= s < e:
-        pred = pred[s + 8:e]
+        pred = pred[s + 8 : e]
     g = parse(_mv_gold(gold))
     return any(bool(verify(g, parse(p))) for p in (pred, f"${pred}$"))
 
@@ -136,6 +138,7 @@ def _measure(which: str, stream: str, n: int, min_time: float) -> dict[str, Any]
 
         def check(p: str, g: str) -> bool:
             return bool(mv_verify(parse(_mv_gold(g)), parse(p)))
+
     for p, g in warm:
         check(p, g)
     done, correct = 0, 0
@@ -154,8 +157,18 @@ def _measure(which: str, stream: str, n: int, min_time: float) -> dict[str, Any]
 
 
 def _run_measure(which: str, stream: str, n: int, min_time: float) -> dict[str, Any]:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_measure", which, "--stream", stream,
-           "--n", str(n), "--min-time", str(min_time)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_measure",
+        which,
+        "--stream",
+        stream,
+        "--n",
+        str(n),
+        "--min-time",
+        str(min_time),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -183,11 +196,23 @@ def agreement(table: str = TABLE) -> dict[str, Any]:
         if m and not o:
             mv_right_we_differ += 1
         if ours.correct != mv or not o:
-            disagreements.append({"prediction": r["prediction"], "gold": r["gold"], "label": r["label"],
-                                  "ours": ours.status, "math_verify": mv})
-    return {"pairs": len(rows), "ours_match_label": ours_ok, "mv_match_label": mv_ok,
-            "mv_right_we_differ": mv_right_we_differ, "by_category": by_cat,
-            "disagreements": disagreements}
+            disagreements.append(
+                {
+                    "prediction": r["prediction"],
+                    "gold": r["gold"],
+                    "label": r["label"],
+                    "ours": ours.status,
+                    "math_verify": mv,
+                }
+            )
+    return {
+        "pairs": len(rows),
+        "ours_match_label": ours_ok,
+        "mv_match_label": mv_ok,
+        "mv_right_we_differ": mv_right_we_differ,
+        "by_category": by_cat,
+        "disagreements": disagreements,
+    }
 
 
 def _print_forms(forms: dict[str, Any]) -> None:
@@ -195,11 +220,15 @@ def _print_forms(forms: dict[str, Any]) -> None:
     print(f"  {'form':14} {'pairs':>5} {'ours':>6} {'m-v':>6}")
     for cat, (n, o, m) in forms["by_category"].items():
         print(f"  {cat:14} {n:5d} {100 * o / n:5.0f}% {100 * m / n:5.0f}%")
-    print(f"  {'all':14} {forms['pairs']:5d} {100 * forms['ours_match_label'] / forms['pairs']:5.0f}% "
-          f"{100 * forms['mv_match_label'] / forms['pairs']:5.0f}%")
+    print(
+        f"  {'all':14} {forms['pairs']:5d} {100 * forms['ours_match_label'] / forms['pairs']:5.0f}% "
+        f"{100 * forms['mv_match_label'] / forms['pairs']:5.0f}%"
+    )
     for d in forms["disagreements"]:
-        print(f"    {d['prediction'][:40]!r:42} vs {d['gold'][:22]!r:24} label={d['label']!s:5} "
-              f"ours={d['ours']:11} m-v={d['math_verify']}")
+        print(
+            f"    {d['prediction'][:40]!r:42} vs {d['gold'][:22]!r:24} label={d['label']!s:5} "
+            f"ours={d['ours']:11} m-v={d['math_verify']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,33 +257,50 @@ def main(argv: list[str] | None = None) -> int:
             mv.append(_run_measure("mv", stream, n_mv, 0.0))
         o = statistics.median(r["pairs_per_s"] for r in ours)
         m = statistics.median(r["pairs_per_s"] for r in mv)
-        speed[stream] = {"ours_pairs_per_s": o, "mv_pairs_per_s": m, "ratio": o / m,
-                         "runs": runs, "ours_sympy_worker_calls": max(r["sympy_worker_calls"] for r in ours),
-                         "ours_correct_frac": ours[0]["correct_frac"], "mv_correct_frac": mv[0]["correct_frac"]}
+        speed[stream] = {
+            "ours_pairs_per_s": o,
+            "mv_pairs_per_s": m,
+            "ratio": o / m,
+            "runs": runs,
+            "ours_sympy_worker_calls": max(r["sympy_worker_calls"] for r in ours),
+            "ours_correct_frac": ours[0]["correct_frac"],
+            "mv_correct_frac": mv[0]["correct_frac"],
+        }
     targets = {"integer": 300.0, "mixed": 100.0}
-    result = {"agreement": agree, "forms": forms, "speed": speed,
-              "pass": agree["mv_right_we_differ"] == 0 and forms["mv_right_we_differ"] == 0
-              and all(speed[s]["ratio"] >= t for s, t in targets.items())}
+    result = {
+        "agreement": agree,
+        "forms": forms,
+        "speed": speed,
+        "pass": agree["mv_right_we_differ"] == 0
+        and forms["mv_right_we_differ"] == 0
+        and all(speed[s]["ratio"] >= t for s, t in targets.items()),
+    }
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"Agreement on {agree['pairs']} labelled pairs ({os.path.relpath(TABLE)})")
-    print(f"  ours matches label: {agree['ours_match_label']}/{agree['pairs']}   "
-          f"math-verify matches label: {agree['mv_match_label']}/{agree['pairs']}   "
-          f"math-verify right but we differ: {agree['mv_right_we_differ']}")
+    print(
+        f"  ours matches label: {agree['ours_match_label']}/{agree['pairs']}   "
+        f"math-verify matches label: {agree['mv_match_label']}/{agree['pairs']}   "
+        f"math-verify right but we differ: {agree['mv_right_we_differ']}"
+    )
     print(f"  {'category':12} {'pairs':>5} {'ours':>5} {'m-v':>5}")
     for cat, (n, o, m) in agree["by_category"].items():
         print(f"  {cat:12} {n:5d} {o:5d} {m:5d}")
     print("  pairs where we and math-verify disagree, or we miss the label:")
     for d in agree["disagreements"]:
-        print(f"    {d['prediction']!r:42} vs {d['gold']!r:24} label={d['label']!s:5} ours={d['ours']:11} "
-              f"m-v={d['math_verify']}")
+        print(
+            f"    {d['prediction']!r:42} vs {d['gold']!r:24} label={d['label']!s:5} ours={d['ours']:11} "
+            f"m-v={d['math_verify']}"
+        )
     _print_forms(forms)
     print(f"\nSpeed (median of {runs} fresh processes each; pairs/s)")
     print(f"  {'stream':8} {'ours':>12} {'math-verify':>12} {'ratio':>8} {'target':>7}  ours->sympy worker")
     for s, v in speed.items():
-        print(f"  {s:8} {v['ours_pairs_per_s']:12.0f} {v['mv_pairs_per_s']:12.1f} {v['ratio']:7.0f}x "
-              f"{targets[s]:6.0f}x  {v['ours_sympy_worker_calls']}")
+        print(
+            f"  {s:8} {v['ours_pairs_per_s']:12.0f} {v['mv_pairs_per_s']:12.1f} {v['ratio']:7.0f}x "
+            f"{targets[s]:6.0f}x  {v['ours_sympy_worker_calls']}"
+        )
     print(f"\nPASS: {result['pass']}")
     return 0 if result["pass"] else 1
 

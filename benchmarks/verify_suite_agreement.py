@@ -59,12 +59,20 @@ class SuiteCase:
 def _suite_files(suite: str) -> Iterator[tuple[str, str]]:
     """(name, source) of each ``test_*.py`` of a tests folder, or of ``tests/`` in a git dir."""
     if os.path.isdir(os.path.join(suite, "objects")) or suite.endswith(".git"):
-        names = subprocess.run(["git", "--git-dir", suite, "ls-tree", "-r", "--name-only", "HEAD", "tests/"],
-                               capture_output=True, text=True, check=True).stdout.split()
+        names = subprocess.run(
+            ["git", "--git-dir", suite, "ls-tree", "-r", "--name-only", "HEAD", "tests/"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         for name in sorted(names):
             if os.path.basename(name).startswith("test_") and name.endswith(".py"):
-                yield name, subprocess.run(["git", "--git-dir", suite, "show", f"HEAD:{name}"],
-                                           capture_output=True, text=True, check=True).stdout
+                yield (
+                    name,
+                    subprocess.run(
+                        ["git", "--git-dir", suite, "show", f"HEAD:{name}"], capture_output=True, text=True, check=True
+                    ).stdout,
+                )
         return
     for name in sorted(os.listdir(suite)):
         if name.startswith("test_") and name.endswith(".py"):
@@ -76,14 +84,20 @@ def _literal(node: ast.expr) -> object:
     """``ast.literal_eval``, plus f-strings of the form ``f"{math.sqrt(N):.Kf}"`` (no code runs)."""
     if isinstance(node, ast.JoinedStr) and len(node.values) == 1:
         part = node.values[0]
-        if (isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Call)
-                and ast.unparse(part.value.func) == "math.sqrt" and part.format_spec is not None):
+        if (
+            isinstance(part, ast.FormattedValue)
+            and isinstance(part.value, ast.Call)
+            and ast.unparse(part.value.func) == "math.sqrt"
+            and part.format_spec is not None
+        ):
             arg = ast.literal_eval(part.value.args[0])
             spec = "".join(str(ast.literal_eval(v)) for v in part.format_spec.values)  # type: ignore[attr-defined]
             return format(math.sqrt(arg), spec)
     if isinstance(node, ast.JoinedStr):
-        return "".join(str(_literal(v.value)) if isinstance(v, ast.FormattedValue) else str(ast.literal_eval(v))
-                       for v in node.values)
+        return "".join(
+            str(_literal(v.value)) if isinstance(v, ast.FormattedValue) else str(ast.literal_eval(v))
+            for v in node.values
+        )
     return ast.literal_eval(node)
 
 
@@ -107,10 +121,15 @@ def cases(suite: str) -> list[SuiteCase]:
                     vals = dict(zip(cols, [_literal(e) for e in row.elts]))  # type: ignore[attr-defined]
                     if vals.get("strict", True) is False:
                         continue
-                    opts = VerifyOptions(float_rounding=int(vals.get("precision", 6)),  # type: ignore[arg-type]
-                                         relation_matches_set_gold=bool(vals.get("allow_set_relation_comp", False)))
-                    out.append(SuiteCase(f"{fname}::{fn.name}[{k}]", str(vals["gold"]), str(vals["pred"]),
-                                         bool(vals[outcome]), opts))
+                    opts = VerifyOptions(
+                        float_rounding=int(vals.get("precision", 6)),  # type: ignore[arg-type]
+                        relation_matches_set_gold=bool(vals.get("allow_set_relation_comp", False)),
+                    )
+                    out.append(
+                        SuiteCase(
+                            f"{fname}::{fn.name}[{k}]", str(vals["gold"]), str(vals["pred"]), bool(vals[outcome]), opts
+                        )
+                    )
     return out
 
 
@@ -172,12 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'form':24} {'cases':>5} {'agree':>5}")
     for form, (n, ok) in sorted(per_form.items(), key=lambda kv: -kv[1][0]):
         print(f"{form:24} {n:5d} {ok:5d}")
-    print(f"\nagreement: {agree}/{len(rows)} ({100 * agree / max(len(rows), 1):.1f} %)   "
-          f"false positives (we say correct, the suite expects a difference): {false_pos}")
+    print(
+        f"\nagreement: {agree}/{len(rows)} ({100 * agree / max(len(rows), 1):.1f} %)   "
+        f"false positives (we say correct, the suite expects a difference): {false_pos}"
+    )
     if args.show:
         for c, status in misses:
-            print(f"\n[{c.where}] expected={int(c.expected)} ours={status}\n  gold: {c.gold[-160:]!r}\n"
-                  f"  pred: {c.pred[-200:]!r}")
+            print(
+                f"\n[{c.where}] expected={int(c.expected)} ours={status}\n  gold: {c.gold[-160:]!r}\n"
+                f"  pred: {c.pred[-200:]!r}"
+            )
     return 0
 
 

@@ -54,8 +54,12 @@ def make_tokenizer() -> ProtocolTokenizer:
 
 def make_env(problems: list[Problem] | None = None) -> EAPOTokenEnv:
     return EAPOTokenEnv(
-        tokenizer=make_tokenizer(), window=WINDOW, max_turn_tokens=4,
-        problems=problems or make_problems(), expert="reference", max_turns=4,
+        tokenizer=make_tokenizer(),
+        window=WINDOW,
+        max_turn_tokens=4,
+        problems=problems or make_problems(),
+        expert="reference",
+        max_turns=4,
     )
 
 
@@ -112,18 +116,33 @@ def train(timesteps: int, seed: int = 0) -> Any:
     models = build_models(env.observation_space, env.action_space, device)
     rollouts = 32
     cfg = PPO_CFG(
-        rollouts=rollouts, learning_epochs=4, mini_batches=4, discount_factor=0.99, gae_lambda=0.95,
-        learning_rate=5e-3, entropy_loss_scale=0.02, value_loss_scale=0.5, grad_norm_clip=0.5,
+        rollouts=rollouts,
+        learning_epochs=4,
+        mini_batches=4,
+        discount_factor=0.99,
+        gae_lambda=0.95,
+        learning_rate=5e-3,
+        entropy_loss_scale=0.02,
+        value_loss_scale=0.5,
+        grad_norm_clip=0.5,
     )
     cfg.experiment.directory = tempfile.mkdtemp(prefix="eapo_skrl_")
     cfg.experiment.write_interval = 0
     cfg.experiment.checkpoint_interval = 0
     memory = RandomMemory(memory_size=rollouts, num_envs=env.num_envs, device=device)
-    agent = PPO(models=models, memory=memory, observation_space=env.observation_space,
-                action_space=env.action_space, device=device, cfg=cfg)
-    trainer = SequentialTrainer(env=env, agents=agent, cfg={"timesteps": timesteps, "headless": True,
-                                                            "disable_progressbar": True,
-                                                            "close_environment_at_exit": False})
+    agent = PPO(
+        models=models,
+        memory=memory,
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        device=device,
+        cfg=cfg,
+    )
+    trainer = SequentialTrainer(
+        env=env,
+        agents=agent,
+        cfg={"timesteps": timesteps, "headless": True, "disable_progressbar": True, "close_environment_at_exit": False},
+    )
     trainer.train()
     vec.close()
     return models["policy"]
@@ -168,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"mean return over {args.episodes} episodes: PPO {learned:.3f}   random {rand:.3f}   "
-              f"({result['seconds']:.0f} s)")
+        print(
+            f"mean return over {args.episodes} episodes: PPO {learned:.3f}   random {rand:.3f}   "
+            f"({result['seconds']:.0f} s)"
+        )
     return 0
 
 

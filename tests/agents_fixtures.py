@@ -166,7 +166,10 @@ def reference_greedy_rollout(
 
 
 def train_consulting_model(
-    tokenizer: PreTrainedTokenizerFast, steps: int = 80, seed: int = 0, problems: Any = "generated:arithmetic:1",
+    tokenizer: PreTrainedTokenizerFast,
+    steps: int = 80,
+    seed: int = 0,
+    problems: Any = "generated:arithmetic:1",
     n_prompts: int = 2,
 ) -> Qwen2ForCausalLM:
     """The tiny model overfit (seconds) to a two-turn script on ``EAPO-Math-v0`` prompts: after the
@@ -181,16 +184,22 @@ def train_consulting_model(
 
     model = build_tiny_model(tokenizer, stop_prob=0.0, seed=seed)
     env = gym.make("EAPO-Math-v0", problems=problems, max_turns=3)
-    consults = [tokenizer.encode(text + "<consult><query>why?</query></consult>", add_special_tokens=False)
-                for text in ("", "Hmm, wait. ")]
+    consults = [
+        tokenizer.encode(text + "<consult><query>why?</query></consult>", add_special_tokens=False)
+        for text in ("", "Hmm, wait. ")
+    ]
     answer = tokenizer.encode("<answer>42</answer>", add_special_tokens=False)
     rows: list[tuple[list[int], list[int]]] = []
     for s in range(n_prompts):
         prompt = tokenizer.encode(env.reset(seed=s, options={"problem_index": s})[0], add_special_tokens=True)
         for reply, consult in zip(("echo: why? The answer is \\boxed{42}.", None, "x " * (s + 1), "7"), consults * 2):
             obs = tokenizer.encode(prompts.render_experts_block([reply]), add_special_tokens=False)
-            rows.append((prompt + consult + obs + answer,
-                         [0] * len(prompt) + [1] * len(consult) + [0] * len(obs) + [1] * len(answer)))
+            rows.append(
+                (
+                    prompt + consult + obs + answer,
+                    [0] * len(prompt) + [1] * len(consult) + [0] * len(obs) + [1] * len(answer),
+                )
+            )
     width = max(len(ids) for ids, _ in rows)
     x = torch.full((len(rows), width), tokenizer.pad_token_id)
     m = torch.zeros(len(rows), width)

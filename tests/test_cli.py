@@ -23,8 +23,12 @@ def _eapo() -> list[str]:
 
 
 def _run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="2",
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     return subprocess.run([*_eapo(), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -32,8 +36,7 @@ def _run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
 def policy_dir(tmp_path_factory):
     from agents.policy import build_policy
 
-    return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0,
-                        verbose=False)
+    return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0, verbose=False)
 
 
 def test_help_lists_commands():
@@ -47,16 +50,51 @@ def test_help_lists_commands():
 
 def test_eval_json_prints_one_line(policy_dir, tmp_path):
     out = tmp_path / "eval"
-    res = _run("eval", "--policy", str(policy_dir), "--problems", "generated:arithmetic:1", "-k", "3",
-               "--num-problems", "3", "--pass-k", "1", "2", "--max-turns", "2", "--max-turn-tokens", "6",
-               "--max-total-tokens", "160", "--out", str(out), "--json")
+    res = _run(
+        "eval",
+        "--policy",
+        str(policy_dir),
+        "--problems",
+        "generated:arithmetic:1",
+        "-k",
+        "3",
+        "--num-problems",
+        "3",
+        "--pass-k",
+        "1",
+        "2",
+        "--max-turns",
+        "2",
+        "--max-turn-tokens",
+        "6",
+        "--max-total-tokens",
+        "160",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, res.stdout
     result = json.loads(lines[0])
-    expected = {"command", "policy", "problems", "k", "num_problems", "score_mean", "accuracy", "score_variance",
-                "ci95", "ci95_normal", "pass_at", "consult_attempt_rate", "expert_call_rate", "response_tokens",
-                "policy_tokens", "seconds"}
+    expected = {
+        "command",
+        "policy",
+        "problems",
+        "k",
+        "num_problems",
+        "score_mean",
+        "accuracy",
+        "score_variance",
+        "ci95",
+        "ci95_normal",
+        "pass_at",
+        "consult_attempt_rate",
+        "expert_call_rate",
+        "response_tokens",
+        "policy_tokens",
+        "seconds",
+    }
     assert expected <= set(result)
     assert result["k"] == 3 and result["num_problems"] == 3
     assert set(result["pass_at"]) == {"1", "2"}
@@ -66,16 +104,32 @@ def test_eval_json_prints_one_line(policy_dir, tmp_path):
 
 
 def test_eval_human_summary(policy_dir):
-    res = _run("eval", "--policy", str(policy_dir), "--problems", "generated:arithmetic:1", "-k", "2",
-               "--num-problems", "2", "--pass-k", "1", "--max-turns", "1", "--max-turn-tokens", "4",
-               "--max-total-tokens", "128")
+    res = _run(
+        "eval",
+        "--policy",
+        str(policy_dir),
+        "--problems",
+        "generated:arithmetic:1",
+        "-k",
+        "2",
+        "--num-problems",
+        "2",
+        "--pass-k",
+        "1",
+        "--max-turns",
+        "1",
+        "--max-turn-tokens",
+        "4",
+        "--max-total-tokens",
+        "128",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Pass@2" in res.stdout and "95% CI" in res.stdout
 
 
 def test_bad_config_key_is_a_clear_error(tmp_path):
     cfg = tmp_path / "bad.toml"
-    cfg.write_text('gruop_size = 4\n')
+    cfg.write_text("gruop_size = 4\n")
     res = _run("train", "--config", str(cfg), "--out", str(tmp_path / "run"))
     assert res.returncode != 0
     assert "gruop_size" in res.stderr and "group_size" in res.stderr

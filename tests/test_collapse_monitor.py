@@ -35,8 +35,14 @@ def test_falling_consult_rate_or_constant_p_is_not_flagged():
 
 
 def _lag_rec(acc_c: float, acc_u: float, n_c: int = 10, n_u: int = 10) -> dict:
-    return {"consult_rate": 0.5, "p_t": 0.0, "accuracy_consulted": acc_c, "accuracy_unconsulted": acc_u,
-            "episodes_consulted": float(n_c), "episodes_unconsulted": float(n_u)}
+    return {
+        "consult_rate": 0.5,
+        "p_t": 0.0,
+        "accuracy_consulted": acc_c,
+        "accuracy_unconsulted": acc_u,
+        "episodes_consulted": float(n_c),
+        "episodes_unconsulted": float(n_u),
+    }
 
 
 def test_unconsulted_lag_only_late_in_training_and_with_enough_episodes():

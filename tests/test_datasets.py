@@ -69,8 +69,7 @@ def test_aime24_jsonl() -> None:
 
 def test_aime25_parquet() -> None:
     src = load_problems(DATA / "aime25_tiny.parquet")
-    assert [(p.id, p.question, p.answer) for p in src] == [
-        (f"aime25/{i}", q, a) for i, q, a in FX.AIME25_ROWS]
+    assert [(p.id, p.question, p.answer) for p in src] == [(f"aime25/{i}", q, a) for i, q, a in FX.AIME25_ROWS]
 
 
 def test_aimo_csv() -> None:
@@ -89,7 +88,8 @@ def test_our_schema_jsonl_and_roundtrip(tmp_path: Path) -> None:
     (tmp_path / "mine.json").write_text(json.dumps({"problems": rows}))
     again = load_problems(tmp_path / "mine.json")
     assert [(p.id, p.question, p.answer, p.solution) for p in again] == [
-        (p.id, p.question, p.answer, p.solution) for p in src]
+        (p.id, p.question, p.answer, p.solution) for p in src
+    ]
     csv_path = tmp_path / "mine.csv"
     csv_path.write_text('id,question,answer,meta\nx1,"What is 3, plus 4?",7,"{""level"": 2}"\n')
     p = load_problems(csv_path)[0]
@@ -117,9 +117,12 @@ def test_ids_fall_back_to_name_and_row(tmp_path: Path) -> None:
         ('{"foo": 1, "bar": 2}\n', ".jsonl", r"columns seen: \['bar', 'foo'\]"),
         ('{"question": "q"}\n', ".jsonl", "unknown problem schema"),
         ('{"question": "q", "answer": "1"}\n{"question": "r", "answer": ""}\n', ".jsonl", "row 1.*no answer"),
-        ('{"id": "a", "question": "q", "answer": "1"}\n{"id": "a", "question": "r", "answer": "2"}\n',
-         ".jsonl", "duplicate id"),
-        ('[1, 2]', ".json", "expected a JSON object"),
+        (
+            '{"id": "a", "question": "q", "answer": "1"}\n{"id": "a", "question": "r", "answer": "2"}\n',
+            ".jsonl",
+            "duplicate id",
+        ),
+        ("[1, 2]", ".json", "expected a JSON object"),
         ('{"rows": []}', ".json", "JSON list"),
         ("id,problem\n1,q\n", ".csv", "columns seen"),
         ("id,problem,answer\n", ".csv", "no rows"),

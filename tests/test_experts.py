@@ -102,7 +102,7 @@ def test_async_consult_of_sync_expert_matches_sync():
 
 
 # ---------------------------------------------------------------- noisy
-@given(st.integers(-10**6, 10**6), st.integers(0, 1000))
+@given(st.integers(-(10**6), 10**6), st.integers(0, 1000))
 def test_perturbed_integer_is_wrong(n, draw):
     assert verify(perturb_answer(str(n), draw), str(n)).score == 0.0
 
@@ -208,7 +208,11 @@ def test_pool_round_robin_over_consults_of_a_vector_step():
     batch = [req(rid="e0/1/0"), req(rid="e0/1/1"), req(rid="e1/4/0"), req(rid="e1/4/1"), req(rid="e1/4/2")]
     replies = pool.consult_sync(batch)
     assert [r.expert for r in replies] == [
-        "slot0:reference", "slot1:constant", "slot0:reference", "slot1:constant", "slot2:constant"
+        "slot0:reference",
+        "slot1:constant",
+        "slot0:reference",
+        "slot1:constant",
+        "slot2:constant",
     ]
     assert [r.text for r in replies] == [TOY.solution, MEANINGLESS, TOY.solution, MEANINGLESS, "third"]
     assert asyncio.run(pool.consult(batch)) == replies
@@ -306,9 +310,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
     fast.save_pretrained(out)
     config = transformers.Qwen2Config(
-        vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, intermediate_size=64, max_position_embeddings=512,
-        pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id, bos_token_id=fast.eos_token_id,
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        pad_token_id=fast.pad_token_id,
+        eos_token_id=fast.eos_token_id,
+        bos_token_id=fast.eos_token_id,
     )
     import torch
 

@@ -52,8 +52,13 @@ def test_chat_request_carries_problem_query_and_sampling(fresh):
 
 def test_completions_mode_and_custom_prompt(fresh):
     expert = make_expert(
-        "openai", base_urls=fresh.base_url, model="m", mode="completions",
-        system_prompt="", prompt_template="Q: {question}\nAsk: {query}", extra_body={"stop": ["\n\n"]},
+        "openai",
+        base_urls=fresh.base_url,
+        model="m",
+        mode="completions",
+        system_prompt="",
+        prompt_template="Q: {question}\nAsk: {query}",
+        extra_body={"stop": ["\n\n"]},
     )
     (reply,) = asyncio.run(expert.consult([req("hint")]))
     assert reply.ok and reply.text.startswith("echo: Ask: hint")
@@ -65,7 +70,9 @@ def test_completions_mode_and_custom_prompt(fresh):
 @pytest.mark.parametrize("wire", ["chunked", "gzip", "close"])
 def test_response_framings(fresh, wire):
     expert = OpenAIExpert(fresh.base_url, model="m", max_retries=0)
-    replies = asyncio.run(expert.consult([req(f"WIRE:{wire} #{i}", rid=f"e{i}/0/0") for i in range(5)] + [req("plain")]))
+    replies = asyncio.run(
+        expert.consult([req(f"WIRE:{wire} #{i}", rid=f"e{i}/0/0") for i in range(5)] + [req("plain")])
+    )
     assert [r.status for r in replies] == ["ok"] * 6, [r.error for r in replies]
     assert replies[0].text == f"echo: WIRE:{wire} #0 The answer is \\boxed{{42}}."
     assert fresh.stats.requests == 6  # no retries were needed

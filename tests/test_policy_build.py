@@ -40,8 +40,16 @@ def test_tokenizer_round_trips_any_text(tokenizer, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["héllo  wörld\n\n\t 中文 🎉 ∑ x² — “quotes”", "  leading and trailing  ", " . , ! ?", "a\r\nb", "\\frac{1}{2} $x$",
-     "<answer>-3</answer>", "<consult><query>What is 6*7?</query></consult>", prompts.render_experts_block(["x", None])],
+    [
+        "héllo  wörld\n\n\t 中文 🎉 ∑ x² — “quotes”",
+        "  leading and trailing  ",
+        " . , ! ?",
+        "a\r\nb",
+        "\\frac{1}{2} $x$",
+        "<answer>-3</answer>",
+        "<consult><query>What is 6*7?</query></consult>",
+        prompts.render_experts_block(["x", None]),
+    ],
 )
 def test_tokenizer_round_trips_examples(tokenizer, text):
     assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text
@@ -63,19 +71,30 @@ def test_chat_template_renders(tokenizer):
     assert text == "<|im_start|>user\nProblem: 2+2?\n<|im_end|>\n<|im_start|>assistant\n"
     msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]
     rendered = tokenizer.apply_chat_template(msgs, tokenize=False)
-    assert rendered == "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\nu<|im_end|>\n<|im_start|>assistant\na<|im_end|>\n"
+    assert (
+        rendered
+        == "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\nu<|im_end|>\n<|im_start|>assistant\na<|im_end|>\n"
+    )
     ids = encode_prompt(tokenizer, "hi")
-    assert ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>") and tokenizer.decode(ids) == prompt_text(tokenizer, "hi")
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>") and tokenizer.decode(ids) == prompt_text(
+        tokenizer, "hi"
+    )
 
 
 def test_tokenizer_save_load_round_trip(tokenizer, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded = AutoTokenizer.from_pretrained(tmp_path)
-    text = prompts.TRAIN_PROMPT.format(question="Solve $3x = 9$. 中文", max_experts=3, max_turns=8) + "<answer>3</answer>"
+    text = (
+        prompts.TRAIN_PROMPT.format(question="Solve $3x = 9$. 中文", max_experts=3, max_turns=8) + "<answer>3</answer>"
+    )
     assert loaded.encode(text) == tokenizer.encode(text)
     assert loaded.decode(loaded.encode(text)) == text
     assert loaded.chat_template == CHAT_TEMPLATE
-    assert (loaded.bos_token, loaded.eos_token, loaded.pad_token) == (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token)
+    assert (loaded.bos_token, loaded.eos_token, loaded.pad_token) == (
+        tokenizer.bos_token,
+        tokenizer.eos_token,
+        tokenizer.pad_token,
+    )
 
 
 # ------------------------------------------------------------------ model
@@ -114,8 +133,17 @@ def test_model_save_load_gives_identical_logits(tokenizer, tmp_path):
 def test_build_policy_loads_offline_and_learns(tmp_path):
     """A reduced build (400 traces, 80 steps of 8) writes a directory that loads offline and whose
     SFT loss at least halved. Protocol compliance is checked on the shipped base (below)."""
-    out = build_policy(tmp_path / "policy", "tiny", sft_steps=80, seed=0, problems="generated:arithmetic:1-2",
-                       n_train=400, n_heldout=0, batch_size=8, verbose=False)
+    out = build_policy(
+        tmp_path / "policy",
+        "tiny",
+        sft_steps=80,
+        seed=0,
+        problems="generated:arithmetic:1-2",
+        n_train=400,
+        n_heldout=0,
+        batch_size=8,
+        verbose=False,
+    )
     info = json.loads((out / POLICY_INFO_FILE).read_text())
     assert info == read_policy_info(out) and info["sft"]["loss_last"] < 0.5 * info["sft"]["losses_first"][0]
     model = AutoModelForCausalLM.from_pretrained(out).eval()
@@ -147,8 +175,15 @@ def test_saved_policy_tokenizer_gives_the_ids_it_was_trained_on(tmp_path):
 
     problems = [load_problems("generated:arithmetic:1-3")[i] for i in range(200)]
     trained = build_tokenizer(policy_phrases(problems))
-    out = build_policy(tmp_path / "p", "tiny", sft_steps=0, problems="generated:arithmetic:1-3", n_train=200,
-                       n_heldout=0, verbose=False)
+    out = build_policy(
+        tmp_path / "p",
+        "tiny",
+        sft_steps=0,
+        problems="generated:arithmetic:1-3",
+        n_train=200,
+        n_heldout=0,
+        verbose=False,
+    )
     _, loaded = load_policy(out)
     traces = make_traces(problems[:60], seed=0, config=BASE_TRACES, reply_fn=solution_reply)
     for trace in traces:
@@ -191,7 +226,18 @@ def test_short_rebuild_reproduces_the_shipped_first_losses(tmp_path):
             raise StopIteration
 
     with pytest.raises(StopIteration):
-        build_policy(tmp_path / "p", args["size"], args["sft_steps"], args["seed"], args["problems"],
-                     n_train=args["n_train"], n_heldout=0, batch_size=args["batch_size"], lr=args["lr"],
-                     threads=1, verbose=False, on_sft_step=stop_after_five)
+        build_policy(
+            tmp_path / "p",
+            args["size"],
+            args["sft_steps"],
+            args["seed"],
+            args["problems"],
+            n_train=args["n_train"],
+            n_heldout=0,
+            batch_size=args["batch_size"],
+            lr=args["lr"],
+            threads=1,
+            verbose=False,
+            on_sft_step=stop_after_five,
+        )
     assert seen == pytest.approx(info["sft"]["losses_first"][:5], rel=1e-3)

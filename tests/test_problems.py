@@ -42,8 +42,12 @@ def parse_answer(text: str) -> Fraction:
 
 def eval_expression(expr: str) -> Fraction:
     """Evaluate + - * / and parentheses over integer literals with exact fractions (no eval)."""
-    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+    ops = {
+        ast.Add: lambda a, b: a + b,
+        ast.Sub: lambda a, b: a - b,
+        ast.Mult: lambda a, b: a * b,
+        ast.Div: lambda a, b: a / b,
+    }
 
     def walk(node: ast.AST) -> Fraction:
         if isinstance(node, ast.Constant) and type(node.value) is int:
@@ -104,55 +108,58 @@ def check_well_formed(p: Problem, family: str, level: int, index: int, seed: int
     assert all(line.strip() for line in lines)
     assert p.solution.count("$") % 2 == 0, "unbalanced inline math"
     assert {k: p.meta[k] for k in ("family", "level", "source", "answer_type", "seed")} == {
-        "family": family, "level": level, "source": "generated", "answer_type": "math", "seed": seed}
+        "family": family,
+        "level": level,
+        "source": "generated",
+        "answer_type": "math",
+        "seed": seed,
+    }
     assert parse_answer(p.answer) == recompute(p)
 
 
 # Fixed expectations: the same (family, level, index, seed) must give these in every process and on
 # every platform (Python's str hash is salted per process; the generator must not depend on it).
 GOLDEN = {
-    ('arithmetic', 1, 0, 0): (
-        'Evaluate $19 + 1 + 8$.',
-        '28',
+    ("arithmetic", 1, 0, 0): (
+        "Evaluate $19 + 1 + 8$.",
+        "28",
     ),
-    ('arithmetic', 5, 123, 0): (
-        'Evaluate $102 - 12 \\times 15 - 16 \\div 2 - 5 \\times (42 + 32) + 18'
-        ' \\times 3 - 16 \\times (21 + 24)$.',
-        '-1122',
+    ("arithmetic", 5, 123, 0): (
+        "Evaluate $102 - 12 \\times 15 - 16 \\div 2 - 5 \\times (42 + 32) + 18 \\times 3 - 16 \\times (21 + 24)$.",
+        "-1122",
     ),
-    ('linear', 4, 7, 0): (
-        'Solve for $x$: $-2x + 2 = -5x + 87$.',
-        '\\frac{85}{3}',
+    ("linear", 4, 7, 0): (
+        "Solve for $x$: $-2x + 2 = -5x + 87$.",
+        "\\frac{85}{3}",
     ),
-    ('linear', 5, 99999, 3): (
-        'Solve for $x$: $11x - 39 = 31x - 14$.',
-        '-\\frac{5}{4}',
+    ("linear", 5, 99999, 3): (
+        "Solve for $x$: $11x - 39 = 31x - 14$.",
+        "-\\frac{5}{4}",
     ),
-    ('modular', 3, 1, 0): (
-        'What is the remainder when $2^{26}$ is divided by $7$?',
-        '4',
+    ("modular", 3, 1, 0): (
+        "What is the remainder when $2^{26}$ is divided by $7$?",
+        "4",
     ),
-    ('modular', 5, 2024, 7): (
-        'What is the remainder when $31^{4271}$ is divided by $654$?',
-        '301',
+    ("modular", 5, 2024, 7): (
+        "What is the remainder when $31^{4271}$ is divided by $654$?",
+        "301",
     ),
-    ('counting', 2, 5, 0): (
-        'In how many ways can 3 books be chosen from a shelf of 6 different books?',
-        '20',
+    ("counting", 2, 5, 0): (
+        "In how many ways can 3 books be chosen from a shelf of 6 different books?",
+        "20",
     ),
-    ('counting', 5, 31, 1): (
-        'How many distinct arrangements of the letters in DLDMLHMD are there?',
-        '1680',
+    ("counting", 5, 31, 1): (
+        "How many distinct arrangements of the letters in DLDMLHMD are there?",
+        "1680",
     ),
-    ('fractions', 1, 0, 0): (
-        'Compute $\\frac{1}{8} + \\frac{3}{8}$. Give the answer as a reduced'
-        ' fraction or an integer.',
-        '\\frac{1}{2}',
+    ("fractions", 1, 0, 0): (
+        "Compute $\\frac{1}{8} + \\frac{3}{8}$. Give the answer as a reduced fraction or an integer.",
+        "\\frac{1}{2}",
     ),
-    ('fractions', 5, 77, 2): (
-        'Compute $\\frac{19}{27} - \\frac{1}{14} - \\frac{19}{21} +'
-        ' \\frac{9}{22}$. Give the answer as a reduced fraction or an integer.',
-        '\\frac{284}{2079}',
+    ("fractions", 5, 77, 2): (
+        "Compute $\\frac{19}{27} - \\frac{1}{14} - \\frac{19}{21} +"
+        " \\frac{9}{22}$. Give the answer as a reduced fraction or an integer.",
+        "\\frac{284}{2079}",
     ),
 }
 
@@ -175,7 +182,11 @@ def test_generated_items_property(family: str, level: int, index: int, seed: int
     check_well_formed(p, family, level, index, seed)
     again = generate(family, level, index, seed)
     assert (again.question, again.answer, again.solution, dict(again.meta)) == (
-        p.question, p.answer, p.solution, dict(p.meta))
+        p.question,
+        p.answer,
+        p.solution,
+        dict(p.meta),
+    )
     assert parse_generated_id(p.id) == (family, level, index, seed)
     assert GeneratedSource(seed=seed).get(p.id) == p
 
@@ -212,12 +223,26 @@ def test_levels_scale_difficulty() -> None:
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)
 
-    terms = {lv: mean([len(re.findall(r"[+-]", generate("arithmetic", lv, i).meta["params"]["expression"]))
-                       + 1 for i in range(60)]) for lv in (1, 5)}
+    terms = {
+        lv: mean(
+            [
+                len(re.findall(r"[+-]", generate("arithmetic", lv, i).meta["params"]["expression"])) + 1
+                for i in range(60)
+            ]
+        )
+        for lv in (1, 5)
+    }
     assert terms[5] > terms[1] + 1
-    sizes = {lv: mean([abs(generate("counting", lv, i).meta["params"].get("n", 0))
-                       + len(generate("counting", lv, i).meta["params"].get("word", "")) for i in range(60)])
-             for lv in (1, 5)}
+    sizes = {
+        lv: mean(
+            [
+                abs(generate("counting", lv, i).meta["params"].get("n", 0))
+                + len(generate("counting", lv, i).meta["params"].get("word", ""))
+                for i in range(60)
+            ]
+        )
+        for lv in (1, 5)
+    }
     assert sizes[5] > sizes[1]
     frac_answers = {lv: sum("frac" in generate("linear", lv, i).answer for i in range(60)) for lv in (1, 5)}
     assert frac_answers[1] == 0 and frac_answers[5] > 10
@@ -233,8 +258,11 @@ def test_generated_answers_verify() -> None:
                 assert verify(p.solution, p.answer).score == 1.0, (p.id, p.solution)
                 assert verify(p.answer, p.answer).score == 1.0, p.id
                 wrong = parse_answer(p.answer) + 1
-                wrong_tex = str(wrong.numerator) if wrong.denominator == 1 else (
-                    f"{'-' if wrong < 0 else ''}\\frac{{{abs(wrong.numerator)}}}{{{wrong.denominator}}}")
+                wrong_tex = (
+                    str(wrong.numerator)
+                    if wrong.denominator == 1
+                    else (f"{'-' if wrong < 0 else ''}\\frac{{{abs(wrong.numerator)}}}{{{wrong.denominator}}}")
+                )
                 assert verify(wrong_tex, p.answer).score == 0.0, (p.id, wrong_tex)
 
 
@@ -259,8 +287,15 @@ def test_generated_source_protocol_and_round_robin() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"families": ["nope"]}, {"levels": (0,)}, {"levels": (6,)}, {"families": []}, {"seed": -1},
-     {"size": 0}, {"families": ["linear", "linear"]}],
+    [
+        {"families": ["nope"]},
+        {"levels": (0,)},
+        {"levels": (6,)},
+        {"families": []},
+        {"seed": -1},
+        {"size": 0},
+        {"families": ["linear", "linear"]},
+    ],
 )
 def test_generated_source_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):

@@ -25,8 +25,7 @@ EVERY = 3
 def policy_dir(tmp_path_factory):
     from agents.policy import build_policy
 
-    return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0,
-                        verbose=False)
+    return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0, verbose=False)
 
 
 def _config(path: Path, policy: Path) -> Path:
@@ -86,8 +85,9 @@ def test_sigkill_then_resume(policy_dir, tmp_path):
     lines_before = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines_before) >= killed_at  # steps past the checkpoint may be logged: they get truncated
 
-    done = subprocess.run(_cmd(cfg, out, "--resume", "--json"), cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        _cmd(cfg, out, "--resume", "--json"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"at step {killed_at}" in done.stderr  # resumed from the last checkpoint's step
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -29,7 +29,8 @@ def test_values_at_key_steps() -> None:
     assert [Constant(0.5)(s) for s in (0, 7, 10**9)] == [0.5, 0.5, 0.5]
     lin = Linear(1.0, 0.0, 500)
     assert [lin(s) for s in (0, 100, 250, 499, 500, 501, 10**6)] == pytest.approx(
-        [1.0, 0.8, 0.5, 0.002, 0.0, 0.0, 0.0], abs=1e-12)
+        [1.0, 0.8, 0.5, 0.002, 0.0, 0.0, 0.0], abs=1e-12
+    )
     assert lin(500) == 0.0 and lin(0) == 1.0  # exact at the ends
     exp = Exponential(1.0, 0.5)
     assert [exp(s) for s in (0, 1, 2, 10)] == [1.0, 0.5, 0.25, 0.5**10]
@@ -64,8 +65,14 @@ def test_step_argument_checks() -> None:
 
 @pytest.mark.parametrize(
     "schedule",
-    [Linear(1.0, 0.0, 300), Exponential(1.0, 0.97), Exponential(2.0, 0.9, 0.3), Cosine(1.0, 0.1, 300),
-     Step(1.0, 0.5, 40), Piecewise(((0, 1.0), (50, 0.7), (120, 0.7), (300, 0.0)))],
+    [
+        Linear(1.0, 0.0, 300),
+        Exponential(1.0, 0.97),
+        Exponential(2.0, 0.9, 0.3),
+        Cosine(1.0, 0.1, 300),
+        Step(1.0, 0.5, 40),
+        Piecewise(((0, 1.0), (50, 0.7), (120, 0.7), (300, 0.0))),
+    ],
 )
 def test_decaying_schedules_never_increase(schedule: Schedule) -> None:
     values = [schedule(s) for s in range(0, 400)]
@@ -113,10 +120,31 @@ def test_canonical_strings() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "const", "const:", "const:x", "linear:1:0", "linear:1:0:0", "linear:1:0:-5", "linear:1:0:2.5",
-     "exp:1", "exp:1:0", "exp:1:-0.5", "cosine:a:b:c", "step:1:0.5:0", "piecewise:", "piecewise:0=1,0=2",
-     "piecewise:10=1,5=2", "piecewise:-1=1", "piecewise:0:1", "warmup:1:2", "nan", "inf", "1:2",
-     "const:1:2"],
+    [
+        "",
+        "const",
+        "const:",
+        "const:x",
+        "linear:1:0",
+        "linear:1:0:0",
+        "linear:1:0:-5",
+        "linear:1:0:2.5",
+        "exp:1",
+        "exp:1:0",
+        "exp:1:-0.5",
+        "cosine:a:b:c",
+        "step:1:0.5:0",
+        "piecewise:",
+        "piecewise:0=1,0=2",
+        "piecewise:10=1,5=2",
+        "piecewise:-1=1",
+        "piecewise:0:1",
+        "warmup:1:2",
+        "nan",
+        "inf",
+        "1:2",
+        "const:1:2",
+    ],
 )
 def test_bad_strings_list_the_grammar(text: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -125,9 +153,16 @@ def test_bad_strings_list_the_grammar(text: str) -> None:
 
 
 def test_bad_constructor_arguments() -> None:
-    for make in (lambda: Linear(1.0, 0.0, 0), lambda: Cosine(1.0, math.nan, 5), lambda: Step(1.0, 0.5, True),
-                 lambda: Constant(math.inf), lambda: Exponential(1.0, 0.0), lambda: Piecewise(()),
-                 lambda: Piecewise(((5, 1.0), (5, 2.0))), lambda: Constant("1")):  # type: ignore[arg-type]
+    for make in (
+        lambda: Linear(1.0, 0.0, 0),
+        lambda: Cosine(1.0, math.nan, 5),
+        lambda: Step(1.0, 0.5, True),
+        lambda: Constant(math.inf),
+        lambda: Exponential(1.0, 0.0),
+        lambda: Piecewise(()),
+        lambda: Piecewise(((5, 1.0), (5, 2.0))),
+        lambda: Constant("1"),
+    ):  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             make()
     with pytest.raises(TypeError):
@@ -142,8 +177,9 @@ _schedules = st.one_of(
     st.builds(Exponential, _finite, st.floats(min_value=1e-6, max_value=2.0), _finite),
     st.builds(Cosine, _finite, _finite, _steps),
     st.builds(Step, _finite, _finite, _steps),
-    st.lists(st.tuples(st.integers(0, 10**7), _finite), min_size=1, max_size=6, unique_by=lambda p: p[0])
-    .map(lambda pts: Piecewise(tuple(sorted(pts)))),
+    st.lists(st.tuples(st.integers(0, 10**7), _finite), min_size=1, max_size=6, unique_by=lambda p: p[0]).map(
+        lambda pts: Piecewise(tuple(sorted(pts)))
+    ),
 )
 
 

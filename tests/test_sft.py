@@ -45,8 +45,13 @@ def test_traces_match_the_env_byte_for_byte(problems):
     for problem in problems[:25]:
         for paradigm, eval_mode in [(p, False) for p in PARADIGMS] + [("self", True)]:
             trace = make_trace(problem, paradigm, rng, cfg, reply, eval_mode=eval_mode)
-            env = gym.make(eapo_env.EVAL_ID if eval_mode else eapo_env.TRAIN_ID, problems=[problem],
-                           expert="reference", max_experts=cfg.max_experts, max_turns=cfg.max_turns)
+            env = gym.make(
+                eapo_env.EVAL_ID if eval_mode else eapo_env.TRAIN_ID,
+                problems=[problem],
+                expert="reference",
+                max_experts=cfg.max_experts,
+                max_turns=cfg.max_turns,
+            )
             obs, _ = env.reset(seed=0, options={"problem": problem})
             assert obs == trace[0][1]
             for source, text in trace[1:]:
@@ -142,8 +147,18 @@ def test_rsqrt_schedule_makes_a_short_run_the_prefix_of_a_long_one(tokenizer, pr
 
     def run(steps: int, schedule: str) -> tuple[list[float], torch.Tensor]:
         model = build_model(tokenizer, "tiny", seed=0)
-        res = sft_train(model, tokenizer, traces, steps=steps, batch_size=4, lr=5e-3, warmup_steps=2, max_len=128,
-                        schedule=schedule, rsqrt_from=3)
+        res = sft_train(
+            model,
+            tokenizer,
+            traces,
+            steps=steps,
+            batch_size=4,
+            lr=5e-3,
+            warmup_steps=2,
+            max_len=128,
+            schedule=schedule,
+            rsqrt_from=3,
+        )
         return res.losses, model.model.layers[0].mlp.up_proj.weight.detach().clone()
 
     short, w_short = run(5, "rsqrt")

@@ -23,8 +23,7 @@ def policy_dir(tmp_path_factory):
     """A tiny policy built locally (random init, no SFT: seconds)."""
     from agents.policy import build_policy
 
-    return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0,
-                        verbose=False)
+    return build_policy(tmp_path_factory.mktemp("policy"), "tiny", sft_steps=0, n_train=200, n_heldout=0, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +79,14 @@ def test_update_changes_parameters(policy_dir):
     cfg = TrainConfig(lr=1e-3, max_grad_norm=1.0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    stats = ppo_update(model, batch, torch.tensor([1.0, -1.0, 1.0, -1.0]), batch.loss_mask,
-                       cfg.replace(mini_batches=1, ppo_epochs=1), opt)
+    stats = ppo_update(
+        model,
+        batch,
+        torch.tensor([1.0, -1.0, 1.0, -1.0]),
+        batch.loss_mask,
+        cfg.replace(mini_batches=1, ppo_epochs=1),
+        opt,
+    )
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert len(changed) > 0.5 * len(before)
     assert stats["grad_norm"] > 0 and stats["loss"] != 0.0 and stats["optimizer_steps"] == 1
@@ -100,7 +105,9 @@ def test_several_steps_per_rollout_move_the_ratio_and_the_clip_acts(policy_dir):
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     stats = ppo_update(model, batch, torch.tensor([1.0, -1.0, 1.0, -1.0]), batch.loss_mask, cfg, opt)
     assert stats["optimizer_steps"] == 6
-    assert stats["clipfrac"] > 0 and abs(stats["approx_kl"]) > 1e-4 and stats["ratio_mean"] != pytest.approx(1.0, abs=1e-4)
+    assert (
+        stats["clipfrac"] > 0 and abs(stats["approx_kl"]) > 1e-4 and stats["ratio_mean"] != pytest.approx(1.0, abs=1e-4)
+    )
 
 
 def test_each_epoch_visits_every_kept_row_once():
@@ -147,10 +154,14 @@ def test_grad_accumulation_matches_one_batch(model_and_tokenizer):
 
 def test_dynamic_sampling_drops_uniform_groups():
     trajs = [
-        _traj([1, 2], [([3, 4], True)], 1.0, 0), _traj([1, 2], [([3], True)], 1.0, 0),      # all correct
-        _traj([1, 2], [([3, 4], True)], 0.0, 1), _traj([1, 2], [([3], True)], 0.0, 1),      # all wrong
-        _traj([1, 2], [([3, 4], True)], 1.0, 2), _traj([1, 2], [([5], True)], 0.0, 2),      # mixed
-        _traj([1, 2], [([3, 4], True)], 1.0, 3), _traj([1, 2], [([5], True)], 0.0, 3, overlong=True),  # mixed
+        _traj([1, 2], [([3, 4], True)], 1.0, 0),
+        _traj([1, 2], [([3], True)], 1.0, 0),  # all correct
+        _traj([1, 2], [([3, 4], True)], 0.0, 1),
+        _traj([1, 2], [([3], True)], 0.0, 1),  # all wrong
+        _traj([1, 2], [([3, 4], True)], 1.0, 2),
+        _traj([1, 2], [([5], True)], 0.0, 2),  # mixed
+        _traj([1, 2], [([3, 4], True)], 1.0, 3),
+        _traj([1, 2], [([5], True)], 0.0, 3, overlong=True),  # mixed
     ]
     batch = RolloutBatch.from_trajectories(trajs)
     correct = batch.rewards > 0
@@ -160,16 +171,30 @@ def test_dynamic_sampling_drops_uniform_groups():
     assert mask[:4].sum() == 0 and mask[7].sum() == 0 and mask[4].sum() == 2
     assert adv[:4].abs().sum() == 0 and adv[4] > 0 > adv[5]
     assert adv[7] < 0  # the overlong episode still counts in its group's baseline
-    keep_group, keep, _, mask = select_and_score(batch, correct, TrainConfig(dynamic_sampling=False, overlong_filter=False))
+    keep_group, keep, _, mask = select_and_score(
+        batch, correct, TrainConfig(dynamic_sampling=False, overlong_filter=False)
+    )
     assert keep.all() and torch.equal(mask, batch.loss_mask)
 
 
 def test_train_loop_sets_progress_and_logs(policy_dir, tmp_path):
     cfg = TrainConfig(
-        policy=str(policy_dir), problems="generated:arithmetic:1", steps=4, group_size=2, prompts_per_step=2,
-        max_turns=3, max_turn_tokens=6, max_total_tokens=160, lr=1e-3, warmup_steps=2,
-        acceptance_schedule="linear:1.0:0.0:4", turn_schedule="linear:3:1:2", checkpoint_every=2,
-        tensorboard=False, progress_bar=False, final_eval=False,
+        policy=str(policy_dir),
+        problems="generated:arithmetic:1",
+        steps=4,
+        group_size=2,
+        prompts_per_step=2,
+        max_turns=3,
+        max_turn_tokens=6,
+        max_total_tokens=160,
+        lr=1e-3,
+        warmup_steps=2,
+        acceptance_schedule="linear:1.0:0.0:4",
+        turn_schedule="linear:3:1:2",
+        checkpoint_every=2,
+        tensorboard=False,
+        progress_bar=False,
+        final_eval=False,
     )
     seen = []
     res = train(cfg, tmp_path, log=lambda m: None, on_step=lambda s, r: seen.append(s))
@@ -183,10 +208,24 @@ def test_train_loop_sets_progress_and_logs(policy_dir, tmp_path):
         assert r["p_schedule"] == pytest.approx(p(r["step"]))
         assert r["turn_budget"] == max(1, round(turns(r["step"])))
         assert r["turns"] <= r["turn_budget"]
-        for key in ("accuracy", "consult_rate", "expert_call_rate", "response_tokens", "masked_token_frac",
-                    "kept_group_frac", "loss", "clipfrac", "approx_kl", "optimizer_steps", "time_rollout_s",
-                    "time_train_s", "accuracy_unconsulted", "reward_consulted", "collapse_consult_rising",
-                    "collapse_unconsulted_lag"):
+        for key in (
+            "accuracy",
+            "consult_rate",
+            "expert_call_rate",
+            "response_tokens",
+            "masked_token_frac",
+            "kept_group_frac",
+            "loss",
+            "clipfrac",
+            "approx_kl",
+            "optimizer_steps",
+            "time_rollout_s",
+            "time_train_s",
+            "accuracy_unconsulted",
+            "reward_consulted",
+            "collapse_consult_rising",
+            "collapse_unconsulted_lag",
+        ):
             assert key in r
     assert [r["lr"] for r in records] == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3])
     assert (res.policy_dir / "config.json").is_file()

@@ -40,18 +40,50 @@ def _code(marker: Path) -> list[str]:
 
 
 HOSTILE = [
-    "9^{9^{9^9}}", "10^{10^{100}}", "9^9^9^9^9^9", "2^{2^{2^{2^{2^{2^{2}}}}}}",
-    "(10^{10^{100}})!", "\\binom{10^{100}}{10^{50}}", "\\sin(10^{10^{10}})", "e^{10^{100}}",
-    "{" * 10000 + "1" + "}" * 10000, "(" * 10000 + "1" + ")" * 10000,
-    "\\frac{" * 5000 + "1", "\\sqrt{" * 3000 + "2" + "}" * 3000, "-" * 10000 + "1", "1" + "!" * 5000,
-    "1" * 1_000_000, "x" * 1_000_000, "\\boxed{" * 100_000, "<answer>" + "9" * 1_000_000 + "</answer>",
-    "\\boxed{" + "1+" * 400_000 + "1}", "2^" * 5000 + "2", "1/" * 5000 + "1", "\x00\x01\ufffd\u202e",
-    "\\frac{1}{0}", "0^0", "\\ln 0", "\\tan(\\pi/2)", "(-1)!", "\\sqrt{-1}^{\\sqrt{-1}}",
+    "9^{9^{9^9}}",
+    "10^{10^{100}}",
+    "9^9^9^9^9^9",
+    "2^{2^{2^{2^{2^{2^{2}}}}}}",
+    "(10^{10^{100}})!",
+    "\\binom{10^{100}}{10^{50}}",
+    "\\sin(10^{10^{10}})",
+    "e^{10^{100}}",
+    "{" * 10000 + "1" + "}" * 10000,
+    "(" * 10000 + "1" + ")" * 10000,
+    "\\frac{" * 5000 + "1",
+    "\\sqrt{" * 3000 + "2" + "}" * 3000,
+    "-" * 10000 + "1",
+    "1" + "!" * 5000,
+    "1" * 1_000_000,
+    "x" * 1_000_000,
+    "\\boxed{" * 100_000,
+    "<answer>" + "9" * 1_000_000 + "</answer>",
+    "\\boxed{" + "1+" * 400_000 + "1}",
+    "2^" * 5000 + "2",
+    "1/" * 5000 + "1",
+    "\x00\x01\ufffd\u202e",
+    "\\frac{1}{0}",
+    "0^0",
+    "\\ln 0",
+    "\\tan(\\pi/2)",
+    "(-1)!",
+    "\\sqrt{-1}^{\\sqrt{-1}}",
     # the answer forms of issue 11, at hostile sizes
-    "\\begin{pmatrix}2&2\\\\2&2\\end{pmatrix}" * 60, "\\begin{pmatrix}" + "1&" * 3000 + "1\\end{pmatrix}",
-    "The answer is " + "$1$ and " * 3000, "\\boxed{1}, " * 20000, "1 \\pm " * 300 + "1",
-    "(" + "1;" * 5000 + "1)", "x = " * 3000 + "1", "Final Answer: " * 50000, "$" * 100000, "\\(" * 100000,
-    "1 < " * 2000 + "x", "[0,1) \\cup " * 1000 + "[2,3]", "a, " * 5000 + "b", "1,000," * 3000, "so it is 7 " * 100000,
+    "\\begin{pmatrix}2&2\\\\2&2\\end{pmatrix}" * 60,
+    "\\begin{pmatrix}" + "1&" * 3000 + "1\\end{pmatrix}",
+    "The answer is " + "$1$ and " * 3000,
+    "\\boxed{1}, " * 20000,
+    "1 \\pm " * 300 + "1",
+    "(" + "1;" * 5000 + "1)",
+    "x = " * 3000 + "1",
+    "Final Answer: " * 50000,
+    "$" * 100000,
+    "\\(" * 100000,
+    "1 < " * 2000 + "x",
+    "[0,1) \\cup " * 1000 + "[2,3]",
+    "a, " * 5000 + "b",
+    "1,000," * 3000,
+    "so it is 7 " * 100000,
 ]
 
 
@@ -128,9 +160,36 @@ def test_trailing_words_do_not_backtrack_exponentially():
     assert verify("12 cm", "12").status == "correct"
 
 
-_UNITS = ["\\text{", "\\mbox{", "\\boxed{", "{", "}", " ", "a", "ab", "1", "2.", ",", "/", "%", "\\%", "=", "x",
-          "\\circ", "^", "The answer is", "\\frac", "\\left(", "\\right)", ".", "-", "\\\\", "$", "<answer>",
-          "</answer>"]
+_UNITS = [
+    "\\text{",
+    "\\mbox{",
+    "\\boxed{",
+    "{",
+    "}",
+    " ",
+    "a",
+    "ab",
+    "1",
+    "2.",
+    ",",
+    "/",
+    "%",
+    "\\%",
+    "=",
+    "x",
+    "\\circ",
+    "^",
+    "The answer is",
+    "\\frac",
+    "\\left(",
+    "\\right)",
+    ".",
+    "-",
+    "\\\\",
+    "$",
+    "<answer>",
+    "</answer>",
+]
 
 
 def _fuzz_repeated_fragments() -> None:
@@ -142,8 +201,12 @@ def _fuzz_repeated_fragments() -> None:
     from eapo_env.verify import clean_answer, extract_answer
 
     @settings(max_examples=300, deadline=None, database=None)
-    @given(st.lists(st.sampled_from(_UNITS), min_size=1, max_size=3).map("".join), st.integers(1, 700),
-           st.sampled_from(["", "12 ", "x = "]), st.sampled_from(["", "1", "}", "!"]))
+    @given(
+        st.lists(st.sampled_from(_UNITS), min_size=1, max_size=3).map("".join),
+        st.integers(1, 700),
+        st.sampled_from(["", "12 ", "x = "]),
+        st.sampled_from(["", "1", "}", "!"]),
+    )
     def check(unit: str, times: int, head: str, tail: str) -> None:
         text = (head + unit * times)[:3000] + tail
         extract_answer(text)

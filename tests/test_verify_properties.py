@@ -22,7 +22,7 @@ _FRACS = st.builds(Fraction, st.integers(-999, 999), st.integers(1, 1000))
 def _decimal(q: Fraction) -> str | None:
     """The exact decimal form of ``q`` if it terminates in at most 5 digits."""
     for digits in range(6):
-        scaled = q * 10 ** digits
+        scaled = q * 10**digits
         if scaled.denominator == 1:
             text = f"{abs(scaled.numerator):0{digits + 1}d}"
             body = text if digits == 0 else f"{text[:-digits]}.{text[-digits:]}"
@@ -48,8 +48,19 @@ def renderings(draw: st.DrawFn, q: Fraction) -> str:
         text = f"{q.numerator}/{q.denominator}" if q.denominator != 1 else str(q.numerator)
     else:
         text = _latex(q, draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac", "\\tfrac"])), draw(st.booleans()))
-    wrap = draw(st.sampled_from(["{}", "\\boxed{{{}}}", "${}$", "<answer>{}</answer>", "x = {}",
-                                 "The final answer is ${}$.", "\\left( {} \\right)"]))
+    wrap = draw(
+        st.sampled_from(
+            [
+                "{}",
+                "\\boxed{{{}}}",
+                "${}$",
+                "<answer>{}</answer>",
+                "x = {}",
+                "The final answer is ${}$.",
+                "\\left( {} \\right)",
+            ]
+        )
+    )
     return wrap.format(text)  # type: ignore[no-any-return]
 
 
@@ -89,10 +100,11 @@ _KINDS = st.sampled_from(["tuple", "interval", "set", "matrix", "list"])
 @settings(max_examples=200, deadline=None)
 @given(_KINDS, st.lists(_FRACS, min_size=2, max_size=4), st.integers(0, 3), _FRACS, st.data())
 def test_structures_with_one_different_value_are_never_correct(
-        kind: str, values: list[Fraction], k: int, other: Fraction, data: st.DataObject) -> None:
+    kind: str, values: list[Fraction], k: int, other: Fraction, data: st.DataObject
+) -> None:
     k %= 2 if kind == "interval" else len(values)
     assume(other not in values)
-    changed = values[:k] + [other] + values[k + 1:]
+    changed = values[:k] + [other] + values[k + 1 :]
     fmt = data.draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac"]))
     p = _structure(kind, changed, data.draw(st.booleans()), fmt)
     g = _structure(kind, values, data.draw(st.booleans()), fmt)
@@ -101,8 +113,9 @@ def test_structures_with_one_different_value_are_never_correct(
 
 @settings(max_examples=200, deadline=None)
 @given(_KINDS, st.lists(_FRACS, min_size=2, max_size=4), st.booleans(), st.booleans(), st.data())
-def test_structures_survive_formatting(kind: str, values: list[Fraction], sp1: bool, sp2: bool,
-                                       data: st.DataObject) -> None:
+def test_structures_survive_formatting(
+    kind: str, values: list[Fraction], sp1: bool, sp2: bool, data: st.DataObject
+) -> None:
     """Spaces, ``\\left``/``\\right`` and ``\\frac``/``\\dfrac``/``\\cfrac`` never change a verdict."""
     f1 = data.draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac"]))
     f2 = data.draw(st.sampled_from(["\\frac", "\\dfrac"]))
@@ -111,8 +124,7 @@ def test_structures_survive_formatting(kind: str, values: list[Fraction], sp1: b
 
 
 @settings(max_examples=200, deadline=None)
-@given(_KINDS, st.lists(_FRACS, min_size=2, max_size=3), st.lists(_FRACS, min_size=2, max_size=3),
-       st.booleans())
+@given(_KINDS, st.lists(_FRACS, min_size=2, max_size=3), st.lists(_FRACS, min_size=2, max_size=3), st.booleans())
 def test_symmetric_forms_give_symmetric_verdicts(kind: str, a: list[Fraction], b: list[Fraction], same: bool) -> None:
     if same:
         b = list(reversed(a)) if kind in ("set", "list") else list(a)

@@ -24,13 +24,13 @@ from collections.abc import Iterator, Sequence
 
 import gymnasium as gym
 import pytest
+from servers.vllm_server import VLLMServer, VLLMServerError, ensure_served_model, start_vllm_server
 
 import eapo_env  # noqa: F401  (registers the env ids)
 from eapo_env import prompts
 from eapo_env.experts import ExpertReply, ExpertRequest, consult_blocking, make_expert
 from eapo_env.experts.openai_backend import OpenAIExpert
 from eapo_env.problems import load_problems
-from servers.vllm_server import VLLMServer, VLLMServerError, ensure_served_model, start_vllm_server
 
 pytestmark = pytest.mark.vllm
 
@@ -72,8 +72,15 @@ class Recording:
 
 def make_openai(server: VLLMServer, mode: str = "chat", **kw) -> OpenAIExpert:
     return OpenAIExpert(
-        [server.base_url], model=server.model_name, mode=mode, temperature=0.0, top_p=1.0,
-        max_tokens=MAX_TOKENS, timeout_s=60.0, max_retries=0, **kw,
+        [server.base_url],
+        model=server.model_name,
+        mode=mode,
+        temperature=0.0,
+        top_p=1.0,
+        max_tokens=MAX_TOKENS,
+        timeout_s=60.0,
+        max_retries=0,
+        **kw,
     )
 
 
@@ -110,8 +117,15 @@ def test_server_is_up_and_counts(vllm_srv: VLLMServer) -> None:
 def test_openai_expert_modes(vllm_srv: VLLMServer, mode: str) -> None:
     problems = load_problems(PROBLEMS)
     expert = make_expert(
-        "openai", base_urls=[vllm_srv.base_url], model=vllm_srv.model_name, mode=mode,
-        temperature=0.0, top_p=1.0, max_tokens=MAX_TOKENS, timeout_s=60.0, max_retries=0,
+        "openai",
+        base_urls=[vllm_srv.base_url],
+        model=vllm_srv.model_name,
+        mode=mode,
+        temperature=0.0,
+        top_p=1.0,
+        max_tokens=MAX_TOKENS,
+        timeout_s=60.0,
+        max_retries=0,
     )
     assert isinstance(expert, OpenAIExpert)
     requests = [ExpertRequest(f"r{i}", problems[i], f"what is step {i}?") for i in range(2)]
@@ -175,11 +189,16 @@ def test_vector_env_consults_go_out_as_one_batch(vllm_srv: VLLMServer) -> None:
     # client side: exactly one batched expert call carrying all N x k queries
     assert len(rec.calls) == 1, f"{len(rec.calls)} expert calls for one vector step"
     assert len(rec.calls[0]) == n_envs * k
-    assert sorted(r.query for r in rec.calls[0]) == sorted(f"env {i} query {j}?" for i in range(n_envs) for j in range(k))
+    assert sorted(r.query for r in rec.calls[0]) == sorted(
+        f"env {i} query {j}?" for i in range(n_envs) for j in range(k)
+    )
     for reply in rec.replies[0]:
         assert_ok(reply)
     # the batch went out concurrently: its wall time is well under the sum of its requests' latencies
-    assert rec.wall_s[0] < 0.5 * sum(r.latency_s for r in rec.replies[0]), (rec.wall_s, [r.latency_s for r in rec.replies[0]])
+    assert rec.wall_s[0] < 0.5 * sum(r.latency_s for r in rec.replies[0]), (
+        rec.wall_s,
+        [r.latency_s for r in rec.replies[0]],
+    )
     # every reply arrived in the right env's observation
     assert info["accepted"].tolist() == [k] * n_envs and info["unavailable"].tolist() == [0] * n_envs
     by_query = {req.query: rep.text for req, rep in zip(rec.calls[0], rec.replies[0])}

@@ -39,8 +39,9 @@ DEFAULT_LR = {"tiny": 3e-3, "small": 1e-3}
 #: Traces of the shipped base: half under the evaluation prompt (the policy must answer alone at
 #: evaluation); under the training prompt mostly self-resolution, some consultation (one short
 #: query: a long consult costs CPU SFT time), a quarter of replies unavailable (then it answers alone).
-BASE_TRACES = TraceConfig(mix=(0.6, 0.25, 0.15), self_levels=(1, 2), eval_frac=0.5, unavailable_prob=0.25,
-                          max_consult_chars=200)
+BASE_TRACES = TraceConfig(
+    mix=(0.6, 0.25, 0.15), self_levels=(1, 2), eval_frac=0.5, unavailable_prob=0.25, max_consult_chars=200
+)
 #: SFT losses recorded in ``eapo_policy.json`` for the rebuild test (a short rebuild must match them).
 RECORDED_LOSSES = 20
 
@@ -78,8 +79,12 @@ def first_turns(
         ids = torch.tensor([[pad_id] * (width - len(e)) + e for e in encoded], device=device)
         mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=device)
         gen = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-            eos_token_id=stop_ids, pad_token_id=pad_id,
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=stop_ids,
+            pad_token_id=pad_id,
         )
         out += tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
     return out
@@ -95,7 +100,10 @@ def format_compliance(
     max_turns: int = 8,
 ) -> dict[str, float]:
     """Share of greedy first turns that are a well-formed action, and of each action kind."""
-    texts = [prompts.render_prompt(p.question, eval_mode=eval_mode, max_experts=max_experts, max_turns=max_turns) for p in problems]
+    texts = [
+        prompts.render_prompt(p.question, eval_mode=eval_mode, max_experts=max_experts, max_turns=max_turns)
+        for p in problems
+    ]
     turns = first_turns(model, tokenizer, texts, max_new_tokens)
     kinds = [parse_action(t, max_experts) for t in turns]
     n = max(1, len(kinds))
@@ -164,20 +172,37 @@ def build_policy(
     tokenizer = build_tokenizer(policy_phrases(train))
     model = build_model(tokenizer, size, seed=seed)
     t_prep = time.perf_counter()
-    say(f"built tokenizer ({len(tokenizer)} tokens) and {size} model ({count_parameters(model):,} params) in {t_prep - t0:.1f}s")
+    say(
+        f"built tokenizer ({len(tokenizer)} tokens) and {size} model ({count_parameters(model):,} params) in {t_prep - t0:.1f}s"
+    )
 
     sft_info: dict[str, Any] = {"steps": 0}
     if steps > 0:
         result = sft_train(
-            model, tokenizer, traces, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=50, schedule="rsqrt",
-            lora_r=lora_r, seed=seed, log_every=log_every if verbose else 0, max_len=192, on_step=on_sft_step,
+            model,
+            tokenizer,
+            traces,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            warmup_steps=50,
+            schedule="rsqrt",
+            lora_r=lora_r,
+            seed=seed,
+            log_every=log_every if verbose else 0,
+            max_len=192,
+            on_step=on_sft_step,
         )
         model = result.model
         sft_info = {
-            "steps": steps, "batch_size": batch_size, "lr": lr, "lora_r": lora_r,
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "lora_r": lora_r,
             "losses_first": [round(x, 6) for x in result.losses[:RECORDED_LOSSES]],
             "loss_last": sum(result.losses[-10:]) / len(result.losses[-10:]),
-            "seconds": round(result.seconds, 2), "steps_per_s": round(result.steps_per_s, 3),
+            "seconds": round(result.seconds, 2),
+            "steps_per_s": round(result.steps_per_s, 3),
             "tokens_per_s": round(result.tokens / result.seconds, 1),
         }
         say(f"sft: {steps} steps in {result.seconds:.1f}s, loss {result.losses[0]:.3f} -> {sft_info['loss_last']:.3f}")
@@ -193,8 +218,15 @@ def build_policy(
         say(f"held-out first-turn compliance: {json.dumps(compliance)}")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    build_args = {"size": size, "sft_steps": steps, "seed": seed, "problems": problems if isinstance(problems, str) else
-                  type(problems).__name__, "n_train": len(train), "batch_size": batch_size, "lr": lr}
+    build_args = {
+        "size": size,
+        "sft_steps": steps,
+        "seed": seed,
+        "problems": problems if isinstance(problems, str) else type(problems).__name__,
+        "n_train": len(train),
+        "batch_size": batch_size,
+        "lr": lr,
+    }
     info = {
         "format": "eapo-policy/2",
         "build_args": build_args,
@@ -207,8 +239,11 @@ def build_policy(
         "trace_config": dict(vars(cfg)),
         "sft": sft_info,
         "compliance": compliance,
-        "timings_s": {"prepare": round(t_prep - t0, 2), "sft": round(t_sft - t_prep, 2),
-                      "total": round(time.perf_counter() - t0, 2)},
+        "timings_s": {
+            "prepare": round(t_prep - t0, 2),
+            "sft": round(t_sft - t_prep, 2),
+            "total": round(time.perf_counter() - t0, 2),
+        },
         "torch_threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
@@ -233,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--n-train", type=int, default=24000)
     args = parser.parse_args(argv)
-    build_policy(args.out, args.size, args.sft_steps, args.seed, args.problems, n_train=args.n_train, threads=args.threads)
+    build_policy(
+        args.out, args.size, args.sft_steps, args.seed, args.problems, n_train=args.n_train, threads=args.threads
+    )
 
 
 if __name__ == "__main__":

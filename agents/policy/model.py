@@ -26,12 +26,18 @@ from transformers import (
 
 #: Architecture of each named size; everything else comes from :func:`build_model`'s defaults.
 SIZES: dict[str, dict[str, int]] = {
-    "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, intermediate_size=512),
-    "small": dict(hidden_size=384, num_hidden_layers=8, num_attention_heads=6, num_key_value_heads=2, intermediate_size=1152),
+    "tiny": dict(
+        hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, intermediate_size=512
+    ),
+    "small": dict(
+        hidden_size=384, num_hidden_layers=8, num_attention_heads=6, num_key_value_heads=2, intermediate_size=1152
+    ),
 }
 
 
-def model_config(tokenizer: PreTrainedTokenizerBase, size: str = "tiny", max_position_embeddings: int = 2048) -> Qwen2Config:
+def model_config(
+    tokenizer: PreTrainedTokenizerBase, size: str = "tiny", max_position_embeddings: int = 2048
+) -> Qwen2Config:
     """The Qwen2 config of a named size, with the vocabulary and special ids of ``tokenizer``."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; known sizes: {', '.join(SIZES)}")

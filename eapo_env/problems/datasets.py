@@ -160,8 +160,14 @@ def strip_dapo_prompt(content: str) -> str:
 def _name_for(path: Path, schema: str, rows: list[dict[str, Any]]) -> str:
     stem = path.stem.lower() if path.suffix else path.name.lower()
     flat = re.sub(r"[-_ ]", "", stem)
-    for key, name in (("aime2024", "aime24"), ("aime2025", "aime25"), ("aime24", "aime24"),
-                      ("aime25", "aime25"), ("aimo", "aimo"), ("dapo", "dapo")):
+    for key, name in (
+        ("aime2024", "aime24"),
+        ("aime2025", "aime25"),
+        ("aime24", "aime24"),
+        ("aime25", "aime25"),
+        ("aimo", "aimo"),
+        ("dapo", "dapo"),
+    ):
         if key in flat:
             return name
     if schema == "dapo":

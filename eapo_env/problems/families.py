@@ -18,9 +18,9 @@ Example:
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from fractions import Fraction
 from math import comb, factorial, gcd, lcm, perm, prod
-from collections.abc import Sequence
 from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -251,9 +251,7 @@ def modular(rng: random.Random, level: int) -> Generated:
         bezout = f"1 = {s0} \\times {m} {_signed(t0)} \\times {a}"
         steps.append(f"Back-substitution gives ${bezout}$, so $x \\equiv {t0} \\equiv {ans} \\pmod{{{m}}}$.")
         steps.append(f"Check: ${a} \\times {ans} = {a * ans} = {(a * ans) // m} \\times {m} + 1$.")
-        question = (
-            f"Find the integer $x$ with $0 \\le x < {m}$ such that ${a}x \\equiv 1 \\pmod{{{m}}}$."
-        )
+        question = f"Find the integer $x$ with $0 \\le x < {m}$ such that ${a}x \\equiv 1 \\pmod{{{m}}}$."
     answer = str(ans)
     return Generated(question, answer, _finish(steps, answer), {"kind": kind, "a": a, "b": b, "m": m})
 
@@ -301,8 +299,7 @@ def counting(rng: random.Random, level: int) -> Generated:
         repeated = [counts[ch] for ch in order if counts[ch] > 1]
         denom = prod(factorial(c) for c in repeated)
         ans = factorial(length) // denom
-        described = ", ".join(f"{ch} appears {counts[ch]} time{'s' if counts[ch] > 1 else ''}"
-                              for ch in order)
+        described = ", ".join(f"{ch} appears {counts[ch]} time{'s' if counts[ch] > 1 else ''}" for ch in order)
         steps.append(f"{word} has ${length}$ letters: {described}.")
         total = factorial(length)
         steps.append(f"With all letters distinct there would be ${length}! = {total}$ arrangements.")

@@ -58,7 +58,7 @@ def _split(text: str, sep: re.Pattern[str]) -> list[str]:
         elif depth == 0:
             if tok == "," and _thousands_at(text, m.start()):
                 continue
-            parts.append(text[start:m.start()])
+            parts.append(text[start : m.start()])
             start = m.end()
             if len(parts) > MAX_ITEMS:
                 raise ParseFailure("too many list items")
@@ -68,14 +68,14 @@ def _split(text: str, sep: re.Pattern[str]) -> list[str]:
 
 def _thousands_at(text: str, i: int) -> bool:
     """The comma at ``i`` groups digits (``1,000``): a digit before, exactly three digits after, no space."""
-    if i == 0 or not text[i - 1].isdigit() or not text[i + 1:i + 4].isdigit() or len(text[i + 1:i + 4]) < 3:
+    if i == 0 or not text[i - 1].isdigit() or not text[i + 1 : i + 4].isdigit() or len(text[i + 1 : i + 4]) < 3:
         return False
     if i + 4 < len(text) and text[i + 4].isdigit():
         return False
     j = i - 1
     while j >= 0 and text[j].isdigit():
         j -= 1
-    lead = text[j + 1:i]
+    lead = text[j + 1 : i]
     return len(lead) <= 3 and not lead.startswith("0")
 
 
@@ -150,13 +150,13 @@ def _last_member(s: str) -> str:
         elif tok in _CLOSE:
             depth -= 1
         elif depth == 0:
-            members.append(s[start:m.start()].strip())
+            members.append(s[start : m.start()].strip())
             ops.append(tok)
             start = m.end()
     members.append(s[start:].strip())
     if "\\approx" in ops:
         k = ops.index("\\approx")
-        members = members[:k + 1] if k > 0 or not _is_label_text(members[0]) else members[1:2]
+        members = members[: k + 1] if k > 0 or not _is_label_text(members[0]) else members[1:2]
     if len(members) >= 3:
         return members[-1]
     return " = ".join(members)

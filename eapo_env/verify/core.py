@@ -63,8 +63,14 @@ from .text import f1_score, normalize_text
 ANSWER_TYPES = ("math", "text")
 
 
-def verify(prediction: str, gold: str, *, answer_type: str = "math", timeout_s: float = 1.0,
-           options: VerifyOptions | None = None) -> Verdict:
+def verify(
+    prediction: str,
+    gold: str,
+    *,
+    answer_type: str = "math",
+    timeout_s: float = 1.0,
+    options: VerifyOptions | None = None,
+) -> Verdict:
     """Check ``prediction`` against ``gold``; never raises for ``str`` inputs.
 
     ``score`` is 1.0 for a correct math answer and 0.0 otherwise; for ``answer_type="text"``

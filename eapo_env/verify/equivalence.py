@@ -228,8 +228,14 @@ def _expand_signs(node: Node) -> Node | None:
     return ("seq", "{}", tuple(alts)) if len(alts) > 1 else alts[0]
 
 
-def equivalent(p: Node, g: Node, deadline: float, scalar: Scalar = scalar_equal,
-               options: VerifyOptions = DEFAULT_OPTIONS, rewrites: bool | None = None) -> bool | None:
+def equivalent(
+    p: Node,
+    g: Node,
+    deadline: float,
+    scalar: Scalar = scalar_equal,
+    options: VerifyOptions = DEFAULT_OPTIONS,
+    rewrites: bool | None = None,
+) -> bool | None:
     """Three-valued equivalence of a prediction tree ``p`` and a gold tree ``g`` (rules above).
 
     ``scalar`` decides leaf pairs (the caller may wrap it with a slower fallback). ``rewrites``:

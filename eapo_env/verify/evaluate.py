@@ -187,9 +187,18 @@ class _Eval:
         if abs(xn) > 2**1000:  # argument reduction cost grows with the magnitude
             raise Overflow("trig argument")
         fn: Callable[[Any], Any] = {
-            "sin": mp.sin, "cos": mp.cos, "tan": mp.tan, "sec": mp.sec, "csc": mp.csc,
-            "cot": mp.cot, "arcsin": mp.asin, "arccos": mp.acos, "arctan": mp.atan,
-            "sinh": mp.sinh, "cosh": mp.cosh, "tanh": mp.tanh,
+            "sin": mp.sin,
+            "cos": mp.cos,
+            "tan": mp.tan,
+            "sec": mp.sec,
+            "csc": mp.csc,
+            "cot": mp.cot,
+            "arcsin": mp.asin,
+            "arccos": mp.acos,
+            "arctan": mp.atan,
+            "sinh": mp.sinh,
+            "cosh": mp.cosh,
+            "tanh": mp.tanh,
         }[name]
         try:
             return self.check(fn(xn))
@@ -197,8 +206,9 @@ class _Eval:
             raise Undefined(name) from exc
 
 
-def _fold(ev: Callable[[Node], Any], items: tuple[Node, ...], op: Callable[[Any, Any], Any],
-          num: Callable[[Any], Any]) -> Any:
+def _fold(
+    ev: Callable[[Node], Any], items: tuple[Node, ...], op: Callable[[Any, Any], Any], num: Callable[[Any], Any]
+) -> Any:
     acc = ev(items[0])
     for item in items[1:]:
         v = ev(item)
@@ -269,7 +279,7 @@ def free_symbols(node: Node, out: set[str] | None = None) -> set[str]:
         elif kind in _LIST_AT:
             stack.extend(n[_LIST_AT[kind]])
         elif kind in _TREES_FROM:
-            stack.extend(n[_TREES_FROM[kind]:])
+            stack.extend(n[_TREES_FROM[kind] :])
         elif kind == "mat":
             stack.extend(e for row in n[1] for e in row)
     return out

@@ -40,14 +40,37 @@ _BRACE = re.compile(r"\\[{}]|[{}]")
 
 # Unicode and LaTeX spellings folded onto one form before anything else looks at the text.
 _REPLACE = (
-    ("\u2212", "-"), ("\u2013", "-"), ("\u00d7", "\\times "), ("\u00f7", "\\div "),
-    ("\u03c0", "\\pi "), ("\u221a", "\\sqrt"), ("\u221e", "\\infty "), ("\u00b7", "\\cdot "),
-    ("\u2264", "\\le "), ("\u2265", "\\ge "), ("\u2260", "\\ne "), ("{,}", ""),
-    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"),
-    ("\\dbinom", "\\binom"), ("\\tbinom", "\\binom"),
-    ("\\left", ""), ("\\right", ""), ("\\displaystyle", ""), ("\\!", ""), ("\\,", ""),
-    ("\\;", " "), ("\\:", " "), ("\\qquad", " "), ("\\quad", " "), ("~", " "),
-    ("\\$", ""), ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"),
+    ("\u2212", "-"),
+    ("\u2013", "-"),
+    ("\u00d7", "\\times "),
+    ("\u00f7", "\\div "),
+    ("\u03c0", "\\pi "),
+    ("\u221a", "\\sqrt"),
+    ("\u221e", "\\infty "),
+    ("\u00b7", "\\cdot "),
+    ("\u2264", "\\le "),
+    ("\u2265", "\\ge "),
+    ("\u2260", "\\ne "),
+    ("{,}", ""),
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("\\cfrac", "\\frac"),
+    ("\\dbinom", "\\binom"),
+    ("\\tbinom", "\\binom"),
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\displaystyle", ""),
+    ("\\!", ""),
+    ("\\,", ""),
+    ("\\;", " "),
+    ("\\:", " "),
+    ("\\qquad", " "),
+    ("\\quad", " "),
+    ("~", " "),
+    ("\\$", ""),
+    ("\\lvert", "|"),
+    ("\\rvert", "|"),
+    ("\\vert", "|"),
 )
 _LEAD = re.compile(
     r"^(?:(?:so|thus|therefore|hence)\s*,?\s+)?(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:|=)?\s*",
@@ -81,7 +104,7 @@ def extract_answer(text: str, box_groups: bool = True) -> str | None:
     if start >= 0:
         end = text.find("</answer>", start + 8)
         if end >= 0:
-            body = text[start + 8:end]
+            body = text[start + 8 : end]
             found = last_box_group(body, box_groups)
             return (", ".join(found[0]) if found is not None else body).strip()
     found = last_box_group(text, box_groups)
@@ -99,10 +122,10 @@ def last_box_group(text: str, group: bool = True) -> tuple[list[str], int] | Non
     if "\\fbox" not in text:
         if last < 0:
             return None
-        if not group or "\\boxed" not in text[max(0, last - 600):last]:  # fast path: one box, none just before
+        if not group or "\\boxed" not in text[max(0, last - 600) : last]:  # fast path: one box, none just before
             close = text.find("}", last + 7)
-            if text.startswith("{", last + 6) and close >= 0 and "{" not in text[last + 7:close]:
-                return [text[last + 7:close]], close + 1
+            if text.startswith("{", last + 6) and close >= 0 and "{" not in text[last + 7 : close]:
+                return [text[last + 7 : close]], close + 1
             box = _box_body(text, last)
             if box is not None:
                 return [box[0]], box[1]
@@ -112,7 +135,7 @@ def last_box_group(text: str, group: bool = True) -> tuple[list[str], int] | Non
         box = _box_body(text, idx)
         if box is None:
             continue
-        if found and not (group and box[1] <= found[-1][0] and _is_connector(text[box[1]:found[-1][0]])):
+        if found and not (group and box[1] <= found[-1][0] and _is_connector(text[box[1] : found[-1][0]])):
             break
         found.append((idx, box[0], box[1]))
         if not group:
@@ -164,12 +187,12 @@ def _box_body(text: str, idx: int) -> tuple[str, int] | None:
     open_idx = text.find("{", name_end, name_end + 64)
     if open_idx < 0 or text[name_end:open_idx].strip():
         # "\boxed 5" form: the next whitespace-delimited token.
-        m = re.match(r"\s+([^\s$]+)", text[name_end:name_end + 200])
+        m = re.match(r"\s+([^\s$]+)", text[name_end : name_end + 200])
         return (m.group(1), name_end + m.end()) if m else None
     close = _match_one(text, open_idx)
     if close == -2:  # still open after MAX_ANSWER_CHARS: too long to be an answer
-        return text[open_idx + 1:open_idx + MAX_ANSWER_CHARS + 2], open_idx + MAX_ANSWER_CHARS + 2
-    return (text[open_idx + 1:close], close + 1) if close >= 0 else None
+        return text[open_idx + 1 : open_idx + MAX_ANSWER_CHARS + 2], open_idx + MAX_ANSWER_CHARS + 2
+    return (text[open_idx + 1 : close], close + 1) if close >= 0 else None
 
 
 def _match_one(text: str, open_idx: int) -> int:
@@ -254,7 +277,7 @@ def clean_answer(answer: str, assignments: bool = True) -> tuple[str, str | None
 def _strip_delims(s: str) -> str:
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
-            inner = s[len(left):len(s) - len(right)]
+            inner = s[len(left) : len(s) - len(right)]
             if left in ("$", "\\(") and "\n" in inner:
                 return ""  # an inline formula cannot span lines: this is no answer
             return inner.strip()
@@ -264,5 +287,5 @@ def _strip_delims(s: str) -> str:
     if s.count("$") >= 2 and not s.startswith("$"):
         j = s.rfind("$")
         i = s.rfind("$", 0, j)
-        return s[i + 1:j].strip()
+        return s[i + 1 : j].strip()
     return s

@@ -75,8 +75,11 @@ def parse_number(text: str) -> Num | None:
         value = Fraction(int(g("frac2")), 10 ** len(g("frac2")))
         decimals = len(g("frac2"))
     else:
-        num, den = (g("fn"), g("fd")) if g("fn") is not None else (
-            (g("fn1"), g("fd1")) if g("fn1") is not None else (g("sn"), g("sd")))
+        num, den = (
+            (g("fn"), g("fd"))
+            if g("fn") is not None
+            else ((g("fn1"), g("fd1")) if g("fn1") is not None else (g("sn"), g("sd")))
+        )
         if int(den) == 0:
             return None  # undefined: let the symbolic tier report it
         value = Fraction(int(num), int(den))
@@ -98,7 +101,7 @@ def close_by_rounding(a: Num, other: object, digits: int = MIN_TOLERANT_DECIMALS
     if a.decimals < digits:
         return False
     try:
-        return bool(abs(other - a.value) <= Fraction(1, 2 * 10 ** a.decimals))  # type: ignore[operator]
+        return bool(abs(other - a.value) <= Fraction(1, 2 * 10**a.decimals))  # type: ignore[operator]
     except (TypeError, ValueError, OverflowError):
         return False
 
@@ -119,7 +122,8 @@ def numbers_match(pred: Num, gold: Num, digits: int = MIN_TOLERANT_DECIMALS) -> 
     for p, g in candidates:
         if p == g:
             return True
-        if close_by_rounding(Num(p, pred.decimals, False), g, digits) or \
-                close_by_rounding(Num(g, gold.decimals, False), p, digits):
+        if close_by_rounding(Num(p, pred.decimals, False), g, digits) or close_by_rounding(
+            Num(g, gold.decimals, False), p, digits
+        ):
             return True
     return False

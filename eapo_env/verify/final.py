@@ -55,19 +55,23 @@ def find_answer(text: str, options: VerifyOptions) -> str | None:
         last = text.rfind("\\boxed{")
         close = text.find("}", last + 7) if last >= 0 else -1
         # No box may follow it (an \\fbox) nor start just before it (a group): "box" within 600 characters.
-        if close >= 0 and len(text) - close < 12 and text.find("{", last + 7, close) < 0 \
-                and text.find("\\fbox", close) < 0 \
-                and (not options.box_groups or text.rfind("box", max(0, last - 600), last) < 0):
-            return text[last + 7:close].strip()  # too little text after it for a final-answer sentence
+        if (
+            close >= 0
+            and len(text) - close < 12
+            and text.find("{", last + 7, close) < 0
+            and text.find("\\fbox", close) < 0
+            and (not options.box_groups or text.rfind("box", max(0, last - 600), last) < 0)
+        ):
+            return text[last + 7 : close].strip()  # too little text after it for a final-answer sentence
     if start >= 0:
         end = text.find("</answer>", start + 8)
         if end >= 0:
-            body = text[start + 8:end]
+            body = text[start + 8 : end]
             found = last_box_group(body, options.box_groups)
             return (", ".join(found[0]) if found is not None else body).strip()
     found = last_box_group(text, options.box_groups)
     if found is not None:
-        rest = text[found[1]:]
+        rest = text[found[1] :]
         if options.prose_answers and _FINAL.search(rest[:PROSE_WINDOW]):
             later = prose_answer(rest)
             if later is not None:
@@ -107,9 +111,9 @@ def prose_answer(text: str) -> str | None:
     for found in _FINAL.finditer(tail):
         last = found
     if last is not None:
-        span = tail[last.end():]
+        span = tail[last.end() :]
         end = _SENTENCE_END.search(span)
-        answer = _answer_in(span[:end.start()] if end else span)
+        answer = _answer_in(span[: end.start()] if end else span)
         if answer is not None:
             return answer
     return _answer_in(tail)
@@ -128,7 +132,7 @@ def _math_pieces(span: str) -> tuple[list[tuple[int, int, str]], list[tuple[int,
             continue
         if tok != _CLOSER[opener]:
             continue
-        content = span[content_at:m.start()]
+        content = span[content_at : m.start()]
         if opener in ("$", "\\(") and "\n" in content:
             skipped.append((open_at, m.end()))
         else:
@@ -150,7 +154,7 @@ def _answer_in(span: str) -> str | None:
     items.sort()
     run = [items[-1]]
     for item in reversed(items[:-1]):
-        if item[1] > run[-1][0] or not _JOIN.fullmatch(span[item[1]:run[-1][0]]):
+        if item[1] > run[-1][0] or not _JOIN.fullmatch(span[item[1] : run[-1][0]]):
             break
         run.append(item)
     last_end = items[-1][1]

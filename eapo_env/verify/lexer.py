@@ -15,20 +15,41 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<cmd>\\(?:[A-Za-z]+|[{}%|\\]))"
     r"|(?P<word>[A-Za-z]+)|(?P<op><=|>=|!=|[-+*/^_()\[\]{}=,;:&!|<>%]))"
 )
-FUNCS = frozenset(
-    "sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh ln log exp".split()
-)
+FUNCS = frozenset("sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh ln log exp".split())
 _GREEK = frozenset(
     "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu "
     "xi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi "
     "Psi Omega".split()
 )
 _CMD_OPS = {
-    "\\cdot": "*", "\\times": "*", "\\ast": "*", "\\div": "/", "\\le": "<=", "\\leq": "<=",
-    "\\leqslant": "<=", "\\ge": ">=", "\\geq": ">=", "\\geqslant": ">=", "\\ne": "!=",
-    "\\neq": "!=", "\\lt": "<", "\\gt": ">", "\\%": "%", "\\|": "|", "\\{": "\\{", "\\}": "\\}",
-    "\\approx": "=", "\\in": "in", "\\cup": "cup", "\\pm": "pm", "\\mp": "pm", "\\\\": "\\\\",
-    "\\emptyset": "empty", "\\varnothing": "empty", "\\begin": "\\begin", "\\end": "\\end",
+    "\\cdot": "*",
+    "\\times": "*",
+    "\\ast": "*",
+    "\\div": "/",
+    "\\le": "<=",
+    "\\leq": "<=",
+    "\\leqslant": "<=",
+    "\\ge": ">=",
+    "\\geq": ">=",
+    "\\geqslant": ">=",
+    "\\ne": "!=",
+    "\\neq": "!=",
+    "\\lt": "<",
+    "\\gt": ">",
+    "\\%": "%",
+    "\\|": "|",
+    "\\{": "\\{",
+    "\\}": "\\}",
+    "\\approx": "=",
+    "\\in": "in",
+    "\\cup": "cup",
+    "\\pm": "pm",
+    "\\mp": "pm",
+    "\\\\": "\\\\",
+    "\\emptyset": "empty",
+    "\\varnothing": "empty",
+    "\\begin": "\\begin",
+    "\\end": "\\end",
     "\\colon": ":",
 }
 # Wrappers whose argument is read as ordinary math (their brace group follows).

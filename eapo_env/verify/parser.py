@@ -28,8 +28,25 @@ from .lexer import tokenize
 Node = tuple[Any, ...]
 
 _RELOPS = frozenset({"=", "<", ">", "<=", ">=", "!=", "in"})
-_STARTS = frozenset({"num", "sym", "word", "(", "{", "\\{", "\\frac", "\\sqrt", "\\binom",
-                     "\\pi", "\\infty", "func", "\\lfloor", "\\lceil", "\\begin"})
+_STARTS = frozenset(
+    {
+        "num",
+        "sym",
+        "word",
+        "(",
+        "{",
+        "\\{",
+        "\\frac",
+        "\\sqrt",
+        "\\binom",
+        "\\pi",
+        "\\infty",
+        "func",
+        "\\lfloor",
+        "\\lceil",
+        "\\begin",
+    }
+)
 ONE = ("num", Fraction(1), -1)
 ZERO = ("num", Fraction(0), -1)
 HALF = ("num", Fraction(1, 2), -1)

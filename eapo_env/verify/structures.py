@@ -82,14 +82,15 @@ def expand_pm(node: Node) -> list[Node] | None:
                 if subs is None:
                     return None
                 if len(subs) > 1:
-                    alternatives = [a[:i] + (a[i][:j] + (s,) + a[i][j + 1:],) + a[i + 1:]
-                                    for a in alternatives for s in subs]
+                    alternatives = [
+                        a[:i] + (a[i][:j] + (s,) + a[i][j + 1 :],) + a[i + 1 :] for a in alternatives for s in subs
+                    ]
         else:
             subs = expand_pm(part)
             if subs is None:
                 return None
             if len(subs) > 1:
-                alternatives = [a[:i] + (s,) + a[i + 1:] for a in alternatives for s in subs]
+                alternatives = [a[:i] + (s,) + a[i + 1 :] for a in alternatives for s in subs]
         if len(alternatives) > MAX_PM_ALTERNATIVES:
             return None
     return alternatives
@@ -131,8 +132,10 @@ def _combine(kind: str, a: Node, b: Node) -> Node | None:
         if len(ra[0]) != len(rb):
             return None
         cols = list(zip(*rb))
-        return ("mat", tuple(tuple(("add", tuple(("mul", (x, y)) for x, y in zip(row, col))) for col in cols)
-                             for row in ra))
+        return (
+            "mat",
+            tuple(tuple(("add", tuple(("mul", (x, y)) for x, y in zip(row, col))) for col in cols) for row in ra),
+        )
     if kind == "mul":
         mat, scalar = (a, b) if a[0] == "mat" else (b, a)
         return _map(mat, lambda e: ("mul", (scalar, e)))
@@ -163,8 +166,10 @@ def as_interval(node: Node) -> Node | None:
         if op1 in _LEFT and op2 in _RIGHT and not free_symbols(a) and not free_symbols(b):
             if x[0] == "func" and x[1] == "abs" and is_label(x[2][0]) and _sign(a) == 1:  # 1 <= |z| <= 2
                 mirrored = _LEFT[op2] + _RIGHT[op1]  # -b .. -a: the bounds swap sides
-                return ("union", (("seq", mirrored, (("neg", b), ("neg", a))),
-                                  ("seq", _LEFT[op1] + _RIGHT[op2], (a, b))))
+                return (
+                    "union",
+                    (("seq", mirrored, (("neg", b), ("neg", a))), ("seq", _LEFT[op1] + _RIGHT[op2], (a, b))),
+                )
             if is_label(x):
                 return ("seq", _LEFT[op1] + _RIGHT[op2], (a, b))
     return None
@@ -183,5 +188,6 @@ def _sign(node: Node) -> int | None:
 
 def is_set(node: Node) -> bool:
     """An interval, a union, or an explicit set ``\\{...\\}``."""
-    return node[0] == "union" or (node[0] == "seq" and (node[1] == "{}" or (node[1] in INTERVAL_BRACKETS
-                                                                              and len(node[2]) == 2)))
+    return node[0] == "union" or (
+        node[0] == "seq" and (node[1] == "{}" or (node[1] in INTERVAL_BRACKETS and len(node[2]) == 2))
+    )

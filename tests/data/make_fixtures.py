@@ -62,10 +62,19 @@ AIMO_ROWS = [
     ("5277ed", "Find the number of zeros at the end of $30!$.", "7"),
 ]
 OURS_ROWS = [
-    {"id": "toy/1", "question": "What is $2+3$?", "answer": "5",
-     "solution": "$2+3=5$.\nThe answer is \\boxed{5}.", "meta": {"topic": "addition"}},
-    {"id": "toy/2", "question": "Simplify $\\frac{6}{8}$.", "answer": "\\frac{3}{4}",
-     "solution": "Divide by $2$.\nThe answer is \\boxed{\\frac{3}{4}}."},
+    {
+        "id": "toy/1",
+        "question": "What is $2+3$?",
+        "answer": "5",
+        "solution": "$2+3=5$.\nThe answer is \\boxed{5}.",
+        "meta": {"topic": "addition"},
+    },
+    {
+        "id": "toy/2",
+        "question": "Simplify $\\frac{6}{8}$.",
+        "answer": "\\frac{3}{4}",
+        "solution": "Divide by $2$.\nThe answer is \\boxed{\\frac{3}{4}}.",
+    },
     {"id": "toy/3", "question": "Solve $2x = -8$.", "answer": "-4"},
     {"id": "toy/4", "question": "What is $10 \\div 4$?", "answer": "\\frac{5}{2}", "solution": ""},
     {"id": "toy/5", "question": "What is $7 \\times 6$?", "answer": "42", "meta": {"level": 1}},
@@ -117,8 +126,14 @@ def write_all(folder: str | Path) -> list[str]:
     with open(out / "aime24_tiny.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for ident, problem, answer in AIME24_ROWS:
             solution = f"... so the answer is $\\boxed{{{answer}}}$."
-            row = {"id": ident, "problem": problem, "solution": solution, "answer": answer,
-                   "url": f"https://example.org/aime/2024/{ident}", "year": "2024"}
+            row = {
+                "id": ident,
+                "problem": problem,
+                "solution": solution,
+                "answer": answer,
+                "url": f"https://example.org/aime/2024/{ident}",
+                "year": "2024",
+            }
             f.write(json.dumps(row, sort_keys=False) + "\n")
     with open(out / "aimo_tiny.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -127,8 +142,13 @@ def write_all(folder: str | Path) -> list[str]:
     with open(out / "problems_tiny.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for row in OURS_ROWS:
             f.write(json.dumps(row) + "\n")
-    return ["dapo_math_17k_tiny.parquet", "aime25_tiny.parquet", "aime24_tiny.jsonl", "aimo_tiny.csv",
-            "problems_tiny.jsonl"]
+    return [
+        "dapo_math_17k_tiny.parquet",
+        "aime25_tiny.parquet",
+        "aime24_tiny.jsonl",
+        "aimo_tiny.csv",
+        "problems_tiny.jsonl",
+    ]
 
 
 if __name__ == "__main__":

@@ -201,7 +201,11 @@ class FaultServer:
             try:
                 payload = json.loads(body)
                 chat = path.endswith("/chat/completions")
-                prompt = "\n".join(str(m.get("content", "")) for m in payload["messages"]) if chat else str(payload["prompt"])
+                prompt = (
+                    "\n".join(str(m.get("content", "")) for m in payload["messages"])
+                    if chat
+                    else str(payload["prompt"])
+                )
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self._write(writer, 400, {"error": {"message": "malformed request"}})
             st.payloads = [*st.payloads[-99:], payload]

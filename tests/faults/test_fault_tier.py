@@ -30,8 +30,14 @@ pytestmark = pytest.mark.faults
 PROBLEM = Problem("p/1", "What is $6 \\times 7$?", "42", "6*7=42. The answer is \\boxed{42}.")
 #: fault marker -> the reply status the expert must report once retries are exhausted
 EXPECTED = {
-    "ok": "ok", "slow": "ok", "flaky": "ok",
-    "timeout": "timeout", "429": "error", "500": "error", "badjson": "error", "drop": "error",
+    "ok": "ok",
+    "slow": "ok",
+    "flaky": "ok",
+    "timeout": "timeout",
+    "429": "error",
+    "500": "error",
+    "badjson": "error",
+    "drop": "error",
 }
 
 
@@ -152,7 +158,9 @@ def test_dead_url_next_to_a_live_one_is_routed_around(fresh):
 def test_batch_deadline_of_consult_blocking_then_recovery(fresh):
     expert = make(fresh.base_url, timeout_s=30)
     start = time.perf_counter()
-    replies = consult_blocking(expert, [ExpertRequest("a", PROBLEM, "FAULT:timeout x"), ExpertRequest("b", PROBLEM, "q")], 0.3)
+    replies = consult_blocking(
+        expert, [ExpertRequest("a", PROBLEM, "FAULT:timeout x"), ExpertRequest("b", PROBLEM, "q")], 0.3
+    )
     assert time.perf_counter() - start < 2.0
     assert [r.status for r in replies] == ["timeout", "timeout"]  # the batch deadline covers all of it
     retries = expert.stats.retries
@@ -204,7 +212,9 @@ def test_vector_env_batch_with_faults_completes_every_episode(fresh):
     kinds = list(EXPECTED)
     plan = [[kinds[(e + i) % len(kinds)] for i in range(1 + e % 3)] for e in range(n)]  # 1-3 queries each
     start = time.perf_counter()
-    obs, rew, term, trunc, info = vec.step([consult_action([query(f, f"{e}.{i}") for i, f in enumerate(fs)]) for e, fs in enumerate(plan)])
+    obs, rew, term, trunc, info = vec.step(
+        [consult_action([query(f, f"{e}.{i}") for i, f in enumerate(fs)]) for e, fs in enumerate(plan)]
+    )
     assert time.perf_counter() - start < 8.0  # two 1 s attempts for the timeouts, all concurrent
     expected = np.array([counts(fs) for fs in plan])
     assert info["accepted"].tolist() == [len(fs) for fs in plan]
@@ -214,7 +224,9 @@ def test_vector_env_batch_with_faults_completes_every_episode(fresh):
     for e, fs in enumerate(plan):  # every ok reply arrived, in its own env, at its own index
         entries = ENTRY.findall(obs[e])
         assert [bool(u) for _, u, _ in entries] == [EXPECTED[f] != "ok" for f in fs]
-        assert all(t.startswith(f"echo: {query(f, f'{e}.{i}')}") for i, (f, (_, u, t)) in enumerate(zip(fs, entries)) if not u)
+        assert all(
+            t.startswith(f"echo: {query(f, f'{e}.{i}')}") for i, (f, (_, u, t)) in enumerate(zip(fs, entries)) if not u
+        )
     # a second consulting turn, then everyone answers: no episode may be lost
     obs, rew, term, trunc, info = vec.step([consult_action([query("ok", f"{e}.x")]) for e in range(n)])
     assert info["unavailable"].tolist() == [0] * n and not term.any()

@@ -147,7 +147,11 @@ def ensure_served_model(
     try:
         proc = subprocess.run(
             [py, "-c", code, str(tmp), json.dumps(kwargs)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
         )
     except subprocess.TimeoutExpired as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -349,21 +353,40 @@ def start_vllm_server(
         log = Path(log_path)
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
-        str(py), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--served-model-name", model_name,
-        "--host", host, "--port", str(port),
+        str(py),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        model_name,
+        "--host",
+        host,
+        "--port",
+        str(port),
         # float32: the served model is saved in float32, and on CPUs without AVX-512 BF16 vLLM's
         # default downcast to bfloat16 makes every matmul several times slower.
-        "--enforce-eager", "--dtype", dtype, "--max-model-len", "2048", "--disable-uvicorn-access-log",
+        "--enforce-eager",
+        "--dtype",
+        dtype,
+        "--max-model-len",
+        "2048",
+        "--disable-uvicorn-access-log",
         *(["--distributed-executor-backend", "uni"] if single_process else []),
         *extra_args,
     ]
     child_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    child_env.update({
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-        "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    })
+    child_env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
     if single_process:
         child_env.update({"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"})
     child_env.update(env or {})
@@ -372,8 +395,13 @@ def start_vllm_server(
     log_file.flush()
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        cmd, cwd=model_dir, env=child_env, stdin=subprocess.DEVNULL, stdout=log_file,
-        stderr=subprocess.STDOUT, start_new_session=True,  # own process group: killpg at teardown
+        cmd,
+        cwd=model_dir,
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # own process group: killpg at teardown
     )
     server = VLLMServer(proc, host, port, model_dir, model_name, log, _log_file=log_file)
     _LIVE.add(server)
