@@ -1,0 +1,197 @@
+"""The pieces a training run is assembled from: device, seeds, policy, envs, engine, optimizer, resume.
+
+:func:`agents.trainer.train` calls them in order; baselines and benchmarks call them to build exactly
+what ``eapo train`` builds (e.g. ``make_envs`` + ``build_engine`` for one training step's rollout).
+
+Example:
+    >>> from agents.config import TrainConfig
+    >>> from agents.run_setup import step_rng
+    >>> step_rng(0, 3).integers(10) == step_rng(0, 3).integers(10)   # a pure function of (seed, step)
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import eapo_env
+from agents import checkpoint as ckpt_io
+from agents.config import TrainConfig
+from agents.rollout import make_engine
+from eapo_env.schedules import parse_schedule
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_policy(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> Path:
+    """The policy directory: ``config.policy`` (a shipped name such as ``tiny-base`` resolved to its
+    directory), or one built into ``<out>/policy`` (reused if there)."""
+    from agents.policy import build_policy, read_policy_info, resolve_policy_path
+
+    if config.policy:
+        return Path(resolve_policy_path(config.policy))
+
+    target = out_dir / "policy"
+    if read_policy_info(target) is None:
+        log(f"building a {config.policy_size} policy into {target}")
+        build_policy(
+            target,
+            config.policy_size,
+            None if config.policy_sft_steps < 0 else config.policy_sft_steps,
+            seed=config.seed,
+            threads=config.threads or None,
+            verbose=False,
+        )
+    return target
+
+
+def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, eval_mode: bool | None = None) -> Any:
+    """One vector env holding the ``n`` episodes of a step (DESIGN §7), one expert object for all.
+
+    ``gym.make_vec`` of ``EAPO-Math-v0`` with the acceptance and turn schedules (training with
+    consultation), or of ``EAPO-Math-Eval-v0`` (self-exploratory RL, ``consultation = false``, and
+    evaluation); ``config.env_wrappers`` (``"module:Class"``) wrap every env. Each group of turns the
+    engine submits is one batched expert call.
+    """
+    from eapo_env.experts import make_expert
+
+    wrappers = []
+    for path in config.env_wrappers:
+        module, colon, name = path.partition(":")
+        if not (module and colon and name):
+            raise ValueError(f"config env_wrappers: {path!r} is not an import path 'module:Class'")
+        wrappers.append(getattr(importlib.import_module(module), name))
+    eval_mode = (not config.consultation) if eval_mode is None else eval_mode
+    expert = expert if expert is not None else make_expert(config.expert, **config.expert_kwargs)
+    kwargs: dict[str, Any] = dict(
+        problems=problems, expert=expert, max_experts=config.max_experts, max_turns=config.max_turns
+    )
+    if eval_mode:
+        env_id = eapo_env.EVAL_ID
+        kwargs["turn_schedule"] = config.turn_schedule
+    else:
+        env_id = eapo_env.TRAIN_ID
+        kwargs.update(
+            acceptance_schedule=config.acceptance_schedule,
+            turn_schedule=config.turn_schedule,
+            consult_penalty=config.consult_penalty,
+        )
+    return gym.make_vec(env_id, num_envs=n, env_wrappers=wrappers, **kwargs)
+
+
+def build_engine(
+    config: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device, temperature: float | None = None
+):
+    """The rollout engine, encoding prompts exactly as SFT did (chat template) and observations once."""
+    from agents.policy.tokenizer import encode_prompt, encode_segment
+
+    return make_engine(
+        config.engine,
+        model,
+        tokenizer,
+        max_turn_tokens=config.max_turn_tokens,
+        max_total_tokens=config.max_total_tokens,
+        temperature=config.temperature if temperature is None else temperature,
+        top_p=config.top_p,
+        device=device,
+        seed=config.seed,
+        encode_prompt=functools.partial(encode_prompt, tokenizer),
+        encode_observation=functools.partial(encode_segment, tokenizer),
+    )
+
+
+def apply_lora(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``(trained_module, rollout_model)``: with LoRA, the peft model and the LoRA-injected causal LM
+    inside it (what the engines run); without, the model twice."""
+    if not config.lora_r:
+        return model, model
+    from peft import LoraConfig, get_peft_model
+
+    from agents.sft import LORA_TARGETS
+
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha or 2 * config.lora_r,
+            lora_dropout=0.0,
+            target_modules=list(LORA_TARGETS),
+            task_type="CAUSAL_LM",
+        ),
+    )
+    return peft_model, peft_model.base_model.model
+
+
+def make_optimizer(module: torch.nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW over the trainable parameters, and its linear warm-up (stepped once per training step)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    return optimizer, scheduler
+
+
+def restore(
+    out: Path,
+    resume: bool,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    config: TrainConfig,
+    log: Callable[[str], None],
+) -> tuple[int, TrainConfig]:
+    """``(start_step, config)``: with ``resume``, load the newest checkpoint into ``module``,
+    ``optimizer`` and ``scheduler`` (the returned config carries the checkpoint's schedules); a fresh
+    start removes the checkpoints of an earlier run in ``out``."""
+    latest = ckpt_io.latest_checkpoint(out) if resume else None
+    if latest is None:
+        if resume:
+            log(f"resume: no checkpoint in {out}; starting from step 0")
+        if ckpt_io.list_checkpoints(out):
+            log(f"fresh start in {out}: removing the checkpoints of an earlier run (use --resume to continue it)")
+            for old in ckpt_io.list_checkpoints(out):
+                shutil.rmtree(old, ignore_errors=True)
+        return 0, config
+    state = ckpt_io.load_checkpoint(latest, module, optimizer, scheduler)
+    acceptance = parse_schedule(state["schedules"]["acceptance"]["spec"])
+    turns = parse_schedule(state["schedules"]["turns"]["spec"])
+    if (acceptance, turns) != (parse_schedule(config.acceptance_schedule), parse_schedule(config.turn_schedule)):
+        log(f"resume: using the checkpoint's schedules ({acceptance}, {turns}), not the config's")
+        config = config.replace(acceptance_schedule=str(acceptance), turn_schedule=str(turns))
+    log(f"resumed from {latest} at step {int(state['step'])}")
+    return int(state["step"]), config
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The RNG of one step's problem draws and env seeds: a pure function of (seed, step)."""
+    return np.random.default_rng([seed, step, 0xEA90])
+
+
+def export_policy(module: torch.nn.Module, tokenizer: Any, out: Path, lora: bool) -> Path:
+    """Save a loadable HF policy directory (LoRA adapters merged into a copy)."""
+    out.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(module).merge_and_unload() if lora else module
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
