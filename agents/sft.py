@@ -117,6 +117,105 @@ def _apply_lora(model: PreTrainedModel, r: int, alpha: int | None, dropout: floa
     return get_peft_model(model, config)
 
 
+@dataclass(frozen=True)
+class LRSchedule:
+    """Learning rate by step: linear warm-up over ``warmup_steps``, then ``kind``.
+
+    ``"cosine"`` decays to 0.1 x ``lr`` at ``steps``; ``"rsqrt"`` stays at ``lr`` to step
+    ``rsqrt_from``, then ``lr * sqrt(rsqrt_from / step)`` with a floor of 0.25 x ``lr``.
+
+    Example::
+
+        >>> LRSchedule(lr=1.0, warmup_steps=10, steps=100)(4)
+        0.5
+    """
+
+    lr: float
+    warmup_steps: int
+    steps: int
+    kind: str = "cosine"
+    rsqrt_from: int = 200
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cosine", "rsqrt"):
+            raise ValueError(f"unknown schedule {self.kind!r}: cosine or rsqrt")
+
+    def __call__(self, step: int) -> float:
+        lr, warmup = self.lr, self.warmup_steps
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        if self.kind == "rsqrt":  # no horizon: the first N steps are the same for any ``steps``
+            return lr * max(0.25, math.sqrt(self.rsqrt_from / max(self.rsqrt_from, step)))
+        progress = (step - warmup) / max(1, self.steps - warmup)
+        return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+@dataclass
+class _BatchStream:
+    """Collated batches drawn without replacement from ``examples``, a fresh epoch when one runs out.
+
+    Every epoch is :func:`_length_bucketed_batches` with ``gen``, so the order depends only on the seed.
+    """
+
+    examples: Sequence[Example]
+    batch_size: int
+    pad_id: int
+    device: torch.device
+    gen: torch.Generator
+    _pending: list[list[int]] = field(default_factory=list)
+
+    def next(self) -> dict[str, torch.Tensor]:
+        if not self._pending:  # refill: a fresh epoch
+            lengths = [len(e.input_ids) for e in self.examples]
+            self._pending = _length_bucketed_batches(lengths, self.batch_size, self.gen)
+        idx = self._pending.pop()
+        return {k: v.to(self.device) for k, v in collate([self.examples[i] for i in idx], self.pad_id).items()}
+
+
+def _policy_examples(
+    tokenizer: PreTrainedTokenizerBase,
+    traces: Sequence[Sequence[tuple[str, str]]],
+    use_chat_template: bool,
+    max_len: int,
+) -> list[Example]:
+    """Tokenized traces that keep at least one policy token within ``max_len`` (the others teach nothing)."""
+    examples = [tokenize_trace(tokenizer, t, use_chat_template, max_len) for t in traces]
+    examples = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
+    if not examples:
+        raise ValueError("no trace has a policy token within max_len")
+    return examples
+
+
+def _adamw(params: Sequence[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    # No weight decay on norms and biases (1-d tensors), the usual AdamW recipe.
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+
+
+def _optimizer_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    params: Sequence[torch.nn.Parameter],
+    batch: dict[str, torch.Tensor],
+    lr: float,
+    grad_clip: float,
+) -> float:
+    """One AdamW step at learning rate ``lr`` on ``batch``; returns the batch loss."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    # HF's causal-LM loss: mean over the non-ignored (policy) tokens of the whole batch.
+    loss = model(**batch).loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
 def sft_train(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -165,53 +264,22 @@ def sft_train(
     Returns:
         :class:`SFTResult` with the loss of every step.
     """
-    if schedule not in ("cosine", "rsqrt"):
-        raise ValueError(f"unknown schedule {schedule!r}: cosine or rsqrt")
-    examples = [tokenize_trace(tokenizer, t, use_chat_template, max_len) for t in traces]
-    examples = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
-    if not examples:
-        raise ValueError("no trace has a policy token within max_len")
+    lr_at = LRSchedule(lr, warmup_steps, steps, schedule, rsqrt_from)
+    examples = _policy_examples(tokenizer, traces, use_chat_template, max_len)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
 
     train_model: torch.nn.Module = _apply_lora(model, lora_r, lora_alpha, lora_dropout) if lora_r else model
     params = [p for p in train_model.parameters() if p.requires_grad]
-    # No weight decay on norms and biases (1-d tensors), the usual AdamW recipe.
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
-
-    def lr_at(step: int) -> float:
-        if step < warmup_steps:
-            return lr * (step + 1) / warmup_steps
-        if schedule == "rsqrt":  # no horizon: the first N steps are the same for any ``steps``
-            return lr * max(0.25, math.sqrt(rsqrt_from / max(rsqrt_from, step)))
-        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
-        return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-    gen = torch.Generator().manual_seed(seed)
-    batches: list[list[int]] = []
+    opt = _adamw(params, lr, weight_decay)
+    stream = _BatchStream(examples, batch_size, pad_id, device, torch.Generator().manual_seed(seed))
     losses: list[float] = []
     tokens = 0
     train_model.train()
     start = time.perf_counter()
     for step in range(steps):
-        if not batches:  # refill: a fresh epoch
-            batches = _length_bucketed_batches([len(e.input_ids) for e in examples], batch_size, gen)
-        idx = batches.pop()
-        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        # HF's causal-LM loss: mean over the non-ignored (policy) tokens of the whole batch.
-        loss = train_model(**batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        losses.append(float(loss.detach()))
+        batch = stream.next()
+        losses.append(_optimizer_step(train_model, opt, params, batch, lr_at(step), grad_clip))
         tokens += int(batch["attention_mask"].sum())
         if log_every and (step + 1) % log_every == 0:
             log_fn(f"sft step {step + 1}/{steps} loss {losses[-1]:.4f} lr {lr_at(step):.2e}")
