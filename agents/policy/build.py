@@ -16,8 +16,9 @@ import json
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -117,6 +118,153 @@ def format_compliance(
     }
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """The build arguments with their defaults resolved: what every step of a build reads."""
+
+    size: str
+    steps: int
+    seed: int
+    problems: Any
+    batch_size: int
+    lr: float
+    lora_r: int | None
+    traces: TraceConfig
+
+    def build_args(self, n_train: int) -> dict[str, Any]:
+        """``build_args`` of ``eapo_policy.json`` (``n_train``: the problems actually used)."""
+        return {
+            "size": self.size,
+            "sft_steps": self.steps,
+            "seed": self.seed,
+            "problems": self.problems if isinstance(self.problems, str) else type(self.problems).__name__,
+            "n_train": n_train,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+        }
+
+
+@dataclass
+class _Start:
+    """What the SFT starts from: the problem splits, their traces, the tokenizer and the initial model."""
+
+    train: list[Problem]
+    heldout: list[Problem]
+    traces: list[Any]
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel
+
+
+@dataclass
+class _Clock:
+    """``time.perf_counter`` marks of a build, reported as ``timings_s``."""
+
+    start: float = field(default_factory=time.perf_counter)
+    prepared: float = 0.0
+    trained: float = 0.0
+
+    def timings(self) -> dict[str, float]:
+        return {
+            "prepare": round(self.prepared - self.start, 2),
+            "sft": round(self.trained - self.prepared, 2),
+            "total": round(time.perf_counter() - self.start, 2),
+        }
+
+
+def _prepare(recipe: _Recipe, n_train: int, n_heldout: int) -> _Start:
+    """Problems, traces, tokenizer, then the model: this order fixes the seeded draws of a build."""
+    source = load_problems(recipe.problems)
+    train = _take(source, 0, n_train)
+    heldout = _take(source, n_train, n_heldout)
+    traces = make_traces(train, seed=recipe.seed, config=recipe.traces)
+    tokenizer = build_tokenizer(policy_phrases(train))
+    model = build_model(tokenizer, recipe.size, seed=recipe.seed)
+    return _Start(train, heldout, traces, tokenizer, model)
+
+
+def _warm_start(
+    start: _Start,
+    recipe: _Recipe,
+    log_every: int,
+    on_step: Callable[[int, float], None] | None,
+    say: Callable[[str], None],
+) -> tuple[PreTrainedModel, dict[str, Any]]:
+    """SFT of ``start.model`` on ``start.traces``; the trained model and the ``sft`` record."""
+    steps = recipe.steps
+    result = sft_train(
+        start.model,
+        start.tokenizer,
+        start.traces,
+        steps=steps,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        warmup_steps=50,
+        schedule="rsqrt",
+        lora_r=recipe.lora_r,
+        seed=recipe.seed,
+        log_every=log_every,
+        max_len=192,
+        on_step=on_step,
+    )
+    sft_info = {
+        "steps": steps,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "lora_r": recipe.lora_r,
+        "losses_first": [round(x, 6) for x in result.losses[:RECORDED_LOSSES]],
+        "loss_last": sum(result.losses[-10:]) / len(result.losses[-10:]),
+        "seconds": round(result.seconds, 2),
+        "steps_per_s": round(result.steps_per_s, 3),
+        "tokens_per_s": round(result.tokens / result.seconds, 1),
+    }
+    say(f"sft: {steps} steps in {result.seconds:.1f}s, loss {result.losses[0]:.3f} -> {sft_info['loss_last']:.3f}")
+    return cast(PreTrainedModel, result.model), sft_info  # LoRA adapters, if any, are merged back
+
+
+def _heldout_compliance(
+    model: PreTrainedModel, start: _Start, say: Callable[[str], None]
+) -> dict[str, dict[str, float]]:
+    """First-turn compliance on the held-out problems under both prompts (``{}`` when there are none)."""
+    if not start.heldout:
+        return {}
+    model.eval()
+    compliance = {
+        "train_prompt": format_compliance(model, start.tokenizer, start.heldout, eval_mode=False),
+        "eval_prompt": format_compliance(model, start.tokenizer, start.heldout, eval_mode=True),
+    }
+    say(f"held-out first-turn compliance: {json.dumps(compliance)}")
+    return compliance
+
+
+def _policy_info(
+    out: Path,
+    recipe: _Recipe,
+    start: _Start,
+    model: PreTrainedModel,
+    sft_info: dict[str, Any],
+    compliance: dict[str, dict[str, float]],
+    clock: _Clock,
+) -> dict[str, Any]:
+    """The content of ``eapo_policy.json`` (its key order is the file's)."""
+    size, steps, seed = recipe.size, recipe.steps, recipe.seed
+    return {
+        "format": "eapo-policy/2",
+        "build_args": recipe.build_args(len(start.train)),
+        "rebuild_command": f"eapo build-policy --out {out} --size {size} --sft-steps {steps} --seed {seed} --threads 1",
+        "parameters": count_parameters(model),
+        "vocab_size": len(start.tokenizer),
+        # How the rollout engine must encode the first observation (see agents.policy.tokenizer).
+        "chat_template": True,
+        "stop_strings": list(STOP_STRINGS),
+        "trace_config": dict(vars(recipe.traces)),
+        "sft": sft_info,
+        "compliance": compliance,
+        "timings_s": clock.timings(),
+        "torch_threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+
+
 def build_policy(
     out_dir: str | Path,
     size: str = "tiny",
@@ -161,92 +309,27 @@ def build_policy(
     say = print if verbose else (lambda *_: None)
     hf_logging.disable_progress_bar()
     steps = DEFAULT_SFT_STEPS[size] if sft_steps is None else sft_steps
-    lr = lr or DEFAULT_LR[size]
-    t0 = time.perf_counter()
-
-    source = load_problems(problems)
-    train = _take(source, 0, n_train)
-    heldout = _take(source, n_train, n_heldout)
-    cfg = trace_config or BASE_TRACES
-    traces = make_traces(train, seed=seed, config=cfg)
-    tokenizer = build_tokenizer(policy_phrases(train))
-    model = build_model(tokenizer, size, seed=seed)
-    t_prep = time.perf_counter()
-    say(
-        f"built tokenizer ({len(tokenizer)} tokens) and {size} model ({count_parameters(model):,} params) in {t_prep - t0:.1f}s"
+    recipe = _Recipe(
+        size, steps, seed, problems, batch_size, lr or DEFAULT_LR[size], lora_r, trace_config or BASE_TRACES
     )
+    clock = _Clock()
 
-    sft_info: dict[str, Any] = {"steps": 0}
+    start = _prepare(recipe, n_train, n_heldout)
+    clock.prepared = time.perf_counter()
+    n_params = count_parameters(start.model)
+    say(
+        f"built tokenizer ({len(start.tokenizer)} tokens) and {size} model ({n_params:,} params)"
+        f" in {clock.prepared - clock.start:.1f}s"
+    )
+    model, sft_info = start.model, {"steps": 0}
     if steps > 0:
-        result = sft_train(
-            model,
-            tokenizer,
-            traces,
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            warmup_steps=50,
-            schedule="rsqrt",
-            lora_r=lora_r,
-            seed=seed,
-            log_every=log_every if verbose else 0,
-            max_len=192,
-            on_step=on_sft_step,
-        )
-        model = result.model
-        sft_info = {
-            "steps": steps,
-            "batch_size": batch_size,
-            "lr": lr,
-            "lora_r": lora_r,
-            "losses_first": [round(x, 6) for x in result.losses[:RECORDED_LOSSES]],
-            "loss_last": sum(result.losses[-10:]) / len(result.losses[-10:]),
-            "seconds": round(result.seconds, 2),
-            "steps_per_s": round(result.steps_per_s, 3),
-            "tokens_per_s": round(result.tokens / result.seconds, 1),
-        }
-        say(f"sft: {steps} steps in {result.seconds:.1f}s, loss {result.losses[0]:.3f} -> {sft_info['loss_last']:.3f}")
-    t_sft = time.perf_counter()
+        model, sft_info = _warm_start(start, recipe, log_every if verbose else 0, on_sft_step, say)
+    clock.trained = time.perf_counter()
 
-    compliance: dict[str, Any] = {}
-    if heldout:
-        model.eval()
-        compliance = {
-            "train_prompt": format_compliance(model, tokenizer, heldout, eval_mode=False),
-            "eval_prompt": format_compliance(model, tokenizer, heldout, eval_mode=True),
-        }
-        say(f"held-out first-turn compliance: {json.dumps(compliance)}")
+    compliance = _heldout_compliance(model, start, say)
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    build_args = {
-        "size": size,
-        "sft_steps": steps,
-        "seed": seed,
-        "problems": problems if isinstance(problems, str) else type(problems).__name__,
-        "n_train": len(train),
-        "batch_size": batch_size,
-        "lr": lr,
-    }
-    info = {
-        "format": "eapo-policy/2",
-        "build_args": build_args,
-        "rebuild_command": f"eapo build-policy --out {out} --size {size} --sft-steps {steps} --seed {seed} --threads 1",
-        "parameters": count_parameters(model),
-        "vocab_size": len(tokenizer),
-        # How the rollout engine must encode the first observation (see agents.policy.tokenizer).
-        "chat_template": True,
-        "stop_strings": list(STOP_STRINGS),
-        "trace_config": dict(vars(cfg)),
-        "sft": sft_info,
-        "compliance": compliance,
-        "timings_s": {
-            "prepare": round(t_prep - t0, 2),
-            "sft": round(t_sft - t_prep, 2),
-            "total": round(time.perf_counter() - t0, 2),
-        },
-        "torch_threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
-    }
+    start.tokenizer.save_pretrained(out)
+    info = _policy_info(out, recipe, start, model, sft_info, compliance, clock)
     (out / POLICY_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     say(f"policy written to {out} in {info['timings_s']['total']:.1f}s")
     return out
