@@ -39,16 +39,27 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .vllm_procs import (
+    LaunchSpec,
+    free_port,
+    http_get,
+    http_post_json,
+    new_log_path,
+    parse_prometheus,
+    server_command,
+    server_env,
+    spawn,
+    tail,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 #: Where the served model and the server logs go (override: ``EAPO_VLLM_CACHE``).
@@ -87,14 +98,6 @@ def vllm_python() -> Path:
             "or point EAPO_VLLM_VENV at an existing one."
         )
     return py
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,43 +180,6 @@ def ensure_served_model(
 # The server process
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (loopback only)
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _http_post_json(url: str, payload: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    req = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (loopback only)
-        return json.loads(r.read())
-
-
-def parse_prometheus(text: str) -> dict[str, float]:
-    """``{'name{labels}': value}`` for every sample line of a Prometheus text exposition."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            continue
-    return out
-
-
 _LIVE: set[VLLMServer] = set()
 
 
@@ -243,11 +209,11 @@ class VLLMServer:
         return self.process.poll() is None
 
     def log_tail(self, lines: int = 60) -> str:
-        return _tail(self.log_path, lines)
+        return tail(self.log_path, lines)
 
     # ---- server-side counters -----------------------------------------------------------
     def metrics(self) -> dict[str, float]:
-        status, body = _http_get(f"{self.root_url}/metrics", timeout=10)
+        status, body = http_get(f"{self.root_url}/metrics", timeout=10)
         if status != 200:
             raise VLLMServerError(f"/metrics answered {status}")
         return parse_prometheus(body.decode(errors="replace"))
@@ -277,7 +243,7 @@ class VLLMServer:
     def complete(self, prompts: str | Sequence[str], max_tokens: int = 8, **params: Any) -> dict[str, Any]:
         """One raw ``/v1/completions`` request (a list of prompts is one request)."""
         payload = {"model": self.model_name, "prompt": prompts, "max_tokens": max_tokens, "temperature": 0.0, **params}
-        return _http_post_json(f"{self.base_url}/completions", payload)
+        return http_post_json(f"{self.base_url}/completions", payload)
 
     # ---- lifecycle ------------------------------------------------------------------------
     def stop(self, grace_s: float = 15.0) -> None:
@@ -343,87 +309,42 @@ def start_vllm_server(
     py = vllm_python()
     model_dir = Path(model_dir)
     port = port or free_port(host)
-    if log_path is None:
-        logs = CACHE_DIR / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for old in sorted(logs.glob("vllm-server-*.log"), key=lambda p: p.stat().st_mtime)[:-9]:
-            old.unlink(missing_ok=True)  # keep the 9 newest logs plus this one
-        log = logs / f"vllm-server-{time.strftime('%Y%m%d-%H%M%S')}-{port}.log"
-    else:
-        log = Path(log_path)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        str(py),
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(model_dir),
-        "--served-model-name",
-        model_name,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        # float32: the served model is saved in float32, and on CPUs without AVX-512 BF16 vLLM's
-        # default downcast to bfloat16 makes every matmul several times slower.
-        "--enforce-eager",
-        "--dtype",
-        dtype,
-        "--max-model-len",
-        "2048",
-        "--disable-uvicorn-access-log",
-        *(["--distributed-executor-backend", "uni"] if single_process else []),
-        *extra_args,
-    ]
-    child_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    child_env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1",
-            "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
-            "VLLM_NO_USAGE_STATS": "1",
-            "DO_NOT_TRACK": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-        }
+    log = new_log_path(CACHE_DIR / "logs", port) if log_path is None else Path(log_path)
+    cmd = server_command(
+        py, model_dir, model_name, host, port, dtype=dtype, single_process=single_process, extra_args=extra_args
     )
-    if single_process:
-        child_env.update({"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"})
-    child_env.update(env or {})
-    log_file = open(log, "wb")  # noqa: SIM115 (kept open for the server's lifetime)
-    log_file.write(f"$ {' '.join(cmd)}\n".encode())
-    log_file.flush()
+    spec = LaunchSpec(cmd, server_env(kv_cache_gib, single_process, env), log)
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=model_dir,
-        env=child_env,
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # own process group: killpg at teardown
-    )
+    proc, log_file = spawn(spec, cwd=model_dir)
     server = VLLMServer(proc, host, port, model_dir, model_name, log, _log_file=log_file)
     _LIVE.add(server)
+    _wait_ready(server, t0, startup_timeout_s)
+    return server
+
+
+def _wait_ready(server: VLLMServer, t0: float, startup_timeout_s: float) -> None:
+    """Poll ``GET /v1/models`` until it lists the model (sets ``startup_s``); on exit or timeout,
+    stop the server and raise :class:`VLLMServerError` with the log's tail."""
     deadline = t0 + startup_timeout_s
+    log = server.log_path
     last = "no answer yet"
     while True:
         if not server.alive():
-            rc = proc.returncode
+            rc = server.process.returncode
             server.stop()
-            raise VLLMServerError(f"vLLM server exited with rc={rc} before it was ready; log {log}:\n{_tail(log)}")
+            raise VLLMServerError(f"vLLM server exited with rc={rc} before it was ready; log {log}:\n{tail(log)}")
         try:
-            status, body = _http_get(f"{server.base_url}/models", timeout=2)
-            if status == 200 and model_name in body.decode(errors="replace"):
+            status, body = http_get(f"{server.base_url}/models", timeout=2)
+            if status == 200 and server.model_name in body.decode(errors="replace"):
                 server.startup_s = time.monotonic() - t0
-                return server
+                return
             last = f"HTTP {status}"
         except (OSError, urllib.error.URLError) as exc:
             last = f"{type(exc).__name__}: {exc}"
         if time.monotonic() > deadline:
             server.stop()
             raise VLLMServerError(
-                f"vLLM server not ready after {startup_timeout_s:.0f}s (last probe: {last}); log {log}:\n{_tail(log)}"
+                f"vLLM server not ready after {startup_timeout_s:.0f}s (last probe: {last}); log {log}:\n{tail(log)}"
             )
         time.sleep(0.5)
 
