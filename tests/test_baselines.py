@@ -40,7 +40,8 @@ def test_an_ablation_changes_only_its_knob(name):
     parent, knobs = ABLATIONS[name]
     mine, theirs = load_config(name).to_dict(), load_config(parent).to_dict()  # effective values
     differ = {k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)}
-    assert differ and differ <= knobs, f"{name} differs from {parent} in {sorted(differ - knobs)}"
+    assert differ and differ <= knobs, (f"{name} differs from {parent} in {sorted(differ - knobs)}: "
+                                        "rerun python benchmarks/learning_configs.py")
 
 
 def test_budget_matched_constant_spends_the_default_schedules_budget():
