@@ -65,8 +65,7 @@ def run_base(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: An
     out = Path(out_dir)
     policy = resolve_policy(config, out, log)
     ev = _evaluate_dir(config, policy, out / "eval")
-    return _finish(out, {"method": "base", "policy_dir": str(policy), "eval": ev,
-                         "seconds": time.perf_counter() - t0})
+    return _finish(out, {"method": "base", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0})
 
 
 def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Log = print, **_: Any) -> Result:
@@ -80,8 +79,14 @@ def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: 
     if config.expert == "policy" and config.consultation:  # the homogeneous pool: replicas of the start
         config = with_policy_expert(config, resolve_policy(config, out, log))
     res = train(config, out, resume=resume, log=log)
-    result: dict[str, Any] = {"method": config.method, "policy_dir": str(res.policy_dir), "steps": res.steps,
-                              "start_step": res.start_step, "train_seconds": res.seconds, "last": res.last}
+    result: dict[str, Any] = {
+        "method": config.method,
+        "policy_dir": str(res.policy_dir),
+        "steps": res.steps,
+        "start_step": res.start_step,
+        "train_seconds": res.seconds,
+        "last": res.last,
+    }
     if config.final_eval:
         t1 = time.perf_counter()
         result["eval"] = _evaluate_dir(config, res.policy_dir, out / "eval")
@@ -105,8 +110,11 @@ def expert_replies(
     from eapo_env.experts import ExpertRequest, consult_blocking, make_expert
 
     expert = make_expert(config.expert, **config.expert_kwargs)
-    requests = [ExpertRequest(f"baseline/{i}/{j}", p, query(p) if query else p.question)
-                for i, p in enumerate(problems) for j in range(replicas)]
+    requests = [
+        ExpertRequest(f"baseline/{i}/{j}", p, query(p) if query else p.question)
+        for i, p in enumerate(problems)
+        for j in range(replicas)
+    ]
     replies = [r.text if r.status == "ok" else None for r in consult_blocking(expert, requests, timeout_s=600.0)]
     return [replies[i * replicas : (i + 1) * replicas] for i in range(len(problems))]
 
@@ -128,8 +136,9 @@ def distillation_traces(
             rejected += 1
             continue
         text = reply if len(reply) <= max_reply_chars else reply[-max_reply_chars:]
-        prompt = prompts.render_prompt(p.question, eval_mode=True, max_experts=config.max_experts,
-                                       max_turns=config.max_turns)
+        prompt = prompts.render_prompt(
+            p.question, eval_mode=True, max_experts=config.max_experts, max_turns=config.max_turns
+        )
         traces.append([("prompt", prompt), ("policy", f"{text.strip()} <answer>{answer}</answer>")])
     return traces, {"problems": len(problems), "kept": len(traces), "rejected": rejected}
 
@@ -150,15 +159,31 @@ def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Log = print, 
     traces, counts = distillation_traces(with_policy_expert(config, policy))
     if not traces:
         raise RuntimeError(f"no expert trajectory verified correct ({counts}); nothing to distill")
-    log(f"distill_sft: {counts['kept']} expert trajectories ({counts['rejected']} rejected), "
-        f"{config.distill_steps} SFT steps")
-    res = sft_train(model, tokenizer, traces, steps=config.distill_steps, lr=config.distill_lr,
-                    lora_r=config.lora_r or None, lora_alpha=config.lora_alpha or None, seed=config.seed)
+    log(
+        f"distill_sft: {counts['kept']} expert trajectories ({counts['rejected']} rejected), "
+        f"{config.distill_steps} SFT steps"
+    )
+    res = sft_train(
+        model,
+        tokenizer,
+        traces,
+        steps=config.distill_steps,
+        lr=config.distill_lr,
+        lora_r=config.lora_r or None,
+        lora_alpha=config.lora_alpha or None,
+        seed=config.seed,
+    )
     final = out / "final_policy"
     res.model.save_pretrained(final)
     tokenizer.save_pretrained(final)
-    result: Result = {"method": "distill_sft", "policy_dir": str(final), "traces": counts,
-                      "sft_loss_first": res.losses[0], "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds}
+    result: Result = {
+        "method": "distill_sft",
+        "policy_dir": str(final),
+        "traces": counts,
+        "sft_loss_first": res.losses[0],
+        "sft_loss_last": res.losses[-1],
+        "sft_seconds": res.seconds,
+    }
     if config.final_eval:
         result["eval"] = _evaluate_dir(config, final, out / "eval")
     result["seconds"] = time.perf_counter() - t0
@@ -172,8 +197,9 @@ def workflow_problems(config: TrainConfig) -> list[Any]:
 
     problems = heldout_problems(config.eval_problems, config.eval_num_problems, config.eval_problems_seed)
     replies = expert_replies(config, problems, replicas=config.max_experts)
-    return [dataclasses.replace(p, question=p.question + prompts.render_experts_block(r))
-            for p, r in zip(problems, replies)]
+    return [
+        dataclasses.replace(p, question=p.question + prompts.render_experts_block(r)) for p, r in zip(problems, replies)
+    ]
 
 
 def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: Any) -> Result:
@@ -183,8 +209,9 @@ def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Log = pri
     out = Path(out_dir)
     policy = resolve_policy(config, out, log)
     ev = _evaluate_dir(config, policy, out / "eval", problems=workflow_problems(with_policy_expert(config, policy)))
-    return _finish(out, {"method": "expert_workflow", "policy_dir": str(policy), "eval": ev,
-                         "seconds": time.perf_counter() - t0})
+    return _finish(
+        out, {"method": "expert_workflow", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0}
+    )
 
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {

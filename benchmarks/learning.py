@@ -75,8 +75,12 @@ def run_row(row: Row, profile: Profile, seed: int, policy: str, problems: str, o
     curve: list[tuple[int, float]] = []
     if config.method in ("eapo", "self_explore"):
         for i, end in enumerate(segment_ends(profile.steps, profile.segments)):
-            res = run(row_config(row, profile, seed, policy, problems, problems, segment_steps=end), run_dir,
-                      resume=i > 0, log=log)
+            res = run(
+                row_config(row, profile, seed, policy, problems, problems, segment_steps=end),
+                run_dir,
+                resume=i > 0,
+                log=log,
+            )
             os.replace(run_dir / "eval", run_dir / f"eval@{end}")
             curve.append((end, float(res["eval"]["score_mean"])))
         eval_dir = run_dir / f"eval@{profile.steps}"
@@ -84,10 +88,16 @@ def run_row(row: Row, profile: Profile, seed: int, policy: str, problems: str, o
         res = run(config, run_dir, log=log)
         eval_dir = run_dir / "eval"
     record = {
-        "row": row.key, "seed": seed, "method": config.method, "seconds": time.perf_counter() - t0,
-        "eval": res["eval"], "eval_csv": str((eval_dir / "eval_problems.csv").relative_to(out)),
+        "row": row.key,
+        "seed": seed,
+        "method": config.method,
+        "seconds": time.perf_counter() - t0,
+        "eval": res["eval"],
+        "eval_csv": str((eval_dir / "eval_problems.csv").relative_to(out)),
         "metrics": str((run_dir / "metrics.jsonl").relative_to(out)) if (run_dir / "metrics.jsonl").exists() else None,
-        "curve": curve, "config": config.to_dict(), "traces": res.get("traces"),
+        "curve": curve,
+        "config": config.to_dict(),
+        "traces": res.get("traces"),
     }
     done_file.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return record
@@ -113,10 +123,19 @@ def starting_policy(arg: str | None, out: Path, profile: Profile) -> str:
 
 def git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
         return head + (" (working tree had uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -167,16 +186,26 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(profile.seeds):
             rec = run_row(row, profile, seed, policy, args.problems, out)
             ev = rec["eval"]
-            print(f"{row.key:>18} seed {seed}: Pass@{ev['k']} {ev['score_mean']:.3f} "
-                  f"var {ev['score_variance']:.3f} ({rec['seconds']:.0f}s)", flush=True)
+            print(
+                f"{row.key:>18} seed {seed}: Pass@{ev['k']} {ev['score_mean']:.3f} "
+                f"var {ev['score_variance']:.3f} ({rec['seconds']:.0f}s)",
+                flush=True,
+            )
             records.append(rec)
     (out / "rows.json").write_text(json.dumps(records, indent=2, default=str) + "\n")
     from learning_report import write_report
 
-    meta = {"profile": dataclasses.asdict(profile), "policy": policy, "problems": args.problems,
-            "command": "python benchmarks/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "commit": git_commit(), "seconds": time.perf_counter() - t0, "notes": scope_notes(profile),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()[0]}
+    meta = {
+        "profile": dataclasses.asdict(profile),
+        "policy": policy,
+        "problems": args.problems,
+        "command": "python benchmarks/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "commit": git_commit(),
+        "seconds": time.perf_counter() - t0,
+        "notes": scope_notes(profile),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load": os.getloadavg()[0],
+    }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     report = write_report(out, records, meta)
     print(f"report: {report} ({meta['seconds']:.0f}s)")
@@ -188,11 +217,15 @@ def scope_notes(profile: Profile) -> list[str]:
     full = PROFILES["full"]
     if profile.rows == full.rows and profile.seeds >= 3:
         return []
-    return ["", f"This `{profile.name}` report runs {len(profile.rows)} of {len(full.rows)} rows, {profile.seeds} "
-            f"seed(s), {profile.steps} RL steps and {profile.eval_problems} held-out problems × k = "
-            f"{profile.eval_k}. The full report (every row, 3 seeds, {full.steps} steps, {full.eval_problems} × "
-            f"{full.eval_k}; several hours on 2 CPU cores, resumable) is produced by:", "",
-            "    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full"]
+    return [
+        "",
+        f"This `{profile.name}` report runs {len(profile.rows)} of {len(full.rows)} rows, {profile.seeds} "
+        f"seed(s), {profile.steps} RL steps and {profile.eval_problems} held-out problems × k = "
+        f"{profile.eval_k}. The full report (every row, 3 seeds, {full.steps} steps, {full.eval_problems} × "
+        f"{full.eval_k}; several hours on 2 CPU cores, resumable) is produced by:",
+        "",
+        "    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full",
+    ]
 
 
 def rows_for_profile(profile: Profile) -> list[Row]:

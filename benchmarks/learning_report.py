@@ -29,8 +29,13 @@ from learning_stats import (
 from agents.metrics import read_metrics
 
 RL_METHODS = ("eapo", "self_explore")
-TABLE_TITLES = {"1": "Table 1: methods", "9": "Table 9: consultation schedules", "3": "Table 3: expert quality",
-                "2": "Table 2: parallel vs sequential consults", "E": "Appendix E: noisy and meaningless experts"}
+TABLE_TITLES = {
+    "1": "Table 1: methods",
+    "9": "Table 9: consultation schedules",
+    "3": "Table 3: expert quality",
+    "2": "Table 2: parallel vs sequential consults",
+    "E": "Appendix E: noisy and meaningless experts",
+}
 
 
 def tail_mean(records: list[dict[str, Any]], key: str, frac: float = 0.1) -> float:
@@ -79,8 +84,11 @@ def _consult_change(out: Path, recs: list[dict[str, Any]]) -> str:
 
 
 def results_table(out: Path, table: str, by_row: dict[str, list], scores: dict[str, RowScores]) -> list[str]:
-    lines = ["| row | paper Pass@32 | paper Var | ours Pass@k [95% CI] | ours Var [95% CI] | seeds | "
-             "own consult rate: first → last 10% | time/seed |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| row | paper Pass@32 | paper Var | ours Pass@k [95% CI] | ours Var [95% CI] | seeds | "
+        "own consult rate: first → last 10% | time/seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for entry in TABLE_ROWS[table]:
         key, paper_pass, paper_var = (entry, None, None) if isinstance(entry, str) else entry
         row = ROW_BY_KEY[key]
@@ -92,8 +100,10 @@ def results_table(out: Path, table: str, by_row: dict[str, list], scores: dict[s
             continue
         s, recs = scores[key], by_row[key]
         secs = np.mean([r["seconds"] for r in recs])
-        lines.append(f"{head} {mean_score(s).fmt()} | {mean_variance(s).fmt(1.0, 4)} | {s.seeds} | "
-                     f"{_consult_change(out, recs)} | {secs:.0f}s |")
+        lines.append(
+            f"{head} {mean_score(s).fmt()} | {mean_variance(s).fmt(1.0, 4)} | {s.seeds} | "
+            f"{_consult_change(out, recs)} | {secs:.0f}s |"
+        )
     return lines
 
 
@@ -103,15 +113,20 @@ def level_table(scores: dict[str, RowScores]) -> list[str]:
     lv = levels(first)
     if len(lv) < 2:
         return []
-    lines = ["## Per difficulty level", "", "| row | " + " | ".join(f"{k} ({len(v)} problems)" for k, v in lv.items())
-             + " |", "|---|" + "---|" * len(lv)]
+    lines = [
+        "## Per difficulty level",
+        "",
+        "| row | " + " | ".join(f"{k} ({len(v)} problems)" for k, v in lv.items()) + " |",
+        "|---|" + "---|" * len(lv),
+    ]
     for row in ROWS:
         if row.key in scores:
             cells = [mean_score(scores[row.key].subset(cols)).fmt() for cols in lv.values()]
             lines.append(f"| `{row.key}` | " + " | ".join(cells) + " |")
     if "eapo" in scores and "self_explore" in scores:
-        diffs = [difference(scores["eapo"].subset(c), scores["self_explore"].subset(c)).fmt(signed=True)
-                 for c in lv.values()]
+        diffs = [
+            difference(scores["eapo"].subset(c), scores["self_explore"].subset(c)).fmt(signed=True) for c in lv.values()
+        ]
         lines.append("| **`eapo` − `self_explore`** | " + " | ".join(diffs) + " |")
     return lines + [""]
 
@@ -125,8 +140,10 @@ def claims_table(scores: dict[str, RowScores]) -> list[str]:
         var = c.what == "variances"
         ours = est.fmt(1.0, 4, signed=True) if var else est.fmt(signed=True) + " pts"
         paper = "—" if np.isnan(c.paper) else (f"{c.paper:+.4f}" if var else f"{c.paper:+.2f} pts")
-        lines.append(f"| {c.table} | {c.text} (`{c.a}` − `{c.b}`{', Var' if var else ''}) | {paper} | {ours} | "
-                     f"**{verdict(c, est)}** |")
+        lines.append(
+            f"| {c.table} | {c.text} (`{c.a}` − `{c.b}`{', Var' if var else ''}) | {paper} | {ours} | "
+            f"**{verdict(c, est)}** |"
+        )
     return lines
 
 
@@ -170,8 +187,13 @@ def plot_all(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]) -
             csum = np.concatenate([[0.0], np.cumsum(ys)])  # trailing mean over the last w steps (no padding)
             ax.plot(range(n), [(csum[i + 1] - csum[max(0, i + 1 - w)]) / min(i + 1, w) for i in range(n)], label=k)
             if key == "consult_rate" and by_row[k][0]["method"] == "eapo":
-                ax.plot(range(n), [float(ms[0][i].get("p_schedule") or 0.0) for i in range(n)], ls=":", lw=1,
-                        color=ax.lines[-1].get_color())
+                ax.plot(
+                    range(n),
+                    [float(ms[0][i].get("p_schedule") or 0.0) for i in range(n)],
+                    ls=":",
+                    lw=1,
+                    color=ax.lines[-1].get_color(),
+                )
         ax.set(xlabel="RL step", ylabel=ylabel, title=title + (" (dotted: p(t))" if key == "consult_rate" else ""))
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -180,8 +202,12 @@ def plot_all(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]) -
     fig, ax = plt.subplots(figsize=(8, 4))
     keys = [r.key for r in ROWS if r.key in scores]
     ests = [mean_score(scores[k]) for k in keys]
-    ax.bar(range(len(keys)), [e.value for e in ests],
-           yerr=[[e.value - e.lo for e in ests], [e.hi - e.value for e in ests]], capsize=3)
+    ax.bar(
+        range(len(keys)),
+        [e.value for e in ests],
+        yerr=[[e.value - e.lo for e in ests], [e.hi - e.value for e in ests]],
+        capsize=3,
+    )
     ax.set_xticks(range(len(keys)), keys, rotation=45, ha="right", fontsize=7)
     ax.set(ylabel="held-out Pass@k", title="Final held-out Pass@k with 95% CI")
     fig.tight_layout()
@@ -197,12 +223,15 @@ def header(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     eapo = cfgs.get("eapo") or next(iter(cfgs.values()))
     one_seed = prof["seeds"] == 1
     return [
-        f"# EAPO learning benchmark — `{prof['name']}` profile", "",
-        f"- command: `{meta['command']}`", f"- commit: `{meta['commit']}`",
+        f"# EAPO learning benchmark — `{prof['name']}` profile",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- commit: `{meta['commit']}`",
         f"- date: {meta.get('date') or f'{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC'}; wall time "
         f"{meta['seconds'] / 60:.1f} min on {os.cpu_count()} CPU cores (load average at the end: "
         f"{meta.get('load', os.getloadavg()[0]):.1f}; the machine is shared)",
-        f"- starting policy: `{meta['policy']}`", f"- problems (training and held-out): `{meta['problems']}`; "
+        f"- starting policy: `{meta['policy']}`",
+        f"- problems (training and held-out): `{meta['problems']}`; "
         f"held-out: {eapo['eval_num_problems']} problems × k = {eapo['eval_k']} samples, problem seed "
         f"{eapo['eval_problems_seed']} (training draws seed {eapo['problems_seed']}), consultation off",
         f"- update budget: {prof['steps']} RL steps × {eapo['prompts_per_step']} prompts × G {eapo['group_size']}; "
@@ -210,10 +239,16 @@ def header(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
         f"- EAPO: p(t) {describe_schedule(eapo['acceptance_schedule'])}; turn budget "
         f"{describe_schedule(eapo['turn_schedule'])}; consult penalty {eapo['consult_penalty']}; "
         f"K = {eapo['max_experts']}",
-        "- CIs: 95 % percentile bootstrap over " + ("**problems only** (one seed: training-seed variance is not "
-        "in these intervals)" if one_seed else "seeds and problems (two levels)") + "; differences are paired by "
+        "- CIs: 95 % percentile bootstrap over "
+        + (
+            "**problems only** (one seed: training-seed variance is not in these intervals)"
+            if one_seed
+            else "seeds and problems (two levels)"
+        )
+        + "; differences are paired by "
         "problem (and seed index). Pass@k here is the paper's Pass@32 definition (mean of the k scores per "
-        "problem) with our k; Var is the per-problem variance of the k scores, averaged.", "",
+        "problem) with our k; Var is the per-problem variance of the k scores, averaged.",
+        "",
     ]
 
 
@@ -232,7 +267,8 @@ def design_section(meta: dict[str, Any], scores: dict[str, RowScores], group_siz
             "(mean of (1 − p_i)^G over problems): such groups give self-exploratory RL no gradient, while a "
             "consulting EAPO rollout can still reach the answer. A level where the base is already good would "
             "test sharpening, not exploration; one where it never succeeds would leave self-exploration "
-            "nothing at all and make the comparison trivial.")
+            "nothing at all and make the comparison trivial."
+        )
     lines += [
         "- **Experts.** `reference` returns the problem's worked solution: the strong, different expert "
         "(the role of QwQ-32B for a 7B policy). `policy` samples frozen replicas of the starting policy "
@@ -247,7 +283,9 @@ def design_section(meta: dict[str, Any], scores: dict[str, RowScores], group_siz
         "consultation off (workflows put their expert replies in the prompt, by definition).",
         "- **Scale.** A ~1M-parameter policy on generated arithmetic, minutes per run on 2 CPU cores, is not "
         "a 7B model on AIME: the verdicts say whether the paper's *direction* holds in this regime, not its "
-        "size.", ""]
+        "size.",
+        "",
+    ]
     return lines
 
 
@@ -261,12 +299,16 @@ def weaning_section(out: Path, by_row: dict[str, list]) -> list[str]:
     first = [tail_mean(m[: max(1, len(m) // 10)], "consult_rate", 1.0) for m in ms]
     p_end = [tail_mean(m, "p_t") for m in ms]
     ok = max(last) < 0.05
-    return ["", "## Weaning: EAPO's own consult rate", "",
-            f"Over the last 10 % of EAPO training the policy chose to consult in {np.mean(last):.1%} of episodes "
-            f"(per seed: {', '.join(f'{v:.1%}' for v in last)}; first 10 %: {np.mean(first):.1%}; p(t) there: "
-            f"{np.nanmean(p_end):.2f}). The paper's claim (and this project's bar) is that the policy weans "
-            f"itself: below 5 % at the end — **{'met' if ok else 'not met'}**. The expert call rate (accepted "
-            "calls) falls with p(t) by construction and is not the measure here."]
+    return [
+        "",
+        "## Weaning: EAPO's own consult rate",
+        "",
+        f"Over the last 10 % of EAPO training the policy chose to consult in {np.mean(last):.1%} of episodes "
+        f"(per seed: {', '.join(f'{v:.1%}' for v in last)}; first 10 %: {np.mean(first):.1%}; p(t) there: "
+        f"{np.nanmean(p_end):.2f}). The paper's claim (and this project's bar) is that the policy weans "
+        f"itself: below 5 % at the end — **{'met' if ok else 'not met'}**. The expert call rate (accepted "
+        "calls) falls with p(t) by construction and is not the measure here.",
+    ]
 
 
 def export_data(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]) -> Path:
@@ -275,11 +317,16 @@ def export_data(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]
     import json
 
     keys = ("accuracy", "consult_rate", "expert_call_rate", "p_t", "policy_tokens", "reward")
-    data = {k: {"problem_ids": list(s.ids), "means": s.means.round(6).tolist(),
-                "variances": s.variances.round(6).tolist(),
-                "curves": [{c: [m.get(c) for m in ms] for c in keys} for ms in _metrics(out, by_row[k])],
-                "heldout_curve": [r["curve"] for r in by_row[k]]}
-            for k, s in scores.items()}
+    data = {
+        k: {
+            "problem_ids": list(s.ids),
+            "means": s.means.round(6).tolist(),
+            "variances": s.variances.round(6).tolist(),
+            "curves": [{c: [m.get(c) for m in ms] for c in keys} for ms in _metrics(out, by_row[k])],
+            "heldout_curve": [r["curve"] for r in by_row[k]],
+        }
+        for k, s in scores.items()
+    }
     path = out / "data.json"
     path.write_text(json.dumps(data) + "\n")
     return path
@@ -287,8 +334,10 @@ def export_data(out: Path, by_row: dict[str, list], scores: dict[str, RowScores]
 
 def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
     by_row = _by_row(records)
-    scores = {k: row_scores(k, [out / r["eval_csv"] for r in sorted(recs, key=lambda r: r["seed"])])
-              for k, recs in by_row.items()}
+    scores = {
+        k: row_scores(k, [out / r["eval_csv"] for r in sorted(recs, key=lambda r: r["seed"])])
+        for k, recs in by_row.items()
+    }
     group = next(iter(records))["config"]["group_size"]
     lines = header(meta, records) + design_section(meta, scores, group)
     for table, title in TABLE_TITLES.items():
@@ -296,10 +345,15 @@ def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any])
         if sum(k in scores for k in shown) >= (1 if table == "1" else 2):
             lines += ["", f"## {title}", "", *results_table(out, table, by_row, scores)]
     lines += ["", *level_table(scores)]
-    lines += ["## Claims and verdicts", "",
-              "Verdict: *supported* when the 95 % CI of a − b excludes 0 on the paper's side, *contradicted* when "
-              "it excludes 0 on the other side, *inconclusive* otherwise; for “no difference” claims, supported "
-              "when the CI contains 0.", "", *claims_table(scores)]
+    lines += [
+        "## Claims and verdicts",
+        "",
+        "Verdict: *supported* when the 95 % CI of a − b excludes 0 on the paper's side, *contradicted* when "
+        "it excludes 0 on the other side, *inconclusive* otherwise; for “no difference” claims, supported "
+        "when the CI contains 0.",
+        "",
+        *claims_table(scores),
+    ]
     lines += weaning_section(out, by_row)
     lines += ["", "## Plots", ""] + [f"![{n}]({n})" for n in plot_all(out, by_row, scores)]
     lines += ["", f"Per-problem scores and per-step curves of every row: `{export_data(out, by_row, scores).name}`."]

@@ -31,10 +31,34 @@ from agents.config import TrainConfig, load_config
 CONFIGS = Path(__file__).resolve().parents[1] / "agents" / "configs"
 HELDOUT_SEED = 4242
 #: Learner settings taken from quickstart.toml when present (the toy-scale regime; see module doc).
-TOY_KEYS = ("lr", "warmup_steps", "group_size", "prompts_per_step", "max_turn_tokens", "max_total_tokens",
-            "max_turns", "turn_schedule", "consult_penalty", "temperature", "top_p", "kl_coef", "weight_decay",
-            "clip_low", "clip_high", "mini_batches", "minibatches", "num_minibatches", "epochs", "ppo_epochs",
-            "update_epochs", "grad_accum", "dynamic_sampling", "overlong_filter", "eval_max_turns", "threads")
+TOY_KEYS = (
+    "lr",
+    "warmup_steps",
+    "group_size",
+    "prompts_per_step",
+    "max_turn_tokens",
+    "max_total_tokens",
+    "max_turns",
+    "turn_schedule",
+    "consult_penalty",
+    "temperature",
+    "top_p",
+    "kl_coef",
+    "weight_decay",
+    "clip_low",
+    "clip_high",
+    "mini_batches",
+    "minibatches",
+    "num_minibatches",
+    "epochs",
+    "ppo_epochs",
+    "update_epochs",
+    "grad_accum",
+    "dynamic_sampling",
+    "overlong_filter",
+    "eval_max_turns",
+    "threads",
+)
 
 
 @dataclass(frozen=True)
@@ -89,11 +113,28 @@ class Profile:
 
 TABLE1 = ("base", "self_collab", "expert_workflow", "distill_full", "distill_lora", "self_explore", "eapo")
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", ("base", "self_collab", "expert_workflow", "distill_full", "self_explore", "eapo"),
-                     seeds=1, steps=2, eval_problems=4, eval_k=2, segments=1, prompts_per_step=2, group_size=2,
-                     max_turn_tokens=12, distill_problems=16),
-    "quick": Profile("quick", ("base", "expert_workflow", "self_collab", "self_explore", "eapo"),
-                     seeds=1, steps=80, eval_problems=100, eval_k=8, segments=2),
+    "smoke": Profile(
+        "smoke",
+        ("base", "self_collab", "expert_workflow", "distill_full", "self_explore", "eapo"),
+        seeds=1,
+        steps=2,
+        eval_problems=4,
+        eval_k=2,
+        segments=1,
+        prompts_per_step=2,
+        group_size=2,
+        max_turn_tokens=12,
+        distill_problems=16,
+    ),
+    "quick": Profile(
+        "quick",
+        ("base", "expert_workflow", "self_collab", "self_explore", "eapo"),
+        seeds=1,
+        steps=80,
+        eval_problems=100,
+        eval_k=8,
+        segments=2,
+    ),
     "full": Profile("full", tuple(r.key for r in ROWS), seeds=3, steps=300, eval_problems=200, eval_k=16, segments=3),
 }
 
@@ -140,20 +181,37 @@ def updates_per_step(config: TrainConfig) -> int:
     return max(1, int(mb)) * max(1, int(ep))
 
 
-def row_config(row: Row, profile: Profile, seed: int, policy: str, problems: str, eval_problems: str,
-               segment_steps: int | None = None) -> TrainConfig:
+def row_config(
+    row: Row,
+    profile: Profile,
+    seed: int,
+    policy: str,
+    problems: str,
+    eval_problems: str,
+    segment_steps: int | None = None,
+) -> TrainConfig:
     """The packaged config of ``row`` with the benchmark's shared settings (module doc)."""
     own = load_config(row.config)
     toy = toy_regime()
     steps = profile.steps
     changes: dict[str, Any] = {k: v for k, v in toy.items() if k != "turn_schedule"}
     changes.update(
-        policy=policy, seed=seed, problems=problems, problems_seed=0, eval_problems=eval_problems,
-        eval_problems_seed=HELDOUT_SEED, eval_num_problems=profile.eval_problems, eval_k=profile.eval_k,
-        eval_pass_ks=tuple(k for k in (1, 8, 32) if k <= profile.eval_k), steps=segment_steps or steps,
+        policy=policy,
+        seed=seed,
+        problems=problems,
+        problems_seed=0,
+        eval_problems=eval_problems,
+        eval_problems_seed=HELDOUT_SEED,
+        eval_num_problems=profile.eval_problems,
+        eval_k=profile.eval_k,
+        eval_pass_ks=tuple(k for k in (1, 8, 32) if k <= profile.eval_k),
+        steps=segment_steps or steps,
         acceptance_schedule=rescale_schedule(own.acceptance_schedule, own.steps, steps),
         turn_schedule=rescale_schedule(toy["turn_schedule"], 1000, steps),
-        progress_bar=False, tensorboard=False, checkpoint_every=max(1, steps), keep_checkpoints=1,
+        progress_bar=False,
+        tensorboard=False,
+        checkpoint_every=max(1, steps),
+        keep_checkpoints=1,
     )
     for name in ("prompts_per_step", "group_size", "max_turn_tokens"):
         if getattr(profile, name) is not None:

@@ -41,8 +41,9 @@ class RowScores:
 
     def subset(self, columns: list[int]) -> RowScores:
         """The same row restricted to some problems (e.g. one difficulty level)."""
-        return RowScores(self.key, self.means[:, columns], self.variances[:, columns],
-                         tuple(self.ids[i] for i in columns))
+        return RowScores(
+            self.key, self.means[:, columns], self.variances[:, columns], tuple(self.ids[i] for i in columns)
+        )
 
 
 _LEVEL = re.compile(r"/L(\d+)/")
@@ -69,8 +70,10 @@ class Estimate:
 
     def fmt(self, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
         sign = "+" if signed else ""
-        return (f"{self.value * scale:{sign}.{digits}f} [{self.lo * scale:{sign}.{digits}f}, "
-                f"{self.hi * scale:{sign}.{digits}f}]")
+        return (
+            f"{self.value * scale:{sign}.{digits}f} [{self.lo * scale:{sign}.{digits}f}, "
+            f"{self.hi * scale:{sign}.{digits}f}]"
+        )
 
 
 def read_problem_csv(path: str | Path) -> dict[str, tuple[float, float]]:
@@ -152,23 +155,36 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("1", "Full distillation SFT falls below the base model", "distill_full", "base", -1, 35.31 - 42.53),
     Claim("1", "LoRA distillation stays near the base model", "distill_lora", "base", 0, 43.24 - 42.53),
     Claim("1", "EAPO beats LoRA distillation", "eapo", "distill_lora", +1, 64.07 - 43.24),
-    Claim("1", "EAPO has a lower per-problem variance than self-exploratory RL", "eapo", "self_explore", -1,
-          0.0643 - 0.0727, "variances"),
+    Claim(
+        "1",
+        "EAPO has a lower per-problem variance than self-exploratory RL",
+        "eapo",
+        "self_explore",
+        -1,
+        0.0643 - 0.0727,
+        "variances",
+    ),
     Claim("9", "The default schedule beats a budget-matched constant p", "eapo", "sched_const", +1, 64.07 - 59.65),
     Claim("9", "The default schedule beats a slower decay", "eapo", "sched_slow", +1, 64.07 - 62.82),
     Claim("9", "The default schedule beats a faster decay", "eapo", "sched_fast", +1, 64.07 - 59.76),
-    Claim("3", "A stronger (heterogeneous) expert beats homogeneous replicas", "eapo", "expert_self", +1,
-          64.07 - 58.85),
-    Claim("3", "Homogeneous replicas give about self-exploratory RL", "expert_self", "self_explore", 0,
-          58.85 - 59.16),
-    Claim("3", "Informative experts beat noisy (error-sampling) experts in EAPO", "eapo", "expert_noisy", +1,
-          float("nan")),
+    Claim(
+        "3", "A stronger (heterogeneous) expert beats homogeneous replicas", "eapo", "expert_self", +1, 64.07 - 58.85
+    ),
+    Claim("3", "Homogeneous replicas give about self-exploratory RL", "expert_self", "self_explore", 0, 58.85 - 59.16),
+    Claim(
+        "3", "Informative experts beat noisy (error-sampling) experts in EAPO", "eapo", "expert_noisy", +1, float("nan")
+    ),
     Claim("3", "Informative experts beat meaningless guidance in EAPO", "eapo", "expert_constant", +1, float("nan")),
-    Claim("2", "Parallel consults (K=3) beat sequential (K=1) at the same turn budget", "expert_noisy", "noisy_k1",
-          +1, 64.07 - 61.79),
+    Claim(
+        "2",
+        "Parallel consults (K=3) beat sequential (K=1) at the same turn budget",
+        "expert_noisy",
+        "noisy_k1",
+        +1,
+        64.07 - 61.79,
+    ),
     Claim("E", "Error-sampling experts hurt the workflow", "workflow_noisy", "expert_workflow", -1, 42.82 - 49.39),
-    Claim("E", "Meaningless guidance hurts the workflow", "workflow_constant", "expert_workflow", -1,
-          42.92 - 49.39),
+    Claim("E", "Meaningless guidance hurts the workflow", "workflow_constant", "expert_workflow", -1, 42.92 - 49.39),
 )
 
 

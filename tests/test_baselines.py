@@ -40,8 +40,9 @@ def test_an_ablation_changes_only_its_knob(name):
     parent, knobs = ABLATIONS[name]
     mine, theirs = load_config(name).to_dict(), load_config(parent).to_dict()  # effective values
     differ = {k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)}
-    assert differ and differ <= knobs, (f"{name} differs from {parent} in {sorted(differ - knobs)}: "
-                                        "rerun python benchmarks/learning_configs.py")
+    assert differ and differ <= knobs, (
+        f"{name} differs from {parent} in {sorted(differ - knobs)}: rerun python benchmarks/learning_configs.py"
+    )
 
 
 def test_budget_matched_constant_spends_the_default_schedules_budget():
@@ -49,8 +50,10 @@ def test_budget_matched_constant_spends_the_default_schedules_budget():
     p = parse_schedule(default.acceptance_schedule)
     mean_p = sum(p(t) for t in range(default.steps)) / default.steps
     assert parse_schedule(const.acceptance_schedule)(0) == pytest.approx(mean_p, abs=0.005)
-    slow, fast = parse_schedule(load_config("eapo_sched_slow").acceptance_schedule), parse_schedule(
-        load_config("eapo_sched_fast").acceptance_schedule)
+    slow, fast = (
+        parse_schedule(load_config("eapo_sched_slow").acceptance_schedule),
+        parse_schedule(load_config("eapo_sched_fast").acceptance_schedule),
+    )
     mid = default.steps // 4
     assert fast(mid) < p(mid) < slow(mid)
 
@@ -77,10 +80,11 @@ def test_workflow_shows_k_replica_replies_per_question():
     problems = workflow_problems(config)
     assert len(problems) == 6
     for p in problems:
-        block = p.question[p.question.index("<experts>"):]
+        block = p.question[p.question.index("<experts>") :]
         assert block.count('<expert index="') == config.max_experts
-    replies = expert_replies(config.replace(expert_kwargs={"base": "reference", "error_rate": 0.5}),
-                             problems, replicas=3)
+    replies = expert_replies(
+        config.replace(expert_kwargs={"base": "reference", "error_rate": 0.5}), problems, replicas=3
+    )
     assert len({tuple(r) for r in replies}) > 1
     # replicas are independent draws of the noisy expert: some question gets disagreeing replies
     assert any(len(set(r)) > 1 for r in replies)
@@ -89,8 +93,9 @@ def test_workflow_shows_k_replica_replies_per_question():
 def test_constant_workflow_block_is_the_meaningless_text():
     config = load_config("workflow_constant", eval_num_problems=2)
     p = workflow_problems(config)[0]
-    assert p.question.endswith(prompts.render_experts_block(["I cannot offer you any assistance; please resolve "
-                                                             "the issue yourself."] * 3))
+    assert p.question.endswith(
+        prompts.render_experts_block(["I cannot offer you any assistance; please resolve the issue yourself."] * 3)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +114,25 @@ def tiny_policy(tmp_path_factory):
     return str(out)
 
 
-TINY = dict(eval_num_problems=3, eval_k=2, eval_pass_ks=[1], max_turn_tokens=8, max_total_tokens=1024, threads=1,
-            progress_bar=False, tensorboard=False, eval_problems="generated:arithmetic:1")
+TINY = dict(
+    eval_num_problems=3,
+    eval_k=2,
+    eval_pass_ks=[1],
+    max_turn_tokens=8,
+    max_total_tokens=1024,
+    threads=1,
+    progress_bar=False,
+    tensorboard=False,
+    eval_problems="generated:arithmetic:1",
+)
 
 
 def test_self_collaboration_runs_from_its_packaged_config(tiny_policy, tmp_path):
     from agents.baselines import RESULT_FILE, run
 
-    config = load_config("self_collab", policy=tiny_policy, **TINY,
-                         expert_kwargs={"max_new_tokens": 6, "temperature": 1.0})
+    config = load_config(
+        "self_collab", policy=tiny_policy, **TINY, expert_kwargs={"max_new_tokens": 6, "temperature": 1.0}
+    )
     result = run(config, tmp_path, log=lambda _: None)
     assert result["method"] == "expert_workflow" and (tmp_path / RESULT_FILE).exists()
     assert result["eval"]["num_problems"] == 3 and result["eval"]["k"] == 2
@@ -127,9 +142,19 @@ def test_self_collaboration_runs_from_its_packaged_config(tiny_policy, tmp_path)
 def test_homogeneous_eapo_runs_from_its_packaged_config(tiny_policy, tmp_path):
     from agents.baselines import run
 
-    config = load_config("eapo_expert_self", policy=tiny_policy, steps=1, group_size=2, prompts_per_step=1,
-                         problems="generated:arithmetic:1", max_turns=2, turn_schedule="const:2",
-                         expert_kwargs={"max_new_tokens": 6}, checkpoint_every=1, **TINY)
+    config = load_config(
+        "eapo_expert_self",
+        policy=tiny_policy,
+        steps=1,
+        group_size=2,
+        prompts_per_step=1,
+        problems="generated:arithmetic:1",
+        max_turns=2,
+        turn_schedule="const:2",
+        expert_kwargs={"max_new_tokens": 6},
+        checkpoint_every=1,
+        **TINY,
+    )
     result = run(config, tmp_path, log=lambda _: None)
     saved = (tmp_path / "config.json").read_text()
     assert f'"policy_dir": "{tiny_policy}"' in saved  # the replicas are the starting policy

@@ -89,9 +89,14 @@ def test_greedy_reply_is_the_policys_own_first_turn(policy_dir):
     problem = PROBLEMS[2]
     ids = encode_prompt(tok, prompts.render_prompt(problem.question, eval_mode=True, max_experts=3, max_turns=4))
     assert ids[0] == tok.convert_tokens_to_ids("<|im_start|>") or "<|im_start|>" not in tok.get_vocab()
-    gen = model.generate(torch.tensor([ids]), max_new_tokens=10, do_sample=False, eos_token_id=expert.stop_ids,
-                         pad_token_id=tok.pad_token_id)
-    turn = tok.decode(gen[0, len(ids):], skip_special_tokens=True)
+    gen = model.generate(
+        torch.tensor([ids]),
+        max_new_tokens=10,
+        do_sample=False,
+        eos_token_id=expert.stop_ids,
+        pad_token_id=tok.pad_token_id,
+    )
+    turn = tok.decode(gen[0, len(ids) :], skip_special_tokens=True)
     reply = consult_blocking(expert, [ExpertRequest("g", problem, "anything")])[0]
     assert reply.text == reply_from_turn(turn)
 

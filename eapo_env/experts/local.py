@@ -124,7 +124,8 @@ class TransformersExpert(_LocalExpert):
                 raise ValueError(f"tokenizer of {model!r} has neither a pad nor an eos token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
         kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)} if dtype else {}
-        self.model = AutoModelForCausalLM.from_pretrained(model, **kwargs).to(self.device).eval()
+        loaded = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+        self.model = loaded.to(self.device).eval()  # type: ignore[arg-type]  # transformers types .to as a decorator
         self.name = f"transformers({getattr(self.model.config, 'name_or_path', model) or model})"
 
     def _generate(self, requests: Sequence[ExpertRequest]) -> list[tuple[str, int]]:
@@ -303,9 +304,15 @@ class PolicyExpert(_LocalExpert):
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(_stable_seed(self.seed, *(r.request_id for r in chunk)))
             gen = self.model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, do_sample=sample,
-                temperature=self.temperature if sample else None, top_p=self.top_p if sample else None,
-                top_k=None, eos_token_id=self.stop_ids, pad_token_id=pad,
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=sample,
+                temperature=self.temperature if sample else None,
+                top_p=self.top_p if sample else None,
+                top_k=None,
+                eos_token_id=self.stop_ids,
+                pad_token_id=pad,
             )
         out = []
         for row in gen[:, width:].tolist():
