@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from ._types import ParseFailure
 from .extract import clean_answer
@@ -46,22 +47,29 @@ _MAY_SPLIT = re.compile(r"[,;=]|\\approx|and|or|\\text")
 _OPEN, _CLOSE = frozenset(("(", "[", "{", "\\{")), frozenset((")", "]", "}", "\\}"))
 
 
-def _split(text: str, sep: re.Pattern[str]) -> list[str]:
-    """``text`` cut at the separators of ``sep`` that stand outside any bracket."""
-    parts, depth, start = [], 0, 0
-    for m in sep.finditer(text):
+def _top_level(text: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """The matches of ``pattern`` that stand outside any bracket (``pattern`` matches the brackets too)."""
+    depth = 0
+    for m in pattern.finditer(text):
         tok = m.group()
         if tok in _OPEN:
             depth += 1
         elif tok in _CLOSE:
             depth -= 1
         elif depth == 0:
-            if tok == "," and _thousands_at(text, m.start()):
-                continue
-            parts.append(text[start : m.start()])
-            start = m.end()
-            if len(parts) > MAX_ITEMS:
-                raise ParseFailure("too many list items")
+            yield m
+
+
+def _split(text: str, sep: re.Pattern[str]) -> list[str]:
+    """``text`` cut at the separators of ``sep`` that stand outside any bracket."""
+    parts, start = [], 0
+    for m in _top_level(text, sep):
+        if m.group() == "," and _thousands_at(text, m.start()):
+            continue
+        parts.append(text[start : m.start()])
+        start = m.end()
+        if len(parts) > MAX_ITEMS:
+            raise ParseFailure("too many list items")
     parts.append(text[start:])
     return [p.strip() for p in parts]
 
@@ -141,18 +149,11 @@ def _read_item(text: str) -> Node:
 
 def _last_member(s: str) -> str:
     """``a = b = c`` -> ``c``; ``x \\approx 11`` -> ``11``; ``x = 1/3 \\approx 0.3`` -> ``x = 1/3``."""
-    members, ops = [], []
-    depth, start = 0, 0
-    for m in _EQUALS.finditer(s):
-        tok = m.group()
-        if tok in _OPEN:
-            depth += 1
-        elif tok in _CLOSE:
-            depth -= 1
-        elif depth == 0:
-            members.append(s[start : m.start()].strip())
-            ops.append(tok)
-            start = m.end()
+    members, ops, start = [], [], 0
+    for m in _top_level(s, _EQUALS):
+        members.append(s[start : m.start()].strip())
+        ops.append(m.group())
+        start = m.end()
     members.append(s[start:].strip())
     if "\\approx" in ops:
         k = ops.index("\\approx")
