@@ -13,7 +13,7 @@ Reading the call-rate plot honestly: the **expert call rate** (episodes where an
 answered) falls with p(t) by construction; the **consult rate** (episodes where the policy chose
 to consult) is the policy's own behaviour: it falls only if the policy learns to do without experts.
 
-Budget: the packaged ``agents/configs/quickstart.toml`` measured 475 s on 2 shared CPU cores (one
+Budget: the packaged ``agents/configs/quickstart.toml`` measured 362 s on 2 CPU cores (one
 intra-op thread: with two, a busy machine runs the tiny model's small matmuls ~10x slower).
 """
 
