@@ -1,4 +1,4 @@
-"""Two-phase step (DESIGN §7, helpers' VECTOR_API): prepare_step / supply_replies / step, and the vector
+"""Two-phase step (DESIGN §7): prepare_step / supply_replies / step, and the vector
 env's submit / collect with ONE batched Expert.consult call; expert faults become ``unavailable``."""
 
 from __future__ import annotations
