@@ -43,7 +43,8 @@ def run_quickstart(
     from agents.evaluation import evaluate_config
     from agents.metrics import read_metrics
     from agents.plots import plot_metrics
-    from agents.policy import build_policy, load_policy, resolve_policy_path
+    from agents.policy import load_policy
+    from agents.run_setup import resolve_policy
     from agents.trainer import train
 
     t_all = time.perf_counter()
@@ -56,19 +57,8 @@ def run_quickstart(
 
     # 1) the starting policy: the shipped base (or one built now when the config names none)
     t0 = time.perf_counter()
-    policy_dir = Path(resolve_policy_path(config.policy)) if config.policy else out / "policy"
-    if not config.policy:
-        log(f"[1/5] building the {config.policy_size} policy with SFT warm start -> {policy_dir}")
-        build_policy(
-            policy_dir,
-            config.policy_size,
-            None if config.policy_sft_steps < 0 else config.policy_sft_steps,
-            seed=config.seed,
-            threads=config.threads or None,
-            verbose=False,
-        )
-    else:
-        log(f"[1/5] starting policy: {config.policy} ({policy_dir})")
+    policy_dir = resolve_policy(config, out, lambda msg: log(f"[1/5] {msg}"))
+    log(f"[1/5] starting policy: {config.policy or policy_dir} ({policy_dir})")
     phases["policy"] = time.perf_counter() - t0
     config = config.replace(policy=str(policy_dir))
 
