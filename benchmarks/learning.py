@@ -222,7 +222,7 @@ def scope_notes(profile: Profile) -> list[str]:
         f"This `{profile.name}` report runs {len(profile.rows)} of {len(full.rows)} rows, {profile.seeds} "
         f"seed(s), {profile.steps} RL steps and {profile.eval_problems} held-out problems × k = "
         f"{profile.eval_k}. The full report (every row, 3 seeds, {full.steps} steps, {full.eval_problems} × "
-        f"{full.eval_k}; several hours on 2 CPU cores, resumable) is produced by:",
+        f"{full.eval_k}; resumable, rows may run in parallel streams into one --out) is produced by:",
         "",
         "    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full",
     ]
