@@ -14,8 +14,11 @@ Rows per latency:
 * ``lower bound``: decode time (the same step against a zero-latency server, fastest of 3) + the longest chain of
   consulting turns of an episode x latency. Sampling draws are keyed by (episode, position) and the
   server's replies are deterministic, so every run of a step produces the same episodes;
-* ``env share``: time in the vector env's calls on the engine's thread (env + verifier) plus the CPU
-  time of the other threads (the expert client's event loop), as a share of the rollout's wall time.
+* ``env share``: the CPU time of the vector env's calls on the engine's thread (env + verifier) plus
+  the CPU time of the process's other threads (the expert client's event loop), as a share of the
+  rollout's wall time: what our env and client cost. CPU time, because the loopback server runs on
+  the same cores (a real expert server does not) and the wall time of a call includes waiting for a
+  core the server holds; that wall time is printed beside it (``env wall``).
 
 The policy: ``--policy DIR`` (default: ``eapo build-policy --size tiny`` output at
 ``--build-into``). A base policy seldom consults, so by default it is first fine-tuned for a few
@@ -136,7 +139,8 @@ def rollout_step(config: TrainConfig, source: Any, vec: Any, engine: Any, step: 
     chains = [sum(i["action"] == "consult" and i["accepted"] > 0 for i in t.infos) for t in trajs]
     return {
         "wall_s": wall,
-        "env_s": engine.stats.env_seconds,
+        "env_s": engine.stats.env_cpu_seconds,
+        "env_wall_s": engine.stats.env_seconds,
         "client_cpu_s": max(0.0, other_cpu),
         "consult_chain": max(chains),
         "consult_turns": sum(chains),
@@ -204,6 +208,7 @@ def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> N
                 "speedup_vs_per_env": old["wall_s"] / v["wall_s"],
                 "env_share": (v["env_s"] + v["client_cpu_s"]) / v["wall_s"],
                 "env_s": v["env_s"],
+                "env_wall_s": v["env_wall_s"],
                 "client_cpu_s": v["client_cpu_s"],
                 "consult_turns": v["consult_turns"],
                 "consult_chain": v["consult_chain"],
@@ -218,15 +223,16 @@ def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> N
     print(f"decode time (zero-latency server): {decode_s:.2f}s; {rows[0]['episodes'] if rows else 0} episodes")
     print(
         "| latency | rollout (vector env) | max in flight | old per-env path | in flight (old) | lower bound "
-        "| rollout / bound | old / vector | env+verifier+client share | consult turns (chain) |"
+        "| rollout / bound | old / vector | env+verifier+client share (CPU) | env wall | consult turns (chain) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
         print(
             f"| {x['latency_s']:.2f}s | {x['rollout_s']:.2f}s | {x['max_in_flight']} | {x['per_env_s']:.2f}s "
             f"| {x['per_env_max_in_flight']} | {x['lower_bound_s']:.2f}s | {x['wall_over_bound']:.2f}x "
             f"| {x['speedup_vs_per_env']:.1f}x | {100 * x['env_share']:.2f}% "
-            f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {x['consult_turns']} ({x['consult_chain']}) |"
+            f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {x['env_wall_s']:.3f}s "
+            f"| {x['consult_turns']} ({x['consult_chain']}) |"
         )
 
 

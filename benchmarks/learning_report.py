@@ -227,9 +227,10 @@ def header(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
         "",
         f"- command: `{meta['command']}`",
         f"- commit: `{meta['commit']}`",
-        f"- date: {meta.get('date') or f'{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC'}; wall time "
-        f"{meta['seconds'] / 60:.1f} min on {os.cpu_count()} CPU cores (load average at the end: "
-        f"{meta.get('load', os.getloadavg()[0]):.1f}; the machine is shared)",
+        f"- date: {meta.get('date') or f'{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC'}; run time summed over "
+        f"the {len(records)} (row, seed) runs: {sum(r['seconds'] for r in records) / 60:.1f} min, each on one "
+        f"thread of {os.cpu_count()} CPU cores (rows may run in parallel streams into one `--out`; load "
+        f"average at the end: {meta.get('load', os.getloadavg()[0]):.1f}; the machine is shared)",
         f"- starting policy: `{meta['policy']}`",
         f"- problems (training and held-out): `{meta['problems']}`; "
         f"held-out: {eapo['eval_num_problems']} problems × k = {eapo['eval_k']} samples, problem seed "

@@ -274,6 +274,7 @@ def test_parked_rows_overlap_decoding_and_change_nothing(consulting, tok):
     assert len(first_turn) > 1  # rows stopped their first turn at different steps...
     assert stats.overlapped_steps > 0  # ...and some decoded while others waited on the expert
     assert expert.calls < sum(t.consults for t in parked)  # batched: fewer calls than consulting turns
+    assert 0 < stats.env_cpu_seconds <= stats.env_seconds + 1e-3  # the env's CPU is counted, within its wall
     for a, b in zip(parked, old):
         assert (a.token_ids, a.loss_mask) == (b.token_ids, b.loss_mask)
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)  # other batch shapes: float rounding only

@@ -120,8 +120,10 @@ class EpisodeDriver:
 
     Attributes:
         env_seconds: wall time spent inside the vector env's calls (reset, submit, collect) on the
-            caller's thread: the env + verifier share of a rollout (the expert client runs on the
-            experts' own loop thread and is not in it).
+            caller's thread (the expert client runs on the experts' own loop thread and is not in it).
+            On a busy machine it includes time the thread waited for a core.
+        env_cpu_seconds: CPU time of the caller's thread inside those calls: what the env + verifier
+            cost, whatever else the machine runs (``time.thread_time``).
         submits: ``submit`` calls made (each is at most one batched expert call).
     """
 
@@ -139,6 +141,7 @@ class EpisodeDriver:
         self.trajs: list[Trajectory] = []
         self.pending: list[PendingStep] = []
         self.env_seconds = 0.0
+        self.env_cpu_seconds = 0.0
         self.submits = 0
 
     def start(self, seeds: Any = None, options: Any = None, group_ids: Sequence[int] | None = None) -> list[Trajectory]:
@@ -151,9 +154,9 @@ class EpisodeDriver:
         n = self.vec.num_envs
         seeds, options = _per_env(seeds, n, "seeds"), _per_env(options, n, "options")
         groups = list(range(n)) if group_ids is None else _per_env(group_ids, n, "group_ids")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         resets = self.vec.reset_envs(list(range(n)), seeds, options)
-        self.env_seconds += time.perf_counter() - t0
+        self._count(t0, c0)
         self.trajs = []
         for (prompt, info), gid in zip(resets, groups):
             info = dict(info)
@@ -198,9 +201,9 @@ class EpisodeDriver:
                 actions.append(self.stop.turn_text(ids))
         if not indices:
             return [], ended
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         pending = self.vec.submit(indices, actions)
-        self.env_seconds += time.perf_counter() - t0
+        self._count(t0, c0)
         self.submits += 1
         if pending.waiting:
             self.pending.append(pending)
@@ -238,11 +241,15 @@ class EpisodeDriver:
         while self.pending:
             self.vec.collect(self.pending.pop())
 
+    def _count(self, wall0: float, cpu0: float) -> None:
+        self.env_seconds += time.perf_counter() - wall0
+        self.env_cpu_seconds += time.thread_time() - cpu0
+
     def _collect(self, pending: PendingStep) -> tuple[list[int], list[int]]:
         self.pending.remove(pending)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         results = self.vec.collect(pending)
-        self.env_seconds += time.perf_counter() - t0
+        self._count(t0, c0)
         return self._book({i: r for i, r in results.items() if i not in pending.completed})
 
     def _book(self, results: dict[int, StepResult]) -> tuple[list[int], list[int]]:

@@ -43,6 +43,7 @@ class RolloutStats:
     prefills: int = 0  # re-join groups prefilled (the first prompt prefill included)
     submits: int = 0  # vector-env submits (each at most one batched expert call)
     env_seconds: float = 0.0  # wall time inside the vector env's calls on this thread
+    env_cpu_seconds: float = 0.0  # CPU time of this thread inside those calls
     blocked_seconds: float = 0.0  # wall time with no row able to decode (all parked on experts)
     overlapped_steps: int = 0  # decode steps run while some rows were parked on an expert call
 
@@ -178,6 +179,7 @@ class RolloutEngine:
                 driver.drain()  # leave no step in flight: the vector env stays usable
                 raise
         self.stats.submits, self.stats.env_seconds = driver.submits, driver.env_seconds
+        self.stats.env_cpu_seconds = driver.env_cpu_seconds
         return trajs
 
 
