@@ -208,6 +208,12 @@ class TrainConfig:
 
         need(self.method in METHODS, "method", f"one of {', '.join(METHODS)}")
         need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
+        need(
+            self.engine != "vllm",
+            "engine",
+            "'vllm' rolls out a fixed policy (it gets no weight updates from the trainer); use 'ours' or 'hf' "
+            "in a training config, and agents.rollout.make_engine('vllm', policy_dir, ...) for rollouts",
+        )
         need(self.policy_size in ("tiny", "small"), "policy_size", "tiny or small")
         for name in (
             "group_size",

@@ -128,13 +128,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.backends.cuda.matmul.allow_tf32 = True  # both engines alike
     model, tok = load(args.policy, args.stop_prob, args.model_size, args.device)
     model = model.to(device=args.device, dtype=getattr(torch, args.dtype))
+    runners = {e: model for e in args.engines}
+    if "vllm" in args.engines:  # vLLM loads the policy from its directory, once
+        if not args.policy:
+            raise SystemExit("--engines vllm needs --policy DIR (vLLM loads the policy from its directory)")
+        import vllm
+
+        from agents.policy import resolve_policy_path
+
+        policy_dir = resolve_policy_path(args.policy)
+        runners["vllm"] = vllm.LLM(policy_dir, dtype=args.dtype, seed=args.seed, enforce_eager=args.no_cuda_graphs)
     rows: list[dict] = []
     for batch in args.batch:
         for turns in args.turns:
             runs: dict[str, list[dict]] = {e: [] for e in args.engines}
             for _ in range(args.repeats):  # alternating: drifts of a shared machine hit both engines
                 for e in args.engines:
-                    runs[e].append(run_once(e, model, tok, batch, turns, args))
+                    runs[e].append(run_once(e, runners[e], tok, batch, turns, args))
             res = {e: median_run(r) for e, r in runs.items()}
             rows.extend(res.values())
             if not args.json:

