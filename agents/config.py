@@ -285,12 +285,7 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """Read a TOML file (flat keys, optional ``[expert_kwargs]`` table); ``overrides`` win."""
-        path = Path(path)
-        with path.open("rb") as f:
-            try:
-                data = tomllib.load(f)
-            except tomllib.TOMLDecodeError as exc:
-                raise ValueError(f"{path}: invalid TOML: {exc}") from None
+        data = read_toml(path)
         data.update(overrides)
         return cls.from_dict(data, source=str(path))
 
@@ -353,6 +348,16 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             raise bad("a table")
         return dict(value)
     return value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The keys of a TOML file; ``ValueError`` naming the file when it is not valid TOML."""
+    path = Path(path)
+    with path.open("rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: invalid TOML: {exc}") from None
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:

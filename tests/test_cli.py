@@ -142,3 +142,23 @@ def test_packaged_configs_load():
     assert load_config("self_explore").consultation is False
     qs = load_config("quickstart")
     assert TrainConfig.from_dict(qs.to_dict()) == qs
+
+
+def test_quickstart_config_file_overrides_only_its_keys(tmp_path):
+    """`eapo quickstart --config F`: F's keys on top of the packaged quickstart, the rest kept."""
+    from agents.quickstart import quickstart_config
+
+    packaged = load_config("quickstart")
+    f = tmp_path / "seed1.toml"
+    f.write_text("seed = 1\nsteps = 7\n")
+    cfg = quickstart_config(f)
+    assert (cfg.seed, cfg.steps) == (1, 7)
+    assert (cfg.policy, cfg.lr, cfg.problems, cfg.mini_batches) == (
+        packaged.policy,
+        packaged.lr,
+        packaged.problems,
+        packaged.mini_batches,
+    )
+    f.write_text("seed = = 1\n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        quickstart_config(f)
