@@ -65,13 +65,15 @@ def run_row(row: Row, profile: Profile, seed: int, policy: str, problems: str, o
 
     run_dir = out / "runs" / row.key / f"seed{seed}"
     done_file = run_dir / ROW_FILE
+    config = row_config(row, profile, seed, policy, problems, problems)
     if done_file.exists():
-        return json.loads(done_file.read_text())
+        done = json.loads(done_file.read_text())
+        if done.get("config") == json.loads(json.dumps(config.to_dict(), default=str)):
+            return done  # finished with this very config: reuse it
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # an interrupted attempt: start the pair over
+        shutil.rmtree(run_dir)  # interrupted, or run with another config (policy, budget, code): start over
     log = _quiet_log(run_dir / "log.txt")
     t0 = time.perf_counter()
-    config = row_config(row, profile, seed, policy, problems, problems)
     curve: list[tuple[int, float]] = []
     if config.method in ("eapo", "self_explore"):
         for i, end in enumerate(segment_ends(profile.steps, profile.segments)):

@@ -66,6 +66,10 @@ def test_a_rerun_reuses_finished_rows(smoke_report):
     after = {r["row"]: r for r in json.loads((out / "rows.json").read_text())}
     assert set(after) == {"base", "eapo"}
     assert after["eapo"]["seconds"] == next(r["seconds"] for r in before if r["row"] == "eapo")
+    # another budget is another run: a finished pair is reused only for the very config it ran
+    assert learning.main([*argv[:-2], "--rows", "base", "--steps", "3"]) == 0
+    rerun = json.loads((out / "rows.json").read_text())[0]
+    assert rerun["config"]["steps"] == 3 and rerun["seconds"] != after["base"]["seconds"]
 
 
 def test_rows_scale_their_schedules_to_the_benchmark_budget():
