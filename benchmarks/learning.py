@@ -11,7 +11,7 @@ several sittings.
 Usage::
 
     python benchmarks/learning.py --quick                  # <= 15 min on 2 cores: Table 1 core rows, 1 seed
-    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full   # every row (hours on 2 cores)
+    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full   # every row (~2 h of runs; --rows splits it into parallel streams)
     python benchmarks/learning.py --smoke --policy DIR     # seconds: the plumbing only (tests)
 """
 
