@@ -198,6 +198,8 @@ def test_hf_engine_logprobs_and_interface(model, tok):
 def test_unknown_engine_and_vllm_optional(model, tok):
     with pytest.raises(ValueError):
         make_engine("nope", model, tok)
+    with pytest.raises(TypeError, match="in-memory torch model"):  # an HF model has .generate too
+        make_engine("vllm", model, tok)
     try:
         import vllm  # noqa: F401
     except ImportError:

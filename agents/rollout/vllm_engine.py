@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import Any
 
+import torch
+
 from agents.rollout.driver import EpisodeDriver
 from agents.rollout.sampling import StopCriteria
 from agents.rollout.types import Trajectory
@@ -57,13 +59,13 @@ class VLLMRolloutEngine:
         llm_kwargs: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
-        vllm = _import_vllm()
-        self.vllm = vllm
-        if hasattr(llm, "parameters") and not hasattr(llm, "generate"):  # an in-memory torch model
+        if isinstance(llm, torch.nn.Module):  # e.g. the trainer's HF model: vLLM would never see its updates
             raise TypeError(
                 "engine 'vllm' needs a vllm.LLM or a policy directory, not an in-memory torch model "
                 "(it would not see weight updates): use engine 'ours' or 'hf' for that"
             )
+        vllm = _import_vllm()
+        self.vllm = vllm
         self.llm = vllm.LLM(str(llm), **(llm_kwargs or {})) if isinstance(llm, (str, PathLike)) else llm
         self.tokenizer = tokenizer
         self.max_turn_tokens, self.max_total_tokens = int(max_turn_tokens), int(max_total_tokens)
