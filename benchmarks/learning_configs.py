@@ -15,12 +15,6 @@ from agents.config import load_config
 from eapo_env.schedules import parse_schedule
 
 cfg = Path("agents/configs")
-eapo = (cfg / "eapo.toml").read_text()
-# drop the leading comment lines of eapo.toml
-lines = eapo.splitlines()
-while lines and lines[0].startswith("#"):
-    lines.pop(0)
-body = "\n".join(lines) + "\n"
 
 
 def setkey(text, key, value):
@@ -37,6 +31,25 @@ def setkey(text, key, value):
 
 def add_table(text, table):
     return text.rstrip("\n") + "\n\n" + table.strip("\n") + "\n"
+
+
+def body_of(name):
+    """``agents/configs/<name>.toml`` without its leading comment lines."""
+    ls = (cfg / f"{name}.toml").read_text().splitlines()
+    while ls and ls[0].startswith("#"):
+        ls.pop(0)
+    return "\n".join(ls) + "\n"
+
+
+def write_derived(name, body, head, keys, table):
+    """Write ``name``: ``body`` with ``keys`` set and ``table`` appended, under the comment ``head``."""
+    text = body
+    for k, v in keys.items():
+        text = setkey(text, k, v)
+    if table:
+        text = add_table(text, table)
+    (cfg / name).write_text(f"# {head}\n" + text)
+    print("wrote", name)
 
 
 e = load_config("eapo")
@@ -90,23 +103,10 @@ ABL = {
     ),
 }
 for name, (head, keys, table) in ABL.items():
-    text = body
-    for k, v in keys.items():
-        text = setkey(text, k, v)
-    if table:
-        text = add_table(text, table)
-    (cfg / name).write_text(f"# {head}\n" + text)
-    print("wrote", name)
+    write_derived(name, body_of("eapo"), head, keys, table)
 
 
 # ---- configs derived from distill_sft.toml / expert_workflow.toml
-def body_of(name):
-    ls = (cfg / f"{name}.toml").read_text().splitlines()
-    while ls and ls[0].startswith("#"):
-        ls.pop(0)
-    return "\n".join(ls) + "\n"
-
-
 DERIVED = {
     "distill_lora.toml": (
         "distill_sft",
@@ -139,10 +139,4 @@ DERIVED = {
     ),
 }
 for name, (parent, head, keys, table) in DERIVED.items():
-    text = body_of(parent)
-    for k, v in keys.items():
-        text = setkey(text, k, v)
-    if table:
-        text = add_table(text, table)
-    (cfg / name).write_text(f"# {head}\n" + text)
-    print("wrote", name)
+    write_derived(name, body_of(parent), head, keys, table)

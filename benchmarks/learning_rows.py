@@ -135,8 +135,8 @@ PROFILES: dict[str, Profile] = {
         eval_k=8,
         segments=2,
     ),
-    # Every row, 3 seeds, at the budget the quickstart shows learning in (2 CPU cores: ~1.5 h in two
-    # streams of rows into one --out; see the committed benchmarks/results/full/report.md).
+    # Every row, 3 seeds, 60 RL steps (the quickstart takes 100 on level 1 alone): ~2 h of single-thread
+    # runs, ~1 h on 2 cores as two --rows streams into one --out (benchmarks/results/full/report.md).
     "full": Profile("full", tuple(r.key for r in ROWS), seeds=3, steps=60, eval_problems=200, eval_k=8, segments=2),
 }
 
