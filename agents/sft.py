@@ -90,6 +90,31 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
 
 
+def fit_examples(model: torch.nn.Module, examples: Sequence[Example], pad_id: int, steps: int, lr: float = 3e-3):
+    """``steps`` full-batch Adam steps on a handful of examples (loss on their policy tokens only).
+
+    For fixtures and benchmarks that need a policy with one habit (say, consulting once) in seconds;
+    real SFT is :func:`sft_train`. Leaves the model in train mode and returns it.
+    """
+    batch = collate(examples, pad_id)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        logits = model(batch["input_ids"]).logits[:, :-1]
+        loss = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), batch["labels"][:, 1:], ignore_index=IGNORE_INDEX
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def masked_example(ids: Sequence[int], policy_mask: Sequence[int]) -> Example:
+    """An :class:`Example` from token ids and a 0/1 mask (1 = a policy token, trained on)."""
+    return Example(list(ids), [t if m else IGNORE_INDEX for t, m in zip(ids, policy_mask)])
+
+
 def _length_bucketed_batches(
     lengths: Sequence[int], batch_size: int, gen: torch.Generator, window: int = 16
 ) -> list[list[int]]:

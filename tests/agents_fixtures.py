@@ -200,18 +200,7 @@ def train_consulting_model(
                     [0] * len(prompt) + [1] * len(consult) + [0] * len(obs) + [1] * len(answer),
                 )
             )
-    width = max(len(ids) for ids, _ in rows)
-    x = torch.full((len(rows), width), tokenizer.pad_token_id)
-    m = torch.zeros(len(rows), width)
-    for r, (ids, mask) in enumerate(rows):
-        x[r, : len(ids)], m[r, : len(ids)] = torch.tensor(ids), torch.tensor(mask, dtype=torch.float)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        logits = model(x).logits[:, :-1]
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
-        loss = (nll * m[:, 1:]).sum() / m.sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    from agents.sft import fit_examples, masked_example
+
+    examples = [masked_example(ids, mask) for ids, mask in rows]
+    return fit_examples(model, examples, tokenizer.pad_token_id, steps).eval()

@@ -60,10 +60,16 @@ def policy_turns(rec: dict) -> list[tuple[int, int]]:
     return spans
 
 
-def test_vllm_logprobs_are_our_models(rollout: tuple[str, list[dict]]) -> None:
-    policy, records = rollout
-    model, _ = load_policy(policy)
-    model.eval()
+@pytest.fixture(scope="module")
+def policy(rollout: tuple[str, list[dict]]) -> tuple[torch.nn.Module, object]:
+    """The same policy, loaded here with our own loader (model in eval mode, tokenizer)."""
+    model, tok = load_policy(rollout[0])
+    return model.eval(), tok
+
+
+def test_vllm_logprobs_are_our_models(rollout: tuple[str, list[dict]], policy: tuple) -> None:
+    _, records = rollout
+    model, _ = policy
     assert len(records) == EPISODES
     worst = 0.0
     for rec in records:
@@ -80,9 +86,9 @@ def test_vllm_logprobs_are_our_models(rollout: tuple[str, list[dict]]) -> None:
     assert worst < 1e-4, f"vLLM's sampling log-probs differ from our model's by up to {worst:.2e}"  # seen: 5e-6
 
 
-def test_vllm_episodes_replay_through_a_single_env(rollout: tuple[str, list[dict]]) -> None:
-    policy, records = rollout
-    _, tok = load_policy(policy)
+def test_vllm_episodes_replay_through_a_single_env(rollout: tuple[str, list[dict]], policy: tuple) -> None:
+    _, records = rollout
+    _, tok = policy
     stop = StopCriteria(tok)
     assert len({tuple(r["token_ids"]) for r in records}) > EPISODES // 2  # sampled, not one episode copied
     assert any(r["correct"] for r in records)  # the base answers some level-1 problems right

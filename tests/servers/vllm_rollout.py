@@ -12,6 +12,7 @@ env's per-step infos) as JSON; the test checks them from the project venv.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 
@@ -64,22 +65,7 @@ def main() -> None:
     vec = gym.make_vec(ENV_ID, num_envs=args.episodes, **ENV_KWARGS)
     trajs = engine.rollout(vec, seeds=list(range(args.episodes)), seed=0)
     vec.close()
-    records = [
-        {
-            "prompt_ids": t.prompt_ids,
-            "token_ids": t.token_ids,
-            "logprobs": t.logprobs,
-            "loss_mask": t.loss_mask,
-            "reward": t.reward,
-            "correct": t.correct,
-            "terminated": t.terminated,
-            "truncated": t.truncated,
-            "overlong": t.overlong,
-            "num_turns": t.num_turns,
-            "infos": [dict(i) for i in t.infos],
-        }
-        for t in trajs
-    ]
+    records = [dataclasses.asdict(t) for t in trajs]  # every Trajectory field, plain values
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(records, f, default=str)
 
