@@ -31,6 +31,7 @@ expert path, which needs consulting turns.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import socket
 import subprocess
@@ -86,6 +87,7 @@ def consult_tuned(policy: Path, out: Path, problems: str, steps: int) -> Path:
 
     from agents.policy import load_policy
     from agents.policy.tokenizer import encode_prompt, encode_segment
+    from agents.sft import fit_examples, masked_example
     from eapo_env import prompts
     from eapo_env.problems import load_problems
 
@@ -99,19 +101,7 @@ def consult_tuned(policy: Path, out: Path, problems: str, steps: int) -> Path:
         obs = encode_segment(tok, prompts.render_experts_block([f"echo: {i} The answer is \\boxed{{42}}."]))
         c, a = encode_segment(tok, CONSULT), encode_segment(tok, ANSWER)
         rows.append((p + c + obs + a, [0] * len(p) + [1] * len(c) + [0] * len(obs) + [1] * len(a)))
-    width = max(len(r) for r, _ in rows)
-    x = torch.zeros(len(rows), width, dtype=torch.long)
-    m = torch.zeros(len(rows), width)
-    for r, (ids, mask) in enumerate(rows):
-        x[r, : len(ids)], m[r, : len(ids)] = torch.tensor(ids), torch.tensor(mask, dtype=torch.float)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        nll = torch.nn.functional.cross_entropy(model(x).logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
-        loss = (nll * m[:, 1:]).sum() / m.sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_examples(model, [masked_example(ids, mask) for ids, mask in rows], tok.pad_token_id, steps)
     shutil.copytree(policy, out, dirs_exist_ok=True)
     model.save_pretrained(out)
     return out
@@ -273,7 +263,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     if not args.no_consult_tune:
         torch.set_num_threads(args.threads)
-        tuned = Path(args.build_into).parent / f"{policy.resolve().name}-consults-{args.tune_steps}"
+        # keyed on the source weights: a rebuilt policy at the same path gets its own tuned copy
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(policy.glob("*.safetensors")))).hexdigest()
+        tuned = Path(args.build_into).parent / f"{policy.resolve().name}-{digest[:12]}-consults-{args.tune_steps}"
         policy = consult_tuned(policy, tuned, config.problems, args.tune_steps)
         config = config.replace(policy=str(policy))
     base = measure(config, policy, 0.0, args.threads, repeats=3)
