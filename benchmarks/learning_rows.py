@@ -6,9 +6,10 @@ at toy scale, identically for every row (:func:`row_config`):
 
 * the policy (one starting policy for all rows), training and held-out problems, the evaluation
   (problems, samples, seed 4242, which no training run draws);
-* the toy learner regime (learning rate, group size, token caps, turn budget, consult penalty and the
-  learner's mini-batch fields) read from ``agents/configs/quickstart.toml``, the regime the quickstart
-  is tested with, since the packaged configs carry the paper's 7B values (lr 1e-6);
+* the toy learner regime (learning rate, group size, token caps, turn budget and the learner's
+  mini-batch fields) read from ``agents/configs/quickstart.toml``, the regime the quickstart is tested
+  with, since the packaged configs carry the paper's 7B values (lr 1e-6). The consult penalty and p(t)
+  are the method's own (each row's config): they are what the EAPO rows compare;
 * the update budget: RL rows run ``steps`` rollout batches; schedules written for the config's own
   ``steps`` are rescaled to the benchmark's, so an ablation keeps its shape (a budget-matched constant
   stays budget-matched); distillation SFT gets as many optimizer steps as RL takes.
@@ -40,7 +41,6 @@ TOY_KEYS = (
     "max_total_tokens",
     "max_turns",
     "turn_schedule",
-    "consult_penalty",
     "temperature",
     "top_p",
     "kl_coef",

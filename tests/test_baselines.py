@@ -54,7 +54,7 @@ def test_budget_matched_constant_spends_the_default_schedules_budget():
         parse_schedule(load_config("eapo_sched_slow").acceptance_schedule),
         parse_schedule(load_config("eapo_sched_fast").acceptance_schedule),
     )
-    mid = default.steps // 4
+    mid = next(t for t in range(default.steps) if p(t) <= 0.5)  # half-way down the default's decay
     assert fast(mid) < p(mid) < slow(mid)
 
 
