@@ -184,6 +184,18 @@ def learn_step(run: TrainingRun, step: int, trajs: list[Any], rng: np.random.Gen
     return record
 
 
+def rollout_env_cpu(engine: Any, cpu0: float, main0: float) -> dict[str, float]:
+    """What the env side of the rollout just finished cost in CPU seconds (DESIGN §7):
+    ``time_env_cpu_s``, this thread inside the vector env's calls (env + wrappers + verifier; engines
+    without ``stats`` report 0), and ``time_other_threads_cpu_s``, every other thread of the process
+    since ``cpu0``/``main0`` (the expert client's event loop; an upper bound: it counts whatever else
+    the process runs, e.g. a TensorBoard writer)."""
+    main_cpu = time.thread_time() - main0
+    other = max(0.0, (time.process_time() - cpu0) - main_cpu)
+    stats = getattr(engine, "stats", None)
+    return {"time_env_cpu_s": float(getattr(stats, "env_cpu_seconds", 0.0)), "time_other_threads_cpu_s": other}
+
+
 def save_if_due(run: TrainingRun, done: int) -> bool:
     """Checkpoint after ``done`` steps when the cadence (or the last step) says so."""
     config = run.config
@@ -240,9 +252,10 @@ def train(
         monitor.update(earlier, int(earlier["step"]), config.steps)
     for step in range(start_step, config.steps):
         rng = step_rng(config.seed, step)  # problem draws, env seeds, sampler and mini-batch order
-        t0 = time.perf_counter()
+        t0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
         trajs = rollout_step(run, step, rng)
         t1 = time.perf_counter()
+        env_cpu = rollout_env_cpu(run.engine, cpu0, main0)
         record = learn_step(run, step, trajs, rng)
         t2 = time.perf_counter()
         seconds["rollout"] += t1 - t0
@@ -251,6 +264,8 @@ def train(
             time_rollout_s=t1 - t0,
             time_train_s=t2 - t1,
             tokens_per_s_rollout=record["response_tokens"] * len(trajs) / max(t1 - t0, 1e-9),
+            **env_cpu,
+            env_cpu_share=sum(env_cpu.values()) / max(t1 - t0, 1e-9),
         )
         signals = monitor.update(record, step, config.steps)  # the consult-collapse monitor
         record["collapse_consult_rising"] = int(signals.consult_rising)

@@ -105,3 +105,37 @@ def test_paired_difference_ci_and_verdicts():
     lo, hi = mean_score(b).lo, mean_score(b).hi
     assert lo < base.mean() < hi
     assert {c.a for c in CLAIMS} | {c.b for c in CLAIMS} <= {r.key for r in ROWS}
+
+
+def test_weaning_section_judges_every_seed_and_lists_each_eapo_rows_settings(tmp_path):
+    from learning_report import weaning_section
+
+    def run(key, seed, rates, schedule, penalty):
+        path = tmp_path / key / f"seed{seed}.jsonl"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(
+            "".join(json.dumps({"step": i, "consult_rate": r, "p_t": 0.0}) + "\n" for i, r in enumerate(rates))
+        )
+        config = {"acceptance_schedule": schedule, "consult_penalty": penalty}
+        return {
+            "row": key,
+            "seed": seed,
+            "method": "eapo",
+            "metrics": str(path.relative_to(tmp_path)),
+            "config": config,
+        }
+
+    weaned = [0.4] * 9 + [0.01]
+    by_row = {
+        "eapo": [
+            run("eapo", 0, weaned, "linear:1.0:0.0:15", 0.3),
+            run("eapo", 1, [0.4] * 9 + [0.06], "linear:1.0:0.0:15", 0.3),
+        ],
+        "sched_slow": [run("sched_slow", 0, [0.5] * 10, "linear:1.0:0.0:60", 0.3)],
+    }
+    text = "\n".join(weaning_section(tmp_path, by_row))
+    assert "**not met**" in text  # one seed at 6 % fails the bar even though the mean (3.5 %) is below it
+    assert "| `eapo` | 1.0 -> 0.0 over 15 steps (linear) | 0.3 | 3.5% (1.0%, 6.0%) |" in text
+    assert "| `sched_slow` | 1.0 -> 0.0 over 60 steps (linear) | 0.3 | 50.0% (50.0%) |" in text
+    by_row["eapo"][1] = run("eapo", 1, weaned, "linear:1.0:0.0:15", 0.3)
+    assert "**met**" in "\n".join(weaning_section(tmp_path, by_row))

@@ -225,8 +225,13 @@ def test_train_loop_sets_progress_and_logs(policy_dir, tmp_path):
             "reward_consulted",
             "collapse_consult_rising",
             "collapse_unconsulted_lag",
+            "env_cpu_share",
         ):
             assert key in r
+        # the env's side of the rollout is timed on the path train() takes: nonzero, inside the rollout
+        assert 0 < r["time_env_cpu_s"] < r["time_rollout_s"]
+        env_side = r["time_env_cpu_s"] + r["time_other_threads_cpu_s"]
+        assert r["env_cpu_share"] == pytest.approx(env_side / r["time_rollout_s"], rel=1e-3)
     assert [r["lr"] for r in records] == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3])
     assert (res.policy_dir / "config.json").is_file()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_000002", "step_000004"]
