@@ -123,7 +123,9 @@ def starting_policy(arg: str | None, out: Path, profile: Profile) -> str:
     return str(target)
 
 
-def git_commit() -> str:
+def git_commit(out: Path | None = None) -> str:
+    """The short HEAD commit, flagged when tracked files other than ``out`` (the report's own
+    outputs, rewritten by every run) differ from it."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -133,7 +135,8 @@ def git_commit() -> str:
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/"]
+            + ([f":(exclude){out.resolve()}"] if out is not None else []),
             capture_output=True,
             text=True,
             cwd=Path(__file__).resolve().parent,
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "policy": policy,
         "problems": args.problems,
         "command": "python benchmarks/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": git_commit(),
+        "commit": git_commit(out),
         "seconds": time.perf_counter() - t0,
         "notes": scope_notes(profile),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
