@@ -267,7 +267,14 @@ _ANSWERS = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(_ANSWERS, _ANSWERS), max_size=12))
 def test_verify_many_equals_verify_pair_by_pair(pairs: list[tuple[str, str]]) -> None:
-    from eapo_env.verify import verify_many
+    from eapo_env.verify import verify_many, warm_up
 
+    warm_up()  # a cold sympy worker turns a call into `timeout` (its budget includes start-up): not logic
     predictions, golds = [p for p, _ in pairs], [g for _, g in pairs]
-    assert verify_many(predictions, golds, timeout_s=0.5) == [verify(p, g, timeout_s=0.5) for p, g in pairs]
+    batched = verify_many(predictions, golds, timeout_s=0.5)
+    one_by_one = [verify(p, g, timeout_s=0.5) for p, g in pairs]
+    assert len(batched) == len(one_by_one)
+    for p, g, a, b in zip(predictions, golds, batched, one_by_one):
+        # equal verdicts, except that a wall-clock budget may run out in one call and not the other (a
+        # loaded machine); a wrong decision is never excused
+        assert a == b or "timeout" in (a.status, b.status), (p, g, a, b)
