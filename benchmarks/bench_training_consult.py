@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.config import TrainConfig  # noqa: E402
 from agents.rollout import PerEnvVector  # noqa: E402
-from agents.trainer import build_engine, make_envs, step_rng  # noqa: E402
+from agents.trainer import build_engine, make_envs, rollout_env_cpu, step_rng  # noqa: E402
 
 CONSULT = "<consult><query>Is my plan right?</query></consult>"
 ANSWER = "<answer>42</answer>"
@@ -125,13 +125,13 @@ def rollout_step(config: TrainConfig, source: Any, vec: Any, engine: Any, step: 
         seed=int(rng.integers(2**62)),
     )
     wall = time.perf_counter() - wall0
-    other_cpu = (time.process_time() - cpu0) - (time.thread_time() - main0)
+    cpu = rollout_env_cpu(engine, cpu0, main0)  # the split train() logs every step
     chains = [sum(i["action"] == "consult" and i["accepted"] > 0 for i in t.infos) for t in trajs]
     return {
         "wall_s": wall,
-        "env_s": engine.stats.env_cpu_seconds,
+        "env_s": cpu["time_env_cpu_s"],
         "env_wall_s": engine.stats.env_seconds,
-        "client_cpu_s": max(0.0, other_cpu),
+        "client_cpu_s": cpu["time_other_threads_cpu_s"],
         "consult_chain": max(chains),
         "consult_turns": sum(chains),
         "episodes": len(trajs),
