@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, cast
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.envs.registration import EnvSpec
+from gymnasium.utils import seeding
 
 from eapo_env import prompts
 from eapo_env.experts import Expert, ExpertReply, ExpertRequest, consult_blocking, make_expert
@@ -123,6 +125,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         self.request_prefix = ""
         self._prepared: tuple[turns.TurnPlan, Mapping[str, Any] | None] | None = None  # plan, RNG state before
         self._supplied: list[ExpertReply] | None = None
+        self._pending_seed: int | None = None  # reset(seed=s) whose generator is not built yet
 
     # ------------------------------------------------------------------ knobs
     @property
@@ -135,6 +138,37 @@ class EAPOMathEnv(gym.Env[str, str]):
         if value is not None and not isinstance(value, SharedKwargsSpec):
             value = SharedKwargsSpec(**{f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init})
         self._spec = value
+
+    # Gymnasium's reset(seed=s) builds a new generator (a SeedSequence + PCG64: a fifth of a training
+    # reset's CPU); most episodes never draw from it (the trainer pins problems; p(t) is 0 or 1 for
+    # most of a run), so it is built from s on first use. Same generator, same stream as Gymnasium's.
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The env's generator (Gymnasium's ``np_random``), built on first use after ``reset(seed=...)``."""
+        if self._pending_seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(self._pending_seed)
+            self._pending_seed = None
+        return cast(np.random.Generator, gym.Env.np_random.fget(self))  # type: ignore[attr-defined]
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._pending_seed = None
+        gym.Env.np_random.fset(self, value)  # type: ignore[attr-defined]
+
+    @property
+    def np_random_seed(self) -> int:
+        """The seed of :attr:`np_random` (Gymnasium's ``np_random_seed``; -1 for a generator set by hand)."""
+        if self._pending_seed is not None:
+            return self._pending_seed
+        return cast(int, gym.Env.np_random_seed.fget(self))  # type: ignore[attr-defined]
+
+    def _seed(self, seed: int | None) -> None:
+        """What ``gym.Env.reset(seed=seed)`` does, the generator itself deferred to first use."""
+        if seed is None:
+            return
+        if not (isinstance(seed, int) and seed >= 0):
+            seeding.np_random(seed)  # raises Gymnasium's own error for a bad seed
+        self._np_random, self._pending_seed = None, seed
 
     @property
     def acceptance_prob(self) -> float:
@@ -160,8 +194,11 @@ class EAPOMathEnv(gym.Env[str, str]):
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         self.discard_prepared()  # before seeding: it may restore the RNG state of before the plan
-        super().reset(seed=seed)
-        self.problem = turns.choose_problem(self.source, options, self.np_random)
+        self._seed(seed)
+        problem = turns.pinned_problem(self.source, options)
+        if problem is None:
+            problem = self.source[turns.draw_index(self.np_random, len(self.source))]
+        self.problem = problem
         if len(self.problem.question) > self.max_question_chars:
             raise ValueError(
                 f"problem {self.problem.id!r} has {len(self.problem.question)} characters; "
@@ -193,7 +230,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         self._check_can_step()
         plan = self._take_prepared(action)
         if plan is None:
-            plan = self._plan(action)
+            plan = self._plan(action, lambda: self.np_random)
             replies = None
         else:
             replies, self._supplied = self._supplied, None
@@ -218,10 +255,17 @@ class EAPOMathEnv(gym.Env[str, str]):
         """
         self._check_can_step()
         self.discard_prepared()
-        # Only acceptance draws (0 < p < 1) move the RNG during a turn: then it is saved, to be restored.
-        rng_state = self.np_random.bit_generator.state if 0.0 < self._acceptance_prob < 1.0 else None
-        plan = self._plan(action)
-        self._prepared = (plan, rng_state)
+        # Only acceptance draws (a consult with 0 < p < 1) move the RNG during a turn: the state before
+        # the first draw is saved, to be restored if the plan is discarded.
+        saved: list[Mapping[str, Any]] = []
+
+        def rng() -> np.random.Generator:
+            if not saved:
+                saved.append(self.np_random.bit_generator.state)
+            return self.np_random
+
+        plan = self._plan(action, rng)
+        self._prepared = (plan, saved[0] if saved else None)
         return list(plan.requests)
 
     def supply_replies(self, replies: Sequence[ExpertReply]) -> None:
@@ -261,10 +305,10 @@ class EAPOMathEnv(gym.Env[str, str]):
     def _knobs(self) -> turns.TurnKnobs:
         return turns.TurnKnobs(self.max_experts, self._acceptance_prob, self.eval_mode, self.max_action_chars)
 
-    def _plan(self, action: str) -> turns.TurnPlan:
+    def _plan(self, action: str, rng: Callable[[], np.random.Generator]) -> turns.TurnPlan:
         assert self.problem is not None
         prefix = f"{self.request_prefix}e{self._episode}/{self._turn + 1}"
-        return turns.plan_turn(action, self._knobs(), self.problem, prefix, self.np_random)
+        return turns.plan_turn(action, self._knobs(), self.problem, prefix, rng)
 
     def _complete(
         self, plan: turns.TurnPlan, replies: Sequence[ExpertReply]

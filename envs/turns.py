@@ -15,7 +15,7 @@ Example:
     >>> from eapo_env.problems import Problem
     >>> knobs = TurnKnobs(max_experts=3, acceptance_prob=1.0, eval_mode=False, max_action_chars=100)
     >>> plan = plan_turn("<consult><query>q1</query><query>q2</query></consult>", knobs,
-    ...                  Problem("p", "1+1?", "2"), "e0/1", np.random.default_rng(0))
+    ...                  Problem("p", "1+1?", "2"), "e0/1", lambda: np.random.default_rng(0))
     >>> [r.request_id for r in plan.requests]
     ['e0/1/0', 'e0/1/1']
     >>> obs, counts = consult_observation(plan, [ExpertReply("x = 7"), ExpertReply("", "timeout")], 1000)
@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -53,9 +53,9 @@ def check_env_args(max_experts: Any, max_turns: Any, render_mode: Any) -> None:
         raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
 
 
-def choose_problem(source: ProblemSource, options: Mapping[str, Any] | None, rng: np.random.Generator) -> Problem:
-    """The problem of a new episode: pinned by ``options`` (``problem``, ``problem_id`` or
-    ``problem_index``), else drawn with the env's own RNG (:func:`draw_index`, never a global RNG)."""
+def pinned_problem(source: ProblemSource, options: Mapping[str, Any] | None) -> Problem | None:
+    """The problem ``options`` pins for a new episode (``problem``, ``problem_id`` or
+    ``problem_index``), or ``None``: then the env draws one with its own RNG (:func:`draw_index`)."""
     options = options or {}
     if "problem" in options:
         if not isinstance(options["problem"], Problem):
@@ -68,7 +68,7 @@ def choose_problem(source: ProblemSource, options: Mapping[str, Any] | None, rng
             raise ValueError(f"unknown problem_id {options['problem_id']!r}") from None
     if "problem_index" in options:
         return source[int(options["problem_index"]) % len(source)]
-    return source[draw_index(rng, len(source))]
+    return None
 
 
 def draw_index(rng: np.random.Generator, size: int) -> int:
@@ -99,21 +99,22 @@ def clip_action(action: Any, max_chars: int) -> tuple[str, bool]:
     return action, False
 
 
-def draw_acceptance(rng: np.random.Generator, p: float, n: int) -> list[bool]:
+def draw_acceptance(rng: Callable[[], np.random.Generator], p: float, n: int) -> list[bool]:
     """Accept each of ``n`` kept queries independently with probability ``p``, from the env's RNG.
 
-    ``p >= 1`` and ``p <= 0`` draw nothing, so the RNG stream (and so the problems later drawn from
-    it) does not depend on whether a run consulted with p = 1.
+    ``p >= 1`` and ``p <= 0`` draw nothing (``rng``, which returns the env's generator, is then not
+    even called), so the RNG stream (and so the problems later drawn from it) does not depend on
+    whether a run consulted with p = 1.
 
     Example:
-        >>> draw_acceptance(np.random.default_rng(0), 1.0, 2)
+        >>> draw_acceptance(lambda: np.random.default_rng(0), 1.0, 2)
         [True, True]
     """
     if p >= 1.0:
         return [True] * n
     if p <= 0.0:
         return [False] * n
-    return [bool(u < p) for u in rng.random(n)]
+    return [bool(u < p) for u in rng().random(n)]
 
 
 class TurnKnobs(NamedTuple):
@@ -152,9 +153,10 @@ class TurnPlan:
 
 
 def plan_turn(
-    action: Any, knobs: TurnKnobs, problem: Problem, request_prefix: str, rng: np.random.Generator
+    action: Any, knobs: TurnKnobs, problem: Problem, request_prefix: str, rng: Callable[[], np.random.Generator]
 ) -> TurnPlan:
-    """Phase 1 of a turn (§3 rules 1-5); draws acceptance from ``rng``, never blocks.
+    """Phase 1 of a turn (§3 rules 1-5); draws acceptance from the generator ``rng()`` returns (called
+    only for a draw: a consult with 0 < p < 1), never blocks.
 
     Request ids are ``"<request_prefix>/<i>"`` with ``i`` the index among the sent queries (an expert
     pool reads the trailing ``/i`` as the slot).

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import zlib
@@ -127,8 +128,12 @@ def _check(family: str, level: int, index: int, seed: int) -> None:
         raise ValueError(f"need 0 <= index < 2**64 and seed >= 0, got index={index}, seed={seed}")
 
 
+# A GRPO group resets its G envs on one problem, and generating it is most of a reset's CPU: the
+# recent items are kept (problems are immutable; a dataset source also hands out shared objects).
+@functools.lru_cache(maxsize=4096)
 def generate(family: str, level: int, index: int, seed: int = 0) -> Problem:
-    """The ``index``-th problem of ``family`` at ``level`` for ``seed`` (deterministic).
+    """The ``index``-th problem of ``family`` at ``level`` for ``seed`` (deterministic; the last
+    4096 items are cached, so equal calls return the same object).
 
     >>> p = generate("arithmetic", 2, 5, seed=1)
     >>> p.id, p.meta["source"], p.meta["seed"]
