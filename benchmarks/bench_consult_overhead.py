@@ -145,7 +145,7 @@ def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) 
         if int(info["accepted"].sum()) != n_envs * K:
             raise RuntimeError("not every query was accepted")
         # the exact prompts the expert sent (from its own request bodies) and their sampling fields
-        bodies = [json.loads(expert._body(r)) for r in rec.calls[0]]
+        bodies = [json.loads(expert._body([r])) for r in rec.calls[0]]
         for b in bodies:
             if any(b.get(key) != value for key, value in sampling.items()):
                 raise RuntimeError(f"expert sent other sampling params than {sampling}: {b}")

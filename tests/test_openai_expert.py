@@ -112,7 +112,14 @@ def test_client_error_is_not_retried(fresh):
 def test_empty_batch_and_validation():
     expert = OpenAIExpert("http://127.0.0.1:9/v1", model="m")
     assert asyncio.run(expert.consult([])) == []
-    for bad in ({"base_urls": []}, {"base_urls": "ftp://x/v1"}, {"mode": "embeddings"}, {"timeout_s": 0}):
+    bad_kwargs = (
+        {"base_urls": []},
+        {"base_urls": "ftp://x/v1"},
+        {"mode": "embeddings"},
+        {"timeout_s": 0},
+        {"batch_size": 0},
+    )
+    for bad in bad_kwargs:
         kwargs = {"base_urls": "http://127.0.0.1:9/v1", "model": "m", **bad}
         with pytest.raises(ValueError):
             OpenAIExpert(**kwargs)
@@ -147,3 +154,31 @@ def test_connections_closed_by_the_server_are_replaced_silently(fresh, pause_s):
 
     assert all(asyncio.run(run()))
     assert expert.stats.retries == 0 and fresh.stats.requests == 32
+
+
+@pytest.mark.parametrize("mode", ["chat", "completions"])
+def test_batched_requests_carry_several_queries_in_order(fresh, mode):
+    expert = OpenAIExpert(fresh.base_url, model="m", mode=mode, batch_size=4)
+    replies = asyncio.run(expert.consult([req(f"q{i}", f"e{i}/0/0") for i in range(10)]))
+    assert [r.text for r in replies] == [f"echo: q{i} The answer is \\boxed{{42}}." for i in range(10)]
+    path = "/v1/chat/completions/batch" if mode == "chat" else "/v1/completions"
+    assert fresh.stats.paths == {path: 3}  # 10 queries in even chunks of at most 4: 3 + 3 + 4
+    if mode == "chat":
+        sizes = [len(p["messages"]) for p in fresh.stats.payloads]
+        assert all(len(c) == 2 and c[1]["role"] == "user" for p in fresh.stats.payloads for c in p["messages"])
+    else:
+        sizes = [len(p["prompt"]) for p in fresh.stats.payloads]
+        assert all(isinstance(x, str) for p in fresh.stats.payloads for x in p["prompt"])
+    assert sizes == [3, 3, 4]
+    s = expert.stats
+    assert (s.requests, s.ok, s.attempts) == (10, 10, 3)
+    assert all(r.tokens == 0 for r in replies) and s.completion_tokens == sum(len(r.text.split()) for r in replies)
+
+
+def test_a_batched_call_is_split_over_the_endpoints():
+    with FaultServer() as a, FaultServer() as b:
+        expert = OpenAIExpert([a.base_url, b.base_url], model="m", mode="completions", batch_size=64)
+        replies = asyncio.run(expert.consult([req(f"q{i}", f"e{i}/0/0") for i in range(10)]))
+        assert [r.text.split()[1] for r in replies] == [f"q{i}" for i in range(10)]
+        assert (a.stats.requests, b.stats.requests) == (1, 1)
+        assert sorted(len(s.payloads[0]["prompt"]) for s in (a.stats, b.stats)) == [5, 5]

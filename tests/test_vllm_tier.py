@@ -227,3 +227,25 @@ def test_eval_env_never_hits_the_server(vllm_srv: VLLMServer) -> None:
     vec.close()
     assert rec.calls == [] and rec.inner.stats.requests == 0
     assert fenced_count(vllm_srv, before) == 0
+
+
+@pytest.mark.parametrize("mode", ["chat", "completions"])
+def test_batched_requests_reach_vllm_as_one_request_in_order(vllm_srv: VLLMServer, mode: str) -> None:
+    """``batch_size`` > 1: five queries go out as ONE HTTP request (a prompt list, or vLLM's
+    ``/chat/completions/batch``); each reply comes back in its query's place. ``echo`` makes every
+    reply start with (chat: the user text) or contain (completions) its own prompt, which proves the order."""
+    problems = load_problems(PROBLEMS)
+    # chat echo needs the last message's role to be the reply's: continue the user message
+    echo = {"echo": True, "add_generation_prompt": False} if mode == "chat" else {"echo": True}
+    expert = make_openai(vllm_srv, mode, batch_size=8, extra_body=echo)
+    requests = [ExpertRequest(f"r{i}", problems[i], f"what is step {i}?") for i in range(5)]
+    before = vllm_srv.requests_finished()
+    replies = consult_blocking(expert, requests, timeout_s=120)
+    assert [r.status for r in replies] == ["ok"] * 5, [r.error for r in replies]
+    for request, reply in zip(requests, replies):
+        prompt = expert.render_prompt(request)
+        assert reply.text.startswith(prompt) if mode == "chat" else prompt in reply.text
+        assert len(reply.text) > len(prompt)  # plus the generated continuation
+    assert expert.stats.attempts == 1 and expert.stats.ok == 5
+    assert 5 <= expert.stats.completion_tokens <= 5 * MAX_TOKENS
+    assert vllm_srv.wait_requests_finished(before + 5) == before + 5

@@ -181,7 +181,8 @@ class ConsultCall:
 
     async def _call_async(self, expert: Expert) -> list[ExpertReply]:
         try:
-            replies = await asyncio.wait_for(expert.consult(self.requests), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # not wait_for: that adds a task, two loop turns
+                replies = await expert.consult(self.requests)
         except TimeoutError:
             return self._failed("timeout", "batch deadline exceeded")
         except Exception as exc:

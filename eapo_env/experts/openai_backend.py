@@ -1,10 +1,17 @@
 """``openai``: any OpenAI-compatible server (vLLM, SGLang, hosted APIs), several base URLs balanced.
 
-Speaks the OpenAI ``/chat/completions`` (default) or ``/completions`` wire format over a small
-stdlib asyncio HTTP/1.1 client with keep-alive pools. Why not ``openai``/``httpx``: against a local
-server, plain asyncio streams cost ~130 µs of client CPU per request, ``httpx`` ~3 ms and
-``AsyncOpenAI`` ~4 ms; rollouts send thousands of queries per step. Supported: ``http``/``https``,
-``Content-Length``, chunked, gzip, bearer auth. Not supported: proxies, HTTP/2, streaming.
+Speaks the OpenAI ``/chat/completions`` (default) or ``/completions`` wire format over the small
+stdlib HTTP/1.1 client of :mod:`eapo_env.experts.http` (keep-alive pools; ~130 µs of client CPU per
+request against a local server, where ``AsyncOpenAI`` costs ~4 ms).
+
+**Batched requests** (``batch_size`` > 1): up to that many queries go in one HTTP request, as a
+list of prompts (``/completions``: part of OpenAI's API, served by vLLM) or of conversations (chat:
+vLLM's ``/chat/completions/batch``). The server still schedules every query on its own; what shrinks
+is the per-request cost on both sides (HTTP framing, JSON, the event loop's wake-ups), which is
+what the client costs a small policy's rollout. A vector env's consult is one batched call, so one
+HTTP request per endpoint when ``batch_size`` >= the call's size. Limits: a request's failure
+(timeout, 5xx, malformed) fails each of its queries, and per-query token counts are not reported
+(``ExpertReply.tokens`` is 0; :attr:`OpenAIExpert.stats` holds the totals).
 
 Failure policy: per attempt a total deadline (``timeout_s``: connect + send + receive); retries with
 exponential backoff (``backoff_s * 2**attempt``, jittered) on timeouts, connection errors, 429, 5xx and
@@ -21,16 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
-import ssl
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from eapo_env.experts.base import ExpertReply, ExpertRequest, failed_reply
+from eapo_env.experts.http import Endpoint, FatalError, RetryableError, exchange, snippet
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an expert mathematician helping a student who is solving a problem. Answer the "
@@ -40,21 +46,13 @@ DEFAULT_SYSTEM_PROMPT = (
 DEFAULT_PROMPT_TEMPLATE = "Problem:\n{question}\n\nThe student asks:\n{query}"
 
 
-class _Retryable(Exception):
-    """An attempt failed in a way another attempt may fix (timeouts are caught separately)."""
-
-
-class _Fatal(Exception):
-    """An attempt failed in a way retrying will not fix (e.g. 400, 401, 404)."""
-
-
-class _Stale(Exception):
-    """A pooled connection the server had already closed: try another one, not a real attempt."""
-
-
 @dataclass
 class OpenAIStats:
-    """Running totals since construction (read them for logging; never reset implicitly)."""
+    """Running totals since construction (read them for logging; never reset implicitly).
+
+    ``requests``, ``ok``, ``timeouts``, ``errors`` count queries; ``attempts`` and ``retries`` count
+    HTTP requests (one per batch of up to ``batch_size`` queries).
+    """
 
     requests: int = 0
     ok: int = 0
@@ -64,28 +62,7 @@ class OpenAIStats:
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    latency_s: float = 0.0  # sum over requests; mean = latency_s / requests
-
-
-class _Endpoint:
-    """One base URL: its pool of idle keep-alive connections and its in-flight count."""
-
-    def __init__(self, base_url: str, api_key: str, path: str) -> None:
-        parts = urlsplit(base_url.rstrip("/"))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"base URL must be http(s)://host[:port][/prefix], got {base_url!r}")
-        self.url = base_url.rstrip("/")
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
-        netloc = parts.netloc.rpartition("@")[2]
-        self.head = (
-            f"POST {parts.path}{path} HTTP/1.1\r\nHost: {netloc}\r\nContent-Type: application/json\r\n"
-            f"Accept: application/json\r\nAuthorization: Bearer {api_key}\r\nContent-Length: "
-        ).encode()
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self.in_flight = 0
-        self.down_until = 0.0  # after a connection failure, prefer other endpoints for a moment
+    latency_s: float = 0.0  # sum over queries; mean = latency_s / requests
 
 
 class OpenAIExpert:
@@ -106,6 +83,10 @@ class OpenAIExpert:
         system_prompt, prompt_template: the prompt; the template gets ``{question}`` (the problem
             statement) and ``{query}`` (the policy's question).
         max_response_bytes: larger bodies are an error (expert text is untrusted).
+        batch_size: queries per HTTP request (see the module docs). 1 (default): one request per
+            query, which any OpenAI-compatible server accepts; > 1 needs a server that takes prompt
+            lists (``completions``) or vLLM's ``/chat/completions/batch`` (``chat``). A call is split
+            into at least one request per endpoint.
 
     Use one event loop at a time (the env's shared background loop, or your own): connections
     belong to a loop, and moving to a new loop drops the old pool.
@@ -137,24 +118,30 @@ class OpenAIExpert:
         prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
         extra_body: Mapping[str, Any] | None = None,
         max_response_bytes: int = 8 << 20,
+        batch_size: int = 1,
     ) -> None:
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         if not urls:
             raise ValueError("OpenAIExpert needs at least one base URL")
         if mode not in ("chat", "completions"):
             raise ValueError(f"mode must be 'chat' or 'completions', got {mode!r}")
-        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or max_concurrency < 1:
-            raise ValueError("need timeout_s > 0, max_retries >= 0, backoff_s >= 0, max_concurrency >= 1")
+        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or max_concurrency < 1 or batch_size < 1:
+            raise ValueError(
+                "need timeout_s > 0, max_retries >= 0, backoff_s >= 0, max_concurrency >= 1, batch_size >= 1"
+            )
         self.model, self.mode = model, mode
         self.timeout_s, self.max_retries, self.backoff_s = float(timeout_s), int(max_retries), float(backoff_s)
         self.max_concurrency = int(max_concurrency)
         self.system_prompt, self.prompt_template = system_prompt, prompt_template
         self.max_response_bytes = int(max_response_bytes)
+        self.batch_size = int(batch_size)
         self._sampling: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
         self._sampling.update(extra_body or {})
-        self._head, self._tail = self._encode_template()
+        self._head, self._tail, self._item_head, self._item_tail = self._encode_template()
         path = "/chat/completions" if mode == "chat" else "/completions"
-        self._endpoints = [_Endpoint(u, api_key, path) for u in urls]
+        if self.batch_size > 1 and mode == "chat":
+            path += "/batch"
+        self._endpoints = [Endpoint(u, api_key, path) for u in urls]
         self._rotate = 0
         self._jitter = random.Random(0)  # private: backoff jitter must not touch global RNG state
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,17 +154,19 @@ class OpenAIExpert:
 
     # ------------------------------------------------------------------ protocol
     async def consult(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
-        """One reply per request, in order; all requests run concurrently (bounded)."""
+        """One reply per request, in order; all HTTP requests run concurrently (bounded)."""
         self._bind_loop()
         t0 = time.perf_counter()
-        return list(await asyncio.gather(*(self._one(r, t0) for r in requests)))
+        groups = self._groups(list(requests))
+        if len(groups) == 1:  # awaited in place: a gather of one costs two tasks and loop turns
+            return await self._call(groups[0], t0)
+        replies = await asyncio.gather(*(self._call(group, t0) for group in groups))
+        return [reply for group in replies for reply in group]
 
     async def aclose(self) -> None:
         """Close idle pooled connections (the expert stays usable: pools refill lazily)."""
         for endpoint in self._endpoints:
-            for _, writer in endpoint.idle:
-                writer.close()
-            endpoint.idle.clear()
+            endpoint.close_idle()
 
     def render_prompt(self, request: ExpertRequest) -> str:
         """The user text sent for ``request`` (problem statement + query)."""
@@ -190,30 +179,45 @@ class OpenAIExpert:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             for endpoint in self._endpoints:
-                endpoint.idle.clear()  # their transports died with the old loop; just drop them
-                endpoint.in_flight = 0
+                endpoint.forget_connections()  # their transports died with the old loop
             self._loop, self._sem = loop, asyncio.Semaphore(self.max_concurrency)
 
-    def _encode_template(self) -> tuple[bytes, bytes]:
-        """The JSON body around the prompt text, encoded once (re-encoding it per request was a
-        measurable share of the client's CPU)."""
+    def _groups(self, requests: list[ExpertRequest]) -> list[list[ExpertRequest]]:
+        """The queries of each HTTP request: one each, or even chunks of at most ``batch_size``
+        (at least one per endpoint, so that a call's load spreads over the fleet)."""
+        if self.batch_size == 1 or not requests:
+            return [[r] for r in requests]
+        n = max(math.ceil(len(requests) / self.batch_size), min(len(requests), len(self._endpoints)))
+        bounds = [len(requests) * i // n for i in range(n + 1)]
+        return [requests[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def _encode_template(self) -> tuple[bytes, bytes, bytes, bytes]:
+        """The JSON body around the prompt(s), encoded once (re-encoding it per request was a
+        measurable share of the client's CPU): ``(head, tail)`` around the ``messages``/``prompt``
+        value, ``(item_head, item_tail)`` around one query's JSON string inside that value."""
         hole = "\x00eapo-prompt\x00"
-        payload: dict[str, Any] = {"model": self.model, **self._sampling}
+        key = "messages" if self.mode == "chat" else "prompt"
+        head, _, tail = json.dumps({"model": self.model, **self._sampling, key: hole}).partition(json.dumps(hole))
+        item_head = item_tail = ""
         if self.mode == "chat":
             system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-            payload["messages"] = [*system, {"role": "user", "content": hole}]
-        else:
-            payload["prompt"] = hole
-        head, _, tail = json.dumps(payload).partition(json.dumps(hole))
-        return head.encode(), tail.encode()
+            item_head, _, item_tail = json.dumps([*system, {"role": "user", "content": hole}]).partition(
+                json.dumps(hole)
+            )
+        return head.encode(), tail.encode(), item_head.encode(), item_tail.encode()
 
-    def _body(self, request: ExpertRequest) -> bytes:
+    def _item(self, request: ExpertRequest) -> bytes:
         user = self.render_prompt(request)
         if self.mode == "completions" and self.system_prompt:
             user = f"{self.system_prompt}\n\n{user}"
-        return self._head + json.dumps(user).encode() + self._tail
+        return self._item_head + json.dumps(user).encode() + self._item_tail
 
-    def _pick(self) -> _Endpoint:
+    def _body(self, group: list[ExpertRequest]) -> bytes:
+        if self.batch_size == 1:
+            return self._head + self._item(group[0]) + self._tail
+        return self._head + b"[" + b",".join(map(self._item, group)) + b"]" + self._tail
+
+    def _pick(self) -> Endpoint:
         eps = self._endpoints
         if len(eps) == 1:
             return eps[0]
@@ -222,14 +226,17 @@ class OpenAIExpert:
         order = eps[self._rotate :] + eps[: self._rotate]  # rotation breaks ties evenly
         return min(order, key=lambda e: (e.down_until > now, e.in_flight))
 
-    async def _one(self, request: ExpertRequest, t0: float) -> ExpertReply:
-        stats = self.stats
-        stats.requests += 1
+    async def _call(self, group: list[ExpertRequest], t0: float) -> list[ExpertReply]:
+        """One HTTP request (with its retries) for the queries of ``group``: one reply each."""
+        stats, n = self.stats, len(group)
+        stats.requests += n
         try:
-            body = self._body(request)
+            body = self._body(group)
         except Exception as exc:  # e.g. a query that is not a str: a status, not a crash
-            stats.errors += 1
-            return failed_reply("error", f"cannot build request: {exc}"[:200], time.perf_counter() - t0, self.name)
+            stats.errors += n
+            return [
+                failed_reply("error", f"cannot build request: {exc}"[:200], time.perf_counter() - t0, self.name)
+            ] * n
         status: Literal["timeout", "error"] = "error"
         reason = ""
         for attempt in range(self.max_retries + 1):
@@ -238,161 +245,74 @@ class OpenAIExpert:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.75 + 0.5 * self._jitter.random()))
             stats.attempts += 1
             try:
-                text, prompt_tokens, tokens = await self._attempt(body)
+                texts, prompt_tokens, tokens = await self._attempt(body, n)
             except TimeoutError:
                 status, reason = "timeout", f"no reply within {self.timeout_s:g}s"
                 continue
-            except _Retryable as exc:
+            except RetryableError as exc:
                 status, reason = "error", str(exc)
                 continue
-            except _Fatal as exc:
+            except FatalError as exc:
                 status, reason = "error", str(exc)
                 break
             except Exception as exc:  # a bug or an unforeseen failure: still a status, never a raise
                 status, reason = "error", f"{type(exc).__name__}: {exc}"
                 break
             latency = time.perf_counter() - t0
-            stats.ok += 1
+            stats.ok += n
             stats.prompt_tokens += prompt_tokens
             stats.completion_tokens += tokens
-            stats.latency_s += latency
-            return ExpertReply(text=text, status="ok", latency_s=latency, tokens=tokens, expert=self.name)
+            stats.latency_s += latency * n
+            per_reply = tokens if self.batch_size == 1 else 0  # batch responses report totals only
+            return [
+                ExpertReply(text=t, status="ok", latency_s=latency, tokens=per_reply, expert=self.name) for t in texts
+            ]
         latency = time.perf_counter() - t0
-        stats.latency_s += latency
+        stats.latency_s += latency * n
         if status == "timeout":
-            stats.timeouts += 1
+            stats.timeouts += n
         else:
-            stats.errors += 1
+            stats.errors += n
         attempts = "attempt" if self.max_retries == 0 else f"{self.max_retries + 1} attempts"
-        return failed_reply(status, f"{reason} ({attempts})"[:300], latency, self.name)
+        return [failed_reply(status, f"{reason} ({attempts})"[:300], latency, self.name)] * n
 
-    async def _attempt(self, body: bytes) -> tuple[str, int, int]:
-        """One HTTP exchange under the deadline; returns (text, prompt tokens, completion tokens)."""
+    async def _attempt(self, body: bytes, n: int) -> tuple[list[str], int, int]:
+        """One HTTP exchange under the deadline: (one text per query, prompt tokens, completion tokens)."""
         assert self._sem is not None
         async with self._sem:
             endpoint = self._pick()
             endpoint.in_flight += 1
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    status, data = await self._exchange(endpoint, body)
+                    status, data = await exchange(endpoint, body, self.max_response_bytes)
             finally:
                 endpoint.in_flight -= 1
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status} from {endpoint.url}: {_snippet(data)}")
+            raise RetryableError(f"HTTP {status} from {endpoint.url}: {snippet(data)}")
         if status != 200:
-            raise _Fatal(f"HTTP {status} from {endpoint.url}: {_snippet(data)}")
-        return self._parse(data, endpoint.url)
+            raise FatalError(f"HTTP {status} from {endpoint.url}: {snippet(data)}")
+        return self._parse(data, endpoint.url, n)
 
-    async def _exchange(self, endpoint: _Endpoint, body: bytes) -> tuple[int, bytes]:
-        message = endpoint.head + str(len(body)).encode() + b"\r\n\r\n" + body
-        while endpoint.idle:  # reuse a keep-alive connection the server has not visibly closed
-            reader, writer = endpoint.idle.pop()
-            if reader.at_eof() or writer.is_closing():
-                writer.close()
-                continue
-            try:
-                return await self._send(endpoint, reader, writer, message)
-            except _Stale:
-                break  # closed under us before any response byte: one more try, on a fresh connection
-        try:
-            reader, writer = await asyncio.open_connection(
-                endpoint.host, endpoint.port, ssl=endpoint.ssl, limit=1 << 20
-            )
-        except OSError as exc:
-            endpoint.down_until = time.monotonic() + 1.0
-            raise _Retryable(f"cannot connect to {endpoint.url}: {exc.strerror or exc}") from None
-        try:
-            return await self._send(endpoint, reader, writer, message)
-        except _Stale:
-            raise _Retryable(f"{endpoint.url} closed the connection without a response") from None
-
-    async def _send(
-        self, endpoint: _Endpoint, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes
-    ) -> tuple[int, bytes]:
-        keep = False
-        try:
-            writer.write(message)
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError as exc:
-                if not exc.partial:
-                    raise _Stale from None
-                raise _Retryable(f"truncated response head from {endpoint.url}") from None
-            status, body, keep = await self._read_body(reader, head)
-            return status, body
-        except (OSError, EOFError, ValueError, zlib.error, asyncio.LimitOverrunError) as exc:
-            # connection resets, truncated bodies (IncompleteReadError is an EOFError), bad chunk
-            # sizes or bad gzip (ValueError / OSError / zlib.error): the server or network misbehaved
-            raise _Retryable(f"bad exchange with {endpoint.url}: {type(exc).__name__}") from None
-        finally:
-            # Reuse only after a complete, well-framed exchange; anything else (timeout/cancel
-            # included, which arrive here as exceptions) closes the socket.
-            if keep:
-                endpoint.idle.append((reader, writer))
-            else:
-                writer.close()
-
-    async def _read_body(self, reader: asyncio.StreamReader, head: bytes) -> tuple[int, bytes, bool]:
-        lines = head.decode("latin-1").split("\r\n")
-        try:
-            version, status = lines[0].split(" ", 2)[0], int(lines[0].split(" ", 2)[1])
-        except (ValueError, IndexError):
-            raise _Retryable(f"bad status line {lines[0][:60]!r}") from None
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        limit = self.max_response_bytes
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks: list[bytes] = []
-            size_total = 0
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                        pass
-                    break
-                size_total += size
-                if size_total > limit:
-                    raise _Fatal(f"response larger than {limit} bytes")
-                chunks.append((await reader.readexactly(size + 2))[:-2])
-            body = b"".join(chunks)
-        elif "content-length" in headers:
-            length = int(headers["content-length"])
-            if length > limit:
-                raise _Fatal(f"response larger than {limit} bytes")
-            body = await reader.readexactly(length)
-        else:  # HTTP/1.0 style: the body runs to the end of the connection
-            keep, parts, got = False, [], 0
-            while got <= limit and (part := await reader.read(65536)):
-                parts.append(part)
-                got += len(part)
-            body = b"".join(parts)
-        if len(body) > limit:
-            raise _Fatal(f"response larger than {limit} bytes")
-        encoding = headers.get("content-encoding", "").lower()
-        if encoding in ("gzip", "deflate"):  # bounded inflation: a tiny body must not expand to GBs
-            inflater = zlib.decompressobj(31 if encoding == "gzip" else 15)
-            body = inflater.decompress(body, limit + 1)
-            if len(body) > limit or inflater.unconsumed_tail:
-                raise _Fatal(f"decompressed response larger than {limit} bytes")
-        return status, body, keep
-
-    def _parse(self, data: bytes, url: str) -> tuple[str, int, int]:
+    def _parse(self, data: bytes, url: str, n: int) -> tuple[list[str], int, int]:
+        """The texts of a completion body, one per query in order (choices matched by ``index``)."""
         try:
             obj = json.loads(data)
-            choice = obj["choices"][0]
-            text = choice["message"]["content"] if self.mode == "chat" else choice["text"]
+            choices = obj["choices"]
+            if self.batch_size > 1:  # one choice per prompt, each with its own index
+                by_index = {int(c["index"]): c for c in choices}
+                if len(choices) != n or sorted(by_index) != list(range(n)):
+                    raise ValueError(f"{len(choices)} choices for {n} prompts")
+                choices = [by_index[i] for i in range(n)]
+            else:
+                choices = choices[:1]
+            texts = [c["message"]["content"] if self.mode == "chat" else c["text"] for c in choices]
+            if len(texts) != n:
+                raise ValueError("no choices")
             usage = obj.get("usage") or {}
             return (
-                "" if text is None else str(text),
+                ["" if t is None else str(t) for t in texts],
                 int(usage.get("prompt_tokens") or 0),
                 int(usage.get("completion_tokens") or 0),
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise _Retryable(f"malformed completion from {url}: {_snippet(data)}") from None
-
-
-def _snippet(data: bytes, n: int = 120) -> str:
-    return data[:n].decode("utf-8", "replace").replace("\n", " ")
+            raise RetryableError(f"malformed completion from {url}: {snippet(data)}") from None

@@ -1,6 +1,8 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 that injects faults chosen per request.
 
-The fault is picked by a marker anywhere in the prompt text (chat messages or completions prompt):
+The fault is picked by a marker anywhere in the prompt text (chat messages or completions prompt;
+of a batched request — a ``prompt`` list, or ``/chat/completions/batch`` as vLLM serves it — any of
+its prompts, and then the fault hits the whole request, as a real server's would):
 
 =================  ============================================================================
 marker             behaviour
@@ -12,6 +14,7 @@ marker             behaviour
 ``FAULT:badjson``  ``200`` with a body that is not JSON, every time
 ``FAULT:drop``     closes the connection without writing a response, every time
 ``FAULT:flaky``    ``500`` on the first hit of this exact prompt, a normal answer afterwards
+``FAULT:short``    ``200`` with one choice too few (a malformed reply to a batch), every time
 ``DELAY:<ms>``     a normal answer after that many milliseconds (benchmarks, concurrency tests)
 ``WIRE:chunked``   a normal answer with ``Transfer-Encoding: chunked`` (framing tests)
 ``WIRE:gzip``      a normal answer, gzip-compressed (``Content-Encoding: gzip``)
@@ -19,7 +22,8 @@ marker             behaviour
 ``WIRE:bomb``      a normal answer padded with 1 MiB of spaces, gzip-compressed (~1 KiB on the wire)
 =================  ============================================================================
 
-Otherwise the reply is deterministic: ``echo: <last line of the prompt> The answer is \\boxed{42}.``
+Otherwise the reply is deterministic: ``echo: <last line of the prompt> The answer is \\boxed{42}.``,
+one choice per prompt of a batch (``index`` 0, 1, …).
 
 It is a plain asyncio HTTP/1.1 server (keep-alive, ``Content-Length`` bodies) running its own event
 loop in a daemon thread, so thousands of concurrent connections cost no threads. It keeps its own
@@ -46,7 +50,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-_MARKER = re.compile(r"FAULT:(timeout|slow|429|500|badjson|drop|flaky)")
+_MARKER = re.compile(r"FAULT:(timeout|slow|429|500|badjson|drop|flaky|short)")
+_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/chat/completions/batch")
 _DELAY = re.compile(r"DELAY:(\d+)")
 _WIRE = re.compile(r"WIRE:(chunked|gzip|close|bomb)")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
@@ -60,6 +65,8 @@ class Stats:
     hits: Counter[str] = field(default_factory=Counter)  # marker (or "ok") -> number of requests
     in_flight: int = 0
     max_in_flight: int = 0
+    prompts_in_flight: int = 0  # queries: a batched request carries several
+    max_prompts_in_flight: int = 0
     first_start: float = 0.0
     last_end: float = 0.0
     busy_s: float = 0.0  # sum of per-request handling time (parse → response written)
@@ -151,6 +158,7 @@ class FaultServer:
             "requests": st.requests,
             "hits": dict(st.hits),
             "max_in_flight": st.max_in_flight,
+            "max_prompts_in_flight": st.max_prompts_in_flight,
             "span_s": max(0.0, st.last_end - st.first_start),
             "busy_s": st.busy_s,
             "paths": dict(st.paths),
@@ -195,19 +203,19 @@ class FaultServer:
         st.in_flight += 1
         st.max_in_flight = max(st.max_in_flight, st.in_flight)
         st.paths[path] += 1
+        prompts: list[str] = []
         try:
-            if method != "POST" or path not in ("/v1/chat/completions", "/v1/completions"):
+            if method != "POST" or path not in _ROUTES:
                 return self._write(writer, 404, {"error": {"message": f"no route {method} {path}"}})
             try:
                 payload = json.loads(body)
-                chat = path.endswith("/chat/completions")
-                prompt = (
-                    "\n".join(str(m.get("content", "")) for m in payload["messages"])
-                    if chat
-                    else str(payload["prompt"])
-                )
+                chat = "/chat/" in path
+                prompts = self._prompts(payload, chat, batch=path.endswith("/batch"))
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self._write(writer, 400, {"error": {"message": "malformed request"}})
+            prompt = "\n".join(prompts)
+            st.prompts_in_flight += len(prompts)
+            st.max_prompts_in_flight = max(st.max_prompts_in_flight, st.prompts_in_flight)
             st.payloads = [*st.payloads[-99:], payload]
             match = _MARKER.search(prompt)
             fault = match.group(1) if match else "ok"
@@ -230,35 +238,58 @@ class FaultServer:
                 await asyncio.sleep(delay)
             wire = _WIRE.search(prompt)
             if wire and wire.group(1) == "close":  # the client must read to EOF, not to the first segment
-                body = json.dumps(self._completion(payload, prompt, chat)).encode()
+                body = json.dumps(self._completion(payload, prompts, chat)).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + body[:20])
                 await writer.drain()
                 await asyncio.sleep(0.02)
                 writer.write(body[20:])
                 return False
-            return self._write(writer, 200, self._completion(payload, prompt, chat), wire.group(1) if wire else "")
+            reply = self._completion(payload, prompts, chat)
+            if fault == "short":
+                reply["choices"].pop()
+            return self._write(writer, 200, reply, wire.group(1) if wire else "")
         finally:
             st.in_flight -= 1
+            st.prompts_in_flight -= len(prompts)
             st.last_end = time.perf_counter()
             st.busy_s += st.last_end - start
 
     @staticmethod
-    def _completion(payload: dict[str, Any], prompt: str, chat: bool) -> dict[str, Any]:
-        last = prompt.strip().splitlines()[-1] if prompt.strip() else ""
-        text = f"echo: {last} The answer is \\boxed{{42}}."
-        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+    def _prompts(payload: dict[str, Any], chat: bool, batch: bool) -> list[str]:
+        """The prompt text of each conversation / prompt of a request (ValueError when malformed)."""
         if chat:
-            choice["message"] = {"role": "assistant", "content": text}
-        else:
-            choice["text"] = text
+            conversations = payload["messages"] if batch else [payload["messages"]]
+            if not conversations or not all(isinstance(c, list) and c for c in conversations):
+                raise ValueError("messages")
+            return ["\n".join(str(m.get("content", "")) for m in c) for c in conversations]
+        prompt = payload["prompt"]
+        if isinstance(prompt, list):
+            if not prompt or not all(isinstance(p, str) for p in prompt):
+                raise ValueError("prompt")
+            return prompt
+        return [str(prompt)]
+
+    @staticmethod
+    def _completion(payload: dict[str, Any], prompts: list[str], chat: bool) -> dict[str, Any]:
+        choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
+        for i, prompt in enumerate(prompts):
+            last = prompt.strip().splitlines()[-1] if prompt.strip() else ""
+            text = f"echo: {last} The answer is \\boxed{{42}}."
+            usage["prompt_tokens"] += len(prompt.split())
+            usage["completion_tokens"] += len(text.split())
+            choice: dict[str, Any] = {"index": i, "finish_reason": "stop"}
+            if chat:
+                choice["message"] = {"role": "assistant", "content": text}
+            else:
+                choice["text"] = text
+            choices.append(choice)
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {
             "id": "cmpl-fault",
             "object": "chat.completion" if chat else "text_completion",
             "created": 0,
             "model": payload.get("model", "fault"),
-            "choices": [choice],
+            "choices": choices,
             "usage": usage,
         }
 

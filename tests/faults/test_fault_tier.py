@@ -168,6 +168,36 @@ def test_batch_deadline_of_consult_blocking_then_recovery(fresh):
     assert all(r.ok for r in replies) and expert.stats.retries == retries  # nothing wedged, pool healthy
 
 
+@pytest.mark.parametrize("mode", ["chat", "completions"])
+def test_a_fault_in_a_batched_request_fails_each_of_its_queries(fresh, mode):
+    # batch_size 4, 16 queries: chunk 0 holds a 500, chunk 1 a reply one choice short, chunk 2 a
+    # timeout, chunk 3 nothing; each fault fails its whole chunk, after its retries, and only it
+    expert = make(fresh.base_url, mode=mode, batch_size=4, max_retries=1)
+    faults = {1: "500", 6: "short", 8: "timeout"}
+    requests = [ExpertRequest(f"r{i}", PROBLEM, query(faults.get(i, "ok"), i)) for i in range(16)]
+    replies = asyncio.run(expert.consult(requests))
+    assert [r.status for r in replies] == ["error"] * 8 + ["timeout"] * 4 + ["ok"] * 4
+    assert "HTTP 500" in replies[0].error and "malformed completion" in replies[4].error
+    assert all(r.text.startswith(f"echo: please help #{i} ") for i, r in enumerate(replies) if i >= 12)
+    hits = fresh.stats.hits
+    assert (hits["500"], hits["short"], hits["timeout"], hits["ok"]) == (2, 2, 2, 1)
+    s = expert.stats
+    assert (s.requests, s.ok, s.timeouts, s.errors, s.attempts) == (16, 4, 4, 8, 7)
+
+
+def test_vector_env_with_batched_requests_completes_every_episode(fresh):
+    expert = make(fresh.base_url, batch_size=4, max_retries=0)
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=8, expert=expert, problems=[PROBLEM], max_experts=3, max_turns=4)
+    vec.reset(seed=0)
+    obs, _, term, _, info = vec.step([consult_action([query("500" if e == 1 else "ok", e)]) for e in range(8)])
+    assert vec.expert_calls == 1 and fresh.stats.requests == 2  # one call, two HTTP requests of 4
+    assert info["unavailable"].tolist() == [1] * 4 + [0] * 4 and info["expert_errors"].tolist() == [1] * 4 + [0] * 4
+    assert all(ENTRY.findall(obs[e])[0][2].startswith(f"echo: please help #{e}") for e in range(4, 8))
+    obs, rew, term, trunc, info = vec.step(["<answer>42</answer>"] * 8)
+    assert term.all() and not trunc.any() and (rew == 1.0).all()
+    vec.close()
+
+
 # ---------------------------------------------------------------- through the envs
 ENTRY = re.compile(r'<expert index="(\d+)"( status="unavailable")?>(.*?)</expert>', re.S)
 
