@@ -5,12 +5,15 @@ The path ``eapo train`` takes: the trainer's vector env (``agents.trainer.make_e
 p = 1. The expert is an OpenAI-compatible server on 127.0.0.1 (``tests/faults/server.py`` in its own
 process) that answers every request after ``--latency`` seconds and counts the requests in flight.
 
-Rows per latency:
+Rows per latency and per client setting (``--batch-size``: the ``openai`` expert's queries per HTTP
+request; 1 = one request per query, which any OpenAI-compatible server takes; 64 = a step's batched
+consult as one request, vLLM's prompt-list / ``/chat/completions/batch`` form):
 
 * ``vector env``: the engine over the trainer's vector env (rows parked on experts, one batched call
-  per group of finished turns);
-* ``old per-env path``: the same engine and envs, each env stepped on its own with a blocking
-  ``env.step`` (one expert call per env, one env after another: the path before the vector env);
+  per group of finished turns); in flight: HTTP requests (queries) the server held at once;
+* ``old per-env path`` (batch size 1 only): the same engine and envs, each env stepped on its own
+  with a blocking ``env.step`` (one expert call per env, one env after another: the path before the
+  vector env);
 * ``lower bound``: decode time (the same step against a zero-latency server, fastest of 3) + the longest chain of
   consulting turns of an episode x latency. Sampling draws are keyed by (episode, position) and the
   server's replies are deterministic, so every run of a step produces the same episodes;
@@ -25,7 +28,7 @@ The policy: ``--policy DIR`` (default: ``eapo build-policy --size tiny`` output 
 seconds to consult on its own prompts (``--no-consult-tune`` skips that): the benchmark measures the
 expert path, which needs consulting turns.
 
-    python benchmarks/bench_training_consult.py --policy runs/policy --latency 0.25 2.0
+    python benchmarks/bench_training_consult.py --policy runs/policy --latency 0.25 2.0 --batch-size 1 64
 """
 
 from __future__ import annotations
@@ -141,86 +144,98 @@ def rollout_step(config: TrainConfig, source: Any, vec: Any, engine: Any, step: 
     }
 
 
-def measure(config: TrainConfig, policy: Path, latency: float, threads: int, repeats: int = 1) -> dict[str, Any]:
-    """The vector-env path and the old per-env path at one latency (each on a fresh server count);
-    with ``repeats`` > 1 the fastest of that many runs of each (the decode-time baseline)."""
+def measure(
+    config: TrainConfig, policy: Path, latency: float, threads: int, batch_sizes: list[int], repeats: int = 1
+) -> dict[str, Any]:
+    """Per client batch size, the vector-env path (and, at batch size 1, the old per-env path) at one
+    latency, each on a fresh server count; with ``repeats`` > 1 the fastest of that many runs."""
     from agents.policy import load_policy
     from eapo_env.problems import load_problems
 
     torch.set_num_threads(threads)
     server = LoopbackServer(latency)
     try:
-        cfg = config.replace(
-            expert_kwargs={
-                "base_urls": server.base_url,
-                "model": "bench",
-                "timeout_s": 60.0 + latency,
-                "max_retries": 0,
-                "max_concurrency": 1024,
-            }
-        )
         model, tok = load_policy(policy)
         model.eval()
-        source = load_problems(cfg.problems, seed=cfg.problems_seed)
-        vec = make_envs(cfg, cfg.batch_episodes, source)
-        engine = build_engine(cfg, model, tok, torch.device("cpu"))
-        out: dict[str, Any] = {"latency_s": latency}
-        rollout_step(cfg, source, vec, engine, step=1)  # warm-up (first calls, caches): not timed
-        for name, envs in (("vector", vec), ("per_env", PerEnvVector(vec.envs))):
-            tries = []
-            for _ in range(repeats if name == "vector" else 1):
-                server.stats(reset=True)
-                row = rollout_step(cfg, source, envs, engine)
-                row["max_in_flight"] = server.stats()["max_in_flight"]
-                tries.append(row)
-            out[name] = min(tries, key=lambda r: r["wall_s"])
-        vec.close()
+        out: dict[str, Any] = {"latency_s": latency, "clients": {}}
+        for batch_size in batch_sizes:
+            expert_kwargs = {"base_urls": server.base_url, "model": "bench", "timeout_s": 60.0 + latency}
+            expert_kwargs.update(max_retries=0, max_concurrency=1024, batch_size=batch_size)
+            cfg = config.replace(expert_kwargs=expert_kwargs)
+            source = load_problems(cfg.problems, seed=cfg.problems_seed)
+            vec = make_envs(cfg, cfg.batch_episodes, source)
+            engine = build_engine(cfg, model, tok, torch.device("cpu"))
+            rollout_step(cfg, source, vec, engine, step=1)  # warm-up (first calls, caches): not timed
+            paths = [("vector", vec)] + ([("per_env", PerEnvVector(vec.envs))] if batch_size == 1 else [])
+            client: dict[str, Any] = {}
+            for name, envs in paths:
+                tries = []
+                for _ in range(repeats if name == "vector" else 1):
+                    server.stats(reset=True)
+                    row = rollout_step(cfg, source, envs, engine)
+                    stats = server.stats()
+                    row["max_in_flight"], row["max_queries_in_flight"] = (
+                        stats["max_in_flight"],
+                        stats["max_prompts_in_flight"],
+                    )
+                    tries.append(row)
+                client[name] = min(tries, key=lambda r: r["wall_s"])
+            out["clients"][batch_size] = client
+            vec.close()
         return out
     finally:
         server.close()
 
 
 def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> None:
-    decode_s = base["vector"]["wall_s"]
+    decode_s = base["clients"][1]["vector"]["wall_s"]
     rows = []
     for r in runs:
-        v, old = r["vector"], r["per_env"]
-        bound = decode_s + v["consult_chain"] * r["latency_s"]
-        rows.append(
-            {
-                "latency_s": r["latency_s"],
-                "rollout_s": v["wall_s"],
-                "max_in_flight": v["max_in_flight"],
-                "per_env_s": old["wall_s"],
-                "per_env_max_in_flight": old["max_in_flight"],
-                "lower_bound_s": bound,
-                "wall_over_bound": v["wall_s"] / bound,
-                "speedup_vs_per_env": old["wall_s"] / v["wall_s"],
-                "env_share": (v["env_s"] + v["client_cpu_s"]) / v["wall_s"],
-                "env_s": v["env_s"],
-                "env_wall_s": v["env_wall_s"],
-                "client_cpu_s": v["client_cpu_s"],
-                "consult_turns": v["consult_turns"],
-                "consult_chain": v["consult_chain"],
-                "episodes": v["episodes"],
-                "submits": v["submits"],
-                "same_episodes": v["tokens"] == old["tokens"],
-            }
-        )
+        for batch_size, client in r["clients"].items():
+            v, old = client["vector"], client.get("per_env")
+            bound = decode_s + v["consult_chain"] * r["latency_s"]
+            rows.append(
+                {
+                    "latency_s": r["latency_s"],
+                    "batch_size": batch_size,
+                    "rollout_s": v["wall_s"],
+                    "max_in_flight": v["max_in_flight"],
+                    "max_queries_in_flight": v["max_queries_in_flight"],
+                    "per_env_s": old["wall_s"] if old else None,
+                    "per_env_max_in_flight": old["max_in_flight"] if old else None,
+                    "lower_bound_s": bound,
+                    "wall_over_bound": v["wall_s"] / bound,
+                    "speedup_vs_per_env": old["wall_s"] / v["wall_s"] if old else None,
+                    "env_share": (v["env_s"] + v["client_cpu_s"]) / v["wall_s"],
+                    "env_s": v["env_s"],
+                    "env_wall_s": v["env_wall_s"],
+                    "client_cpu_s": v["client_cpu_s"],
+                    "consult_turns": v["consult_turns"],
+                    "consult_chain": v["consult_chain"],
+                    "episodes": v["episodes"],
+                    "submits": v["submits"],
+                    "same_episodes": old is None or v["tokens"] == old["tokens"],
+                }
+            )
     if as_json:
         print(json.dumps({"decode_s": decode_s, "rows": rows}))
         return
     print(f"decode time (zero-latency server): {decode_s:.2f}s; {rows[0]['episodes'] if rows else 0} episodes")
     print(
-        "| latency | rollout (vector env) | max in flight | old per-env path | in flight (old) | lower bound "
-        "| rollout / bound | old / vector | env+verifier+client share (CPU) | env wall | consult turns (chain) |"
+        "| latency | queries per HTTP request | rollout (vector env) | max in flight: requests (queries) "
+        "| old per-env path | in flight (old) | lower bound | rollout / bound | old / vector "
+        "| env+verifier+client share (CPU) | env wall | consult turns (chain) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
+        old = "-" if x["per_env_s"] is None else f"{x['per_env_s']:.2f}s"
+        old_flight = "-" if x["per_env_max_in_flight"] is None else str(x["per_env_max_in_flight"])
+        speedup = "-" if x["speedup_vs_per_env"] is None else f"{x['speedup_vs_per_env']:.1f}x"
+        per_request = "1" if x["batch_size"] == 1 else f"<= {x['batch_size']}"
         print(
-            f"| {x['latency_s']:.2f}s | {x['rollout_s']:.2f}s | {x['max_in_flight']} | {x['per_env_s']:.2f}s "
-            f"| {x['per_env_max_in_flight']} | {x['lower_bound_s']:.2f}s | {x['wall_over_bound']:.2f}x "
-            f"| {x['speedup_vs_per_env']:.1f}x | {100 * x['env_share']:.2f}% "
+            f"| {x['latency_s']:.2f}s | {per_request} "
+            f"| {x['rollout_s']:.2f}s | {x['max_in_flight']} ({x['max_queries_in_flight']}) | {old} | {old_flight} "
+            f"| {x['lower_bound_s']:.2f}s | {x['wall_over_bound']:.2f}x | {speedup} | {100 * x['env_share']:.2f}% "
             f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {x['env_wall_s']:.3f}s "
             f"| {x['consult_turns']} ({x['consult_chain']}) |"
         )
@@ -239,6 +254,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--no-consult-tune", action="store_true", help="use the policy as is (it may never consult)")
     p.add_argument("--tune-steps", type=int, default=60)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        nargs="+",
+        default=[1, 64],
+        help="the openai client's queries per HTTP request, one row each (1 = one request per query)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     policy = Path(args.policy) if args.policy else Path(args.build_into)
@@ -268,8 +290,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         tuned = Path(args.build_into).parent / f"{policy.resolve().name}-{digest[:12]}-consults-{args.tune_steps}"
         policy = consult_tuned(policy, tuned, config.problems, args.tune_steps)
         config = config.replace(policy=str(policy))
-    base = measure(config, policy, 0.0, args.threads, repeats=3)
-    runs = [measure(config, policy, lat, args.threads) for lat in args.latency]
+    base = measure(config, policy, 0.0, args.threads, [1], repeats=3)
+    runs = [measure(config, policy, lat, args.threads, args.batch_size) for lat in args.latency]
     report(runs, base, args.json)
     return runs
 
