@@ -102,36 +102,6 @@ def test_reset_uses_env_rng_not_global():
     assert len(ids) > 10
 
 
-@given(st.integers(0, 2**63), st.lists(st.sampled_from(["a", "consult", "answer"]), max_size=4), st.floats(0.01, 0.99))
-def test_np_random_is_gymnasium_s_generator_built_on_first_use(seed, actions, p):
-    # The env defers building np_random after reset(seed=s); what a user reads must be exactly
-    # Gymnasium's: same seed, same generator state, same stream after the env drew from it.
-    from gymnasium.utils import seeding
-
-    env = make(acceptance_prob=p, max_turns=8)
-    ref, ref_seed = seeding.np_random(seed)
-    _, info = env.reset(seed=seed)  # an unpinned problem is the generator's first draw
-    assert info["problem_id"] == env.unwrapped.source[int((int(ref.bit_generator.random_raw()) * 100_000) >> 64)].id
-    ref, _ = seeding.np_random(seed)
-    env.reset(seed=seed, options={"problem_index": 3})  # pinned: nothing drawn, nothing built yet
-    assert env.unwrapped._np_random is None and env.np_random_seed == ref_seed == seed
-    wording = {"a": "thinking", "consult": "<consult><query>q</query></consult>", "answer": "<answer>1</answer>"}
-    for a in actions:
-        _, _, terminated, _, info = env.step(wording[a])
-        if a == "consult":
-            ref.random(1)  # one acceptance draw per kept query
-        if terminated:
-            break
-    assert env.np_random.bit_generator.state == ref.bit_generator.state
-
-
-def test_bad_seed_is_refused_at_reset_as_gymnasium_refuses_it():
-    env = make()
-    for bad in (-1, 1.5, "3"):
-        with pytest.raises(gym.error.Error, match="Seed must be"):
-            env.reset(seed=bad)
-
-
 def test_reset_options_pin_problem():
     env = make()
     _, info = env.reset(seed=0)

@@ -349,3 +349,13 @@ def test_load_problems_lists_and_sources() -> None:
     for bad in ("", "something", "nowhere.jsonl"):
         with pytest.raises(ValueError):
             load_problems(bad)
+
+
+def test_generated_items_are_cached_and_equal_to_a_fresh_generation():
+    from eapo_env.problems.generated import generate
+
+    first = generate("fractions", 3, 11, seed=2)
+    assert generate("fractions", 3, 11, seed=2) is first  # a GRPO group's G resets generate it once
+    generate.cache_clear()
+    fresh = generate("fractions", 3, 11, seed=2)
+    assert fresh is not first and fresh == first and fresh.solution == first.solution
