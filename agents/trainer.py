@@ -151,17 +151,24 @@ def start_run(config: TrainConfig, out: Path, resume: bool, log: Callable[[str],
 
 
 def rollout_step(run: TrainingRun, step: int, rng: np.random.Generator) -> list[Any]:
-    """Steps 1-2: the progress clock, then P problems x G samples (group g = problem g)."""
-    G, P = run.config.group_size, run.config.prompts_per_step
-    run.envs.set_progress(step)  # p(t) and the turn budget of this step, through every wrapper
-    problem_idx = rng.integers(len(run.source), size=P).tolist()
+    """Steps 1-2 of a training step on the run's envs and engine (see :func:`rollout_episodes`)."""
+    run.rollout_model.eval()
+    return rollout_episodes(run.config, run.source, run.envs, run.engine, step, rng)
+
+
+def rollout_episodes(
+    config: TrainConfig, source: Any, envs: Any, engine: Any, step: int, rng: np.random.Generator
+) -> list[Any]:
+    """Steps 1-2: the progress clock, then P problems x G samples (group g = problem g), drawn from
+    ``rng`` (the step's :func:`step_rng`). What :func:`train` runs every step; the benchmarks call it
+    with envs and an engine of their own, so they measure this path and no copy of it."""
+    G, P = config.group_size, config.prompts_per_step
+    envs.set_progress(step)  # p(t) and the turn budget of this step, through every wrapper
+    problem_idx = rng.integers(len(source), size=P).tolist()
     options = [{"problem_index": problem_idx[g]} for g in range(P) for _ in range(G)]
     group_ids = [g for g in range(P) for _ in range(G)]
     env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
-    run.rollout_model.eval()
-    return run.engine.rollout(
-        run.envs, seeds=env_seeds, options=options, group_ids=group_ids, seed=int(rng.integers(2**62))
-    )
+    return engine.rollout(envs, seeds=env_seeds, options=options, group_ids=group_ids, seed=int(rng.integers(2**62)))
 
 
 def learn_step(run: TrainingRun, step: int, trajs: list[Any], rng: np.random.Generator) -> dict[str, Any]:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.config import TrainConfig  # noqa: E402
 from agents.rollout import PerEnvVector  # noqa: E402
-from agents.trainer import build_engine, make_envs, rollout_env_cpu, step_rng  # noqa: E402
+from agents.trainer import build_engine, make_envs, rollout_env_cpu, rollout_episodes, step_rng  # noqa: E402
 
 CONSULT = "<consult><query>Is my plan right?</query></consult>"
 ANSWER = "<answer>42</answer>"
@@ -112,21 +112,9 @@ def consult_tuned(policy: Path, out: Path, problems: str, steps: int) -> Path:
 
 # ---------------------------------------------------------------------------------- one step
 def rollout_step(config: TrainConfig, source: Any, vec: Any, engine: Any, step: int = 0) -> dict[str, Any]:
-    """The trainer's rollout of ``step`` (same draws as ``agents.trainer.train``), timed."""
-    G, P = config.group_size, config.prompts_per_step
-    rng = step_rng(config.seed, step)
-    problem_idx = rng.integers(len(source), size=P).tolist()
-    options = [{"problem_index": problem_idx[g]} for g in range(P) for _ in range(G)]
-    env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
-    vec.set_progress(step)
+    """The trainer's rollout of ``step`` (``agents.trainer.rollout_episodes``: its draws, its clock), timed."""
     wall0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
-    trajs = engine.rollout(
-        vec,
-        seeds=env_seeds,
-        options=options,
-        group_ids=[g for g in range(P) for _ in range(G)],
-        seed=int(rng.integers(2**62)),
-    )
+    trajs = rollout_episodes(config, source, vec, engine, step, step_rng(config.seed, step))
     wall = time.perf_counter() - wall0
     cpu = rollout_env_cpu(engine, cpu0, main0)  # the split train() logs every step
     chains = [sum(i["action"] == "consult" and i["accepted"] > 0 for i in t.infos) for t in trajs]
