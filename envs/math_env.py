@@ -257,15 +257,16 @@ class EAPOMathEnv(gym.Env[str, str]):
         self.discard_prepared()
         # Only acceptance draws (a consult with 0 < p < 1) move the RNG during a turn: the state before
         # the first draw is saved, to be restored if the plan is discarded.
-        saved: list[Mapping[str, Any]] = []
+        saved: Mapping[str, Any] | None = None
 
         def rng() -> np.random.Generator:
-            if not saved:
-                saved.append(self.np_random.bit_generator.state)
+            nonlocal saved
+            if saved is None:
+                saved = self.np_random.bit_generator.state
             return self.np_random
 
         plan = self._plan(action, rng)
-        self._prepared = (plan, saved[0] if saved else None)
+        self._prepared = (plan, saved)
         return list(plan.requests)
 
     def supply_replies(self, replies: Sequence[ExpertReply]) -> None:
