@@ -145,12 +145,12 @@ def measure(
     try:
         model, tok = load_policy(policy)
         model.eval()
+        source = load_problems(config.problems, seed=config.problems_seed)
         out: dict[str, Any] = {"latency_s": latency, "clients": {}}
         for batch_size in batch_sizes:
             expert_kwargs = {"base_urls": server.base_url, "model": "bench", "timeout_s": 60.0 + latency}
             expert_kwargs.update(max_retries=0, max_concurrency=1024, batch_size=batch_size)
             cfg = config.replace(expert_kwargs=expert_kwargs)
-            source = load_problems(cfg.problems, seed=cfg.problems_seed)
             vec = make_envs(cfg, cfg.batch_episodes, source)
             engine = build_engine(cfg, model, tok, torch.device("cpu"))
             rollout_step(cfg, source, vec, engine, step=1)  # warm-up (first calls, caches): not timed
@@ -162,10 +162,8 @@ def measure(
                     server.stats(reset=True)
                     row = rollout_step(cfg, source, envs, engine)
                     stats = server.stats()
-                    row["max_in_flight"], row["max_queries_in_flight"] = (
-                        stats["max_in_flight"],
-                        stats["max_prompts_in_flight"],
-                    )
+                    row["max_in_flight"] = stats["max_in_flight"]
+                    row["max_queries_in_flight"] = stats["max_prompts_in_flight"]
                     tries.append(row)
                 client[name] = min(tries, key=lambda r: r["wall_s"])
             out["clients"][batch_size] = client
