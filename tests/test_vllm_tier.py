@@ -249,3 +249,21 @@ def test_batched_requests_reach_vllm_as_one_request_in_order(vllm_srv: VLLMServe
     assert expert.stats.attempts == 1 and expert.stats.ok == 5
     assert 5 <= expert.stats.completion_tokens <= 5 * MAX_TOKENS
     assert vllm_srv.wait_requests_finished(before + 5) == before + 5
+
+
+@pytest.mark.parametrize("mode", ["chat", "completions"])
+def test_a_query_past_the_context_length_fails_alone_in_a_batch(vllm_srv: VLLMServer, mode: str) -> None:
+    """vLLM refuses (400) a whole batched request when one of its prompts is longer than
+    ``--max-model-len``; the client sends the halves again, so only that query fails."""
+    problems = load_problems(PROBLEMS)
+    expert = make_openai(vllm_srv, mode, batch_size=8)
+    queries = [f"what is step {i}?" for i in range(4)]
+    queries[1] = "7 " * 5000  # far past the served model's 2048-token context
+    requests = [ExpertRequest(f"r{i}", problems[i], q) for i, q in enumerate(queries)]
+    before = vllm_srv.requests_finished()
+    replies = consult_blocking(expert, requests, timeout_s=120)
+    assert [r.status for r in replies] == ["ok", "error", "ok", "ok"], [r.error for r in replies]
+    assert "HTTP 400" in replies[1].error and all(replies[i].text for i in (0, 2, 3))
+    # refused: [0..4) and [0, 1], then [1] alone; answered: [2, 3] and [0]
+    assert (expert.stats.splits, expert.stats.attempts, expert.stats.ok) == (2, 5, 3)
+    assert fenced_count(vllm_srv, before) == 3  # the engine generated for exactly the three others

@@ -9,9 +9,12 @@ list of prompts (``/completions``: part of OpenAI's API, served by vLLM) or of c
 vLLM's ``/chat/completions/batch``). The server still schedules every query on its own; what shrinks
 is the per-request cost on both sides (HTTP framing, JSON, the event loop's wake-ups), which is
 what the client costs a small policy's rollout. A vector env's consult is one batched call, so one
-HTTP request per endpoint when ``batch_size`` >= the call's size. Limits: a request's failure
-(timeout, 5xx, malformed) fails each of its queries, and per-query token counts are not reported
-(``ExpertReply.tokens`` is 0; :attr:`OpenAIExpert.stats` holds the totals).
+HTTP request per endpoint when ``batch_size`` >= the call's size. A batch the server refuses for
+what it carries (400, 413, 422: e.g. one query past the model's context length) is sent again as
+two halves, recursively, so that only the offending queries fail (at most ``2 log2(n)`` extra
+requests per such query). Limits: any other failure of a request (timeout, 5xx, malformed reply)
+fails each of its queries, and per-query token counts are not reported (``ExpertReply.tokens`` is
+0; :attr:`OpenAIExpert.stats` holds the totals).
 
 Failure policy: per attempt a total deadline (``timeout_s``: connect + send + receive); retries with
 exponential backoff (``backoff_s * 2**attempt``, jittered) on timeouts, connection errors, 429, 5xx and
@@ -44,6 +47,12 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 #: ``{question}`` and ``{query}`` are replaced verbatim (no ``str.format``, so LaTeX braces are safe).
 DEFAULT_PROMPT_TEMPLATE = "Problem:\n{question}\n\nThe student asks:\n{query}"
+#: Statuses that refuse a request for its content, not for the server's state: a refused batch is split.
+REFUSED_STATUSES = frozenset({400, 413, 422})
+
+
+class RefusedError(FatalError):
+    """The server refused the request for what it carries (one of :data:`REFUSED_STATUSES`)."""
 
 
 @dataclass
@@ -51,7 +60,8 @@ class OpenAIStats:
     """Running totals since construction (read them for logging; never reset implicitly).
 
     ``requests``, ``ok``, ``timeouts``, ``errors`` count queries; ``attempts`` and ``retries`` count
-    HTTP requests (one per batch of up to ``batch_size`` queries).
+    HTTP requests (one per batch of up to ``batch_size`` queries); ``splits``: refused batches sent
+    again as two halves.
     """
 
     requests: int = 0
@@ -60,6 +70,7 @@ class OpenAIStats:
     errors: int = 0
     attempts: int = 0
     retries: int = 0
+    splits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0  # sum over queries; mean = latency_s / requests
@@ -252,6 +263,11 @@ class OpenAIExpert:
             except RetryableError as exc:
                 status, reason = "error", str(exc)
                 continue
+            except RefusedError as exc:
+                if n > 1:
+                    return await self._split(group, t0)
+                status, reason = "error", str(exc)
+                break
             except FatalError as exc:
                 status, reason = "error", str(exc)
                 break
@@ -276,6 +292,14 @@ class OpenAIExpert:
         attempts = "attempt" if self.max_retries == 0 else f"{self.max_retries + 1} attempts"
         return [failed_reply(status, f"{reason} ({attempts})"[:300], latency, self.name)] * n
 
+    async def _split(self, group: list[ExpertRequest], t0: float) -> list[ExpertReply]:
+        """A refused batch as two requests (each split again if refused): only bad queries fail."""
+        self.stats.splits += 1
+        self.stats.requests -= len(group)  # the halves count their queries again
+        half = len(group) // 2
+        left, right = await asyncio.gather(self._call(group[:half], t0), self._call(group[half:], t0))
+        return left + right
+
     async def _attempt(self, body: bytes, n: int) -> tuple[list[str], int, int]:
         """One HTTP exchange under the deadline: (one text per query, prompt tokens, completion tokens)."""
         assert self._sem is not None
@@ -289,6 +313,8 @@ class OpenAIExpert:
                 endpoint.in_flight -= 1
         if status == 429 or status >= 500:
             raise RetryableError(f"HTTP {status} from {endpoint.url}: {snippet(data)}")
+        if status in REFUSED_STATUSES:
+            raise RefusedError(f"HTTP {status} from {endpoint.url}: {snippet(data)}")
         if status != 200:
             raise FatalError(f"HTTP {status} from {endpoint.url}: {snippet(data)}")
         return self._parse(data, endpoint.url, n)

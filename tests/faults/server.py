@@ -9,6 +9,7 @@ marker             behaviour
 =================  ============================================================================
 ``FAULT:timeout``  never answers (holds the connection until the client gives up or we stop)
 ``FAULT:slow``     answers normally after ``slow_s`` seconds (below a sane client timeout)
+``FAULT:400``      ``400 Bad Request`` every time (a request refused for what it carries)
 ``FAULT:429``      ``429 Too Many Requests`` every time
 ``FAULT:500``      ``500 Internal Server Error`` every time
 ``FAULT:badjson``  ``200`` with a body that is not JSON, every time
@@ -50,7 +51,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-_MARKER = re.compile(r"FAULT:(timeout|slow|429|500|badjson|drop|flaky|short)")
+_MARKER = re.compile(r"FAULT:(timeout|slow|400|429|500|badjson|drop|flaky|short)")
 _ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/chat/completions/batch")
 _DELAY = re.compile(r"DELAY:(\d+)")
 _WIRE = re.compile(r"WIRE:(chunked|gzip|close|bomb)")
@@ -224,7 +225,7 @@ class FaultServer:
                 await asyncio.sleep(3600)  # the client times out; stop() aborts us
             if fault == "drop":
                 return False
-            if fault in ("429", "500"):
+            if fault in ("400", "429", "500"):
                 return self._write(writer, int(fault), {"error": {"message": f"injected {fault}"}})
             if fault == "badjson":
                 return self._write_raw(writer, 200, b'{"id": "cmpl-1", "choices": [{"mess')

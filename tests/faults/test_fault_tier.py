@@ -185,6 +185,31 @@ def test_a_fault_in_a_batched_request_fails_each_of_its_queries(fresh, mode):
     assert (s.requests, s.ok, s.timeouts, s.errors, s.attempts) == (16, 4, 4, 8, 7)
 
 
+@pytest.mark.parametrize("mode", ["chat", "completions"])
+def test_a_refused_batch_is_split_until_only_the_refused_queries_fail(fresh, mode):
+    # 8 queries in one request; the server refuses (400) any request holding #2 or #5: halves are
+    # sent again (4+4, then 2+2 of each, then 1+1 where refused) and every other query is answered
+    expert = make(fresh.base_url, mode=mode, batch_size=8, max_retries=2)
+    faults = {2: "400", 5: "400"}
+    requests = [ExpertRequest(f"r{i}", PROBLEM, query(faults.get(i, "ok"), i)) for i in range(8)]
+    replies = asyncio.run(expert.consult(requests))
+    assert [r.status for r in replies] == ["error" if i in faults else "ok" for i in range(8)]
+    assert all("HTTP 400" in replies[i].error for i in faults)
+    assert all(r.text.startswith(f"echo: please help #{i} ") for i, r in enumerate(replies) if i not in faults)
+    # refused: [0..8), [0..4), [4..8), [2..4), [4..6), [2], [5]; answered: [0,1], [6,7], [3], [4]
+    assert (fresh.stats.hits["400"], fresh.stats.hits["ok"]) == (7, 4)
+    s = expert.stats
+    assert (s.requests, s.ok, s.errors, s.splits, s.retries, s.attempts) == (8, 6, 2, 5, 0, 11)
+
+
+def test_a_refusal_of_the_server_itself_is_not_split(fresh):
+    # a 404 (no such route) says nothing about the queries: the batch fails once, as one request
+    expert = OpenAIExpert(fresh.base_url.replace("/v1", "/nope"), model="m", batch_size=8, max_retries=2)
+    replies = asyncio.run(expert.consult([ExpertRequest(f"r{i}", PROBLEM, f"q{i}") for i in range(8)]))
+    assert [r.status for r in replies] == ["error"] * 8 and "HTTP 404" in replies[0].error
+    assert fresh.stats.requests == 1 and (expert.stats.splits, expert.stats.attempts) == (0, 1)
+
+
 def test_vector_env_with_batched_requests_completes_every_episode(fresh):
     expert = make(fresh.base_url, batch_size=4, max_retries=0)
     vec = gym.make_vec("EAPO-Math-v0", num_envs=8, expert=expert, problems=[PROBLEM], max_experts=3, max_turns=4)
