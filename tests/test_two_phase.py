@@ -221,3 +221,28 @@ def test_faulty_expert_gives_the_same_results_batched_as_one_env_at_a_time(fault
         got, want = vec.step(actions), ref.step(tuple(actions))
         assert got[0] == want[0] and all((g == w).all() for g, w in zip(got[1:4], want[1:4]))
         assert_info_equal(got[4], want[4])
+
+
+def test_the_env_share_benchmark_replays_the_calls_of_a_rollout_exactly():
+    # benchmarks/bench_env_share.py times the env calls of a rollout replayed alone: the replay must
+    # put every env through the same states (observations, transcripts, RNG) as the recorded run
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_env_share import RecordingVectorEnv, replay
+
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=4, expert=AsyncCounting(), acceptance_prob=0.5, **KW)
+    rec = RecordingVectorEnv(vec)
+    rec.reset_envs(range(4), [7, 8, 9, 10], [{"problem_index": i} for i in range(4)])
+    first = rec.submit([0, 1, 2], [*consults(2), "hmm"])
+    rec.submit([3], ["<answer>1</answer>"])
+    rec.collect(first)
+    rec.submit([0, 1, 2], ["<answer>2</answer>"] * 3)
+    assert [name for name, *_ in rec.calls] == ["reset_envs", "submit", "submit", "collect", "submit"]
+    recorded = ([list(t) for t in vec.transcripts], [state(e) for e in vec.envs])
+    vec.reset_envs(range(4), [1, 2, 3, 4], [{"problem_index": 9}] * 4)  # somewhere else entirely
+    assert ([list(t) for t in vec.transcripts], [state(e) for e in vec.envs]) != recorded
+    assert replay(vec, rec.calls) > 0
+    assert ([list(t) for t in vec.transcripts], [state(e) for e in vec.envs]) == recorded
+    assert [t[-1][1] for t in vec.transcripts] == ["<answer>2</answer>"] * 3 + ["<answer>1</answer>"]
