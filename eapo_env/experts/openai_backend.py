@@ -12,13 +12,14 @@ what the client costs a small policy's rollout. A vector env's consult is one ba
 HTTP request per endpoint when ``batch_size`` >= the call's size. A batch the server refuses for
 what it carries (400, 413, 422: e.g. one query past the model's context length) is sent again as
 two halves, recursively, so that only the offending queries fail (at most ``2 log2(n)`` extra
-requests per such query). Limits: any other failure of a request (timeout, 5xx, malformed reply)
+requests per such query; a refusal of every query, e.g. a bad sampling field, costs ``2n - 1``
+quick requests in all). Limits: any other failure of a request (timeout, 5xx, malformed reply)
 fails each of its queries, and per-query token counts are not reported (``ExpertReply.tokens`` is
 0; :attr:`OpenAIExpert.stats` holds the totals).
 
 Failure policy: per attempt a total deadline (``timeout_s``: connect + send + receive); retries with
 exponential backoff (``backoff_s * 2**attempt``, jittered) on timeouts, connection errors, 429, 5xx and
-malformed JSON; other 4xx fail at once. :meth:`OpenAIExpert.consult` never raises for a request:
+malformed JSON; other 4xx fail at once (after that split). :meth:`OpenAIExpert.consult` never raises for a request:
 the reply is ``failed_reply("timeout" | "error", reason)`` (``timeout`` when the last attempt timed out).
 
 Example:
