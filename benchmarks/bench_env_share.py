@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--replays", type=int, default=3, help="replays per column (median)")
     p.add_argument("--forward-rows", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: the env shares no core with torch)")
+    p.add_argument("--quick", action="store_true", help="one step, one replay each (smoke run)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.warmup, args.replays = args.steps[:1], 1, 1
     from agents.policy import load_policy, resolve_policy_path
     from eapo_env.problems import load_problems
 

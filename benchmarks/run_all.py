@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CPU_BENCHMARKS = ("bench_env_step.py", "bench_verify.py", "bench_vector_env.py", "bench_rollout.py")
+CPU_BENCHMARKS = (
+    "bench_env_step.py",
+    "bench_verify.py",
+    "bench_vector_env.py",
+    "bench_rollout.py",
+    "bench_env_share.py",
+)
 
 
 def main(argv: list[str]) -> int:
