@@ -169,6 +169,7 @@ class OpenAIExpert:
         """One reply per request, in order; all HTTP requests run concurrently (bounded)."""
         self._bind_loop()
         t0 = time.perf_counter()
+        self.stats.requests += len(requests)
         groups = self._groups(list(requests))
         if len(groups) == 1:  # awaited in place: a gather of one costs two tasks and loop turns
             return await self._call(groups[0], t0)
@@ -241,7 +242,6 @@ class OpenAIExpert:
     async def _call(self, group: list[ExpertRequest], t0: float) -> list[ExpertReply]:
         """One HTTP request (with its retries) for the queries of ``group``: one reply each."""
         stats, n = self.stats, len(group)
-        stats.requests += n
         try:
             body = self._body(group)
         except Exception as exc:  # e.g. a query that is not a str: a status, not a crash
@@ -296,7 +296,6 @@ class OpenAIExpert:
     async def _split(self, group: list[ExpertRequest], t0: float) -> list[ExpertReply]:
         """A refused batch as two requests (each split again if refused): only bad queries fail."""
         self.stats.splits += 1
-        self.stats.requests -= len(group)  # the halves count their queries again
         half = len(group) // 2
         left, right = await asyncio.gather(self._call(group[:half], t0), self._call(group[half:], t0))
         return left + right
