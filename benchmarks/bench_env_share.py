@@ -49,7 +49,7 @@ class RecordingVectorEnv:
         return getattr(self.vec, name)
 
     def reset_envs(self, indices: Any, seeds: Any = None, options: Any = None) -> Any:
-        self.calls.append(("reset_envs", (list(indices), list(seeds or []) or None, options), None))
+        self.calls.append(("reset_envs", (list(indices), None if seeds is None else list(seeds), options), None))
         return self.vec.reset_envs(indices, seeds, options)
 
     def submit(self, indices: Any, actions: Any) -> Any:
@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 def report(rows: list[dict[str, Any]], config: Any, args: Any) -> None:
-    params = "policy " + str(config.policy)
-    print(f"{args.config}: {params}, {rows[0]['episodes']} episodes per step, torch threads {args.threads}")
+    print(
+        f"{args.config}: policy {config.policy}, {rows[0]['episodes']} episodes per step, torch threads {args.threads}"
+    )
     print(
         "| step | p(t) | env steps (calls) | rollout | env CPU in rollout | share | replayed alone "
         "| replayed after a forward | in rollout / alone |"
