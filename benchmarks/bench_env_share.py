@@ -8,8 +8,10 @@ makes (``reset_envs``, ``submit``, ``collect``); the same calls are then replaye
 (same seeds, problems, actions: the same env states and replies). Columns:
 
 * ``env CPU in rollout``: CPU time of the engine's thread inside those calls during the rollout
-  (``time_env_cpu_s`` of ``metrics.jsonl``); ``share``: that over the rollout's wall time (the
-  ``env_cpu_share`` ``eapo train`` logs; the goal of DESIGN §7 is < 1 %);
+  (``time_env_cpu_s`` of ``metrics.jsonl``); ``share``: that plus every other thread's CPU (the
+  expert client's event loop: ``time_other_threads_cpu_s``) over the rollout's wall time, i.e. the
+  ``env_cpu_share`` ``eapo train`` logs, split by ``agents.trainer.rollout_env_cpu`` as there (the
+  goal of DESIGN §7 is < 1 %);
 * ``replayed alone``: the same calls back to back (warm caches);
 * ``replayed after a forward``: the same calls, each after one policy forward on a batch of
   ``--forward-rows`` x 24 tokens (what the engine runs between two env calls: decode evicts the
@@ -35,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.config import load_config  # noqa: E402
-from agents.trainer import build_engine, make_envs, rollout_episodes, step_rng  # noqa: E402
+from agents.trainer import build_engine, make_envs, rollout_env_cpu, rollout_episodes, step_rng  # noqa: E402
 
 
 class RecordingVectorEnv:
@@ -84,10 +86,10 @@ def replay(vec: Any, calls: list[tuple[str, Any, Any]], between: Any = None) -> 
 
 def measure_step(config: Any, source: Any, vec: Any, engine: Any, model: Any, step: int, args: Any) -> dict[str, Any]:
     recorder = RecordingVectorEnv(vec)
-    t0 = time.perf_counter()
+    t0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
     trajs = rollout_episodes(config, source, recorder, engine, step, step_rng(config.seed, step))
     wall = time.perf_counter() - t0
-    in_rollout = engine.stats.env_cpu_seconds
+    cpu = rollout_env_cpu(engine, cpu0, main0)  # the split train() logs every step
     tokens = torch.randint(0, model.config.vocab_size, (args.forward_rows, 24))
 
     def forward() -> None:
@@ -103,7 +105,8 @@ def measure_step(config: Any, source: Any, vec: Any, engine: Any, model: Any, st
         "env_steps": sum(len(t.infos) for t in trajs),
         "calls": len(recorder.calls),
         "wall_s": wall,
-        "in_rollout_s": in_rollout,
+        "in_rollout_s": cpu["time_env_cpu_s"],
+        "other_threads_s": cpu["time_other_threads_cpu_s"],
         "alone_s": alone,
         "after_forward_s": after_forward,
     }
@@ -154,7 +157,7 @@ def report(rows: list[dict[str, Any]], config: Any, args: Any) -> None:
     for r in rows:
         print(
             f"| {r['step']} | {r['p']:.2f} | {r['env_steps']} ({r['calls']}) | {r['wall_s']:.2f}s "
-            f"| {1e3 * r['in_rollout_s']:.1f} ms | {100 * r['in_rollout_s'] / r['wall_s']:.2f}% "
+            f"| {1e3 * r['in_rollout_s']:.1f} ms | {100 * (r['in_rollout_s'] + r['other_threads_s']) / r['wall_s']:.2f}% "
             f"| {1e3 * r['alone_s']:.1f} ms | {1e3 * r['after_forward_s']:.1f} ms "
             f"| {r['in_rollout_s'] / max(r['alone_s'], 1e-9):.2f}x |"
         )
