@@ -87,12 +87,14 @@ def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: 
         "train_seconds": res.seconds,
         "last": res.last,
     }
-    if config.final_eval:
+    from agents import distributed
+
+    if config.final_eval and distributed.is_main():  # under torchrun rank 0 evaluates and writes alone
         t1 = time.perf_counter()
         result["eval"] = _evaluate_dir(config, res.policy_dir, out / "eval")
         result["eval_seconds"] = time.perf_counter() - t1
     result["seconds"] = time.perf_counter() - t0
-    return _finish(out, result)
+    return _finish(out, result) if distributed.is_main() else result
 
 
 def with_policy_expert(config: TrainConfig, policy_dir: str | Path) -> TrainConfig:
@@ -107,9 +109,20 @@ def expert_replies(
 ) -> list[list[str | None]]:
     """``replicas`` replies of ``config.expert`` per problem (to the question itself by default), in one
     batch; each replica has its own request id, so sampling experts answer independently."""
+    return replies_of(config.expert, config.expert_kwargs, problems, query, replicas)
+
+
+def replies_of(
+    expert_name: str,
+    expert_kwargs: dict[str, Any],
+    problems: Sequence[Any],
+    query: Callable[[Any], str] | None = None,
+    replicas: int = 1,
+) -> list[list[str | None]]:
+    """:func:`expert_replies` for an expert given by name and keyword arguments (``None``: not ok)."""
     from eapo_env.experts import ExpertRequest, consult_blocking, make_expert
 
-    expert = make_expert(config.expert, **config.expert_kwargs)
+    expert = make_expert(expert_name, **expert_kwargs)
     requests = [
         ExpertRequest(f"baseline/{i}/{j}", p, query(p) if query else p.question)
         for i, p in enumerate(problems)
@@ -147,6 +160,7 @@ def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Log = print, 
     import torch
 
     from agents.policy import load_policy
+    from agents.policy.directory import write_policy_dir
     from agents.sft import sft_train
     from agents.trainer import resolve_policy
 
@@ -173,9 +187,10 @@ def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Log = print, 
         lora_alpha=config.lora_alpha or None,
         seed=config.seed,
     )
-    final = out / "final_policy"
-    res.model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
+    final = write_policy_dir(
+        out / "final_policy", res.model, tokenizer, written_by="sft", source=policy,
+        details={"method": "distill_sft", "steps": config.distill_steps, "lora_r": config.lora_r or None},
+    )  # fmt: skip
     result: Result = {
         "method": "distill_sft",
         "policy_dir": str(final),
@@ -193,10 +208,16 @@ def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Log = print, 
 def workflow_problems(config: TrainConfig) -> list[Any]:
     """Held-out problems whose question carries ``max_experts`` expert replies (one experts block)."""
     from agents.evaluation import heldout_problems
-    from eapo_env import prompts
 
     problems = heldout_problems(config.eval_problems, config.eval_num_problems, config.eval_problems_seed)
-    replies = expert_replies(config, problems, replicas=config.max_experts)
+    return with_expert_replies(problems, expert_replies(config, problems, replicas=config.max_experts))
+
+
+def with_expert_replies(problems: Sequence[Any], replies: Sequence[Sequence[str | None]]) -> list[Any]:
+    """The expert-assisted workflow's input: each question followed by its replies as one experts
+    block (exactly what the ``workflow`` SFT traces of :mod:`agents.traces` show the policy)."""
+    from eapo_env import prompts
+
     return [
         dataclasses.replace(p, question=p.question + prompts.render_experts_block(r)) for p, r in zip(problems, replies)
     ]
@@ -212,6 +233,82 @@ def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Log = pri
     return _finish(
         out, {"method": "expert_workflow", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0}
     )
+
+
+@dataclasses.dataclass
+class WorkflowComparison:
+    """``eapo eval --expert``: the policy with an expert's reply in its prompt, beside the policy alone.
+
+    The paper's precondition (the expert-assisted workflow beats the base, +6.86 points) is what
+    ``gain`` measures: the mean over problems of (score with the reply - score alone), paired per
+    problem, with a bootstrap 95% CI. Consultation stays off in both: the reply is in the prompt.
+    """
+
+    expert: str
+    replies: int
+    with_expert: Any  # agents.evaluation.EvalResult
+    alone: Any = None  # agents.evaluation.EvalResult, when compared
+    gain: float = float("nan")
+    gain_ci95: tuple[float, float] = (float("nan"), float("nan"))
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "expert": self.expert,
+            "replies": self.replies,
+            "with_expert": self.with_expert.summary(),
+        }
+        if self.alone is not None:
+            out.update(alone=self.alone.summary(), gain=self.gain, gain_ci95=list(self.gain_ci95))
+        return out
+
+    def describe(self) -> str:
+        head = f"with expert {self.expert!r} ({self.replies} reply in the prompt): {self.with_expert.describe()}"
+        if self.alone is None:
+            return head
+        lo, hi = self.gain_ci95
+        return (
+            f"{'':<24}{'alone':>10}{'with ' + self.expert:>18}\n"
+            f"{'Pass@k (mean score)':<24}{self.alone.score_mean:>10.3f}{self.with_expert.score_mean:>18.3f}\n"
+            f"{'answered rate':<24}{self.alone.answered_rate:>10.3f}{self.with_expert.answered_rate:>18.3f}\n"
+            f"{'policy tokens/episode':<24}{self.alone.policy_tokens:>10.1f}{self.with_expert.policy_tokens:>18.1f}\n"
+            f"workflow - alone: {100 * self.gain:+.1f} points [95% CI {100 * lo:+.1f}, {100 * hi:+.1f}] "
+            f"over {self.with_expert.num_problems} problems x {self.with_expert.k} samples"
+        )
+
+
+def compare_workflow(
+    model: Any,
+    tokenizer: Any,
+    problems: Any,
+    expert: str,
+    expert_kwargs: dict[str, Any] | None = None,
+    *,
+    replies: int = 1,
+    compare_alone: bool = True,
+    num_problems: int = 64,
+    problems_seed: int = 1,
+    **eval_kwargs: Any,
+) -> WorkflowComparison:
+    """Evaluate the expert-assisted workflow on held-out problems (and the policy alone on the same ones).
+
+    ``replies`` replies of ``expert`` to each question go in its prompt as one experts block (a
+    deterministic expert gives the same text each time, so 1 is the default); ``eval_kwargs`` are
+    :func:`agents.evaluation.evaluate`'s (``k``, ``max_turn_tokens``, ...).
+    """
+    from agents.evaluation import ci95_bootstrap, evaluate, heldout_problems
+
+    if replies < 1:
+        raise ValueError(f"replies must be >= 1, got {replies}")
+    plain = problems if isinstance(problems, list) else heldout_problems(problems, num_problems, problems_seed)
+    shown = with_expert_replies(plain, replies_of(expert, dict(expert_kwargs or {}), plain, replicas=replies))
+    with_expert = evaluate(model, tokenizer, shown, **eval_kwargs)
+    result = WorkflowComparison(expert, replies, with_expert)
+    if compare_alone:
+        result.alone = evaluate(model, tokenizer, plain, **eval_kwargs)
+        diffs = [w.mean_score - a.mean_score for w, a in zip(with_expert.problems, result.alone.problems)]
+        result.gain = with_expert.score_mean - result.alone.score_mean
+        result.gain_ci95 = ci95_bootstrap(diffs)
+    return result
 
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {

@@ -8,6 +8,10 @@ Layout::
         scheduler.pt    LR scheduler state
         rng.pt          python / numpy / torch (and CUDA) RNG states
         state.json      {"step": 10, "config": {...}, "schedules": {...}, "format": ...}
+        config.json, model.safetensors, tokenizer files, eapo_policy.json
+                        with a tokenizer given: the policy at this step as a policy directory
+                        (LoRA merged into a copy), so ``load_policy(ckpt)`` and plain
+                        ``AutoTokenizer``/``AutoModelForCausalLM.from_pretrained(ckpt)`` load it
 
 ``step`` is the number of completed training steps: a run resumed from ``step_000010`` runs step
 index 10 next. A checkpoint is written into a temporary sibling directory, every file fsynced, then
@@ -47,6 +51,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
 def _save(obj: Any, path: Path) -> None:
     with path.open("wb") as f:
         torch.save(obj, f)
@@ -81,8 +90,14 @@ def save_checkpoint(
     scheduler: Any,
     state: dict[str, Any],
     keep: int = 2,
+    tokenizer: Any = None,
 ) -> Path:
-    """Write ``<out>/checkpoints/step_<step>`` atomically; keep the newest ``keep``; return its path."""
+    """Write ``<out>/checkpoints/step_<step>`` atomically; keep the newest ``keep``; return its path.
+
+    With ``tokenizer``, the checkpoint is also a policy directory, written by the one writer
+    (:func:`agents.policy.directory.write_policy_dir`; its ``eapo_policy.json`` names
+    ``state["policy_dir"]`` as the source). ``model.pt`` stays what a resume loads.
+    """
     root = Path(out_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
@@ -94,6 +109,14 @@ def save_checkpoint(
     _save(optimizer.state_dict(), tmp / "optimizer.pt")
     _save(scheduler.state_dict(), tmp / "scheduler.pt")
     _save(rng_state(), tmp / "rng.pt")
+    if tokenizer is not None:
+        from agents.policy.directory import write_policy_dir
+
+        source = state.get("policy_dir")
+        write_policy_dir(tmp, model, tokenizer, written_by="checkpoint", source=source, details={"step": int(step)})
+        for f in tmp.iterdir():
+            if f.is_file():
+                _fsync_file(f)
     meta = {"format": FORMAT, "step": int(step), **state}
     with (tmp / "state.json").open("w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True)

@@ -6,7 +6,8 @@ exactly ONE JSON line on stdout instead (logs and progress bars go to stderr).
     eapo quickstart [--out DIR]
     eapo build-policy --out DIR [--size tiny|small] [--sft-steps N]
     eapo train --config FILE [--out DIR] [--resume] [--set KEY=VALUE ...]
-    eapo eval --policy DIR --problems SPEC [-k 32] [--out DIR]
+    torchrun --nproc-per-node N -m agents.cli train --config FILE ...   (one learner rank per process)
+    eapo eval --policy DIR --problems SPEC [-k 32] [--out DIR] [--expert NAME [--compare-alone]]
     eapo bench rollout [--policy DIR] [--engine ours|hf|vllm] [--batch N] [--turns T]
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -74,6 +76,10 @@ def cmd_build_policy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         problems=args.problems,
         threads=args.threads or None,
         verbose=not args.json,
+        lr=args.lr,
+        recipe=args.recipe,
+        init_policy=args.init,
+        batch_size=args.batch_size,
     )
     info = read_policy_info(path) or {}
     comp = info.get("compliance", {}).get("eval_prompt", {})
@@ -106,7 +112,15 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"eapo train: {exc}") from None
     out = Path(args.out or Path("runs") / Path(args.config).stem)
-    result = run(config, out, resume=args.resume, log=args.log)
+    from agents import distributed  # torchrun: one rank per process, joined here (agents.distributed)
+
+    if distributed.launched_world_size() > 1 and config.method not in ("eapo", "self_explore"):
+        raise SystemExit(f"eapo train: torchrun runs the RL learner (eapo, self_explore), not {config.method!r}")
+    try:
+        with distributed.session(config.device, config.dist_timeout_s):
+            result = run(config, out, resume=args.resume, log=args.log)
+    except distributed.LaunchError as exc:
+        raise SystemExit(f"eapo train: {exc}") from None
     result = {"command": "train", "out_dir": str(out), **result}
     lines = [f"{config.method}: run in {out} ({result.get('seconds', 0):.1f}s)"]
     last = result.get("last") or {}
@@ -125,6 +139,52 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return result, "\n".join(lines)
 
 
+def _eval_pass_ks(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--pass-k`` checked against ``-k`` (a value above it exits with a message, never silently
+    dropped); without ``--pass-k``: 1, the powers of 2 below ``k``, and ``k``."""
+    from agents.evaluation import check_pass_ks, default_pass_ks
+
+    try:
+        return default_pass_ks(args.k) if args.pass_k is None else check_pass_ks(args.pass_k, args.k)
+    except ValueError as exc:
+        raise SystemExit(f"eapo eval: {exc} (-k {args.k}, --pass-k {' '.join(map(str, args.pass_k or []))})") from None
+
+
+def cmd_eval_workflow(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """``eapo eval --expert NAME``: the expert-assisted workflow (the reply in the prompt), with
+    ``--compare-alone`` beside the policy alone on the same problems (the paper's precondition)."""
+    from agents.baselines import compare_workflow
+    from agents.policy import load_policy
+
+    model, tokenizer = load_policy(args.policy, device=args.device)
+    cmp = compare_workflow(
+        model,
+        tokenizer,
+        args.problems,
+        args.expert,
+        _parse_set(args.expert_arg or []),
+        replies=args.expert_replies,
+        compare_alone=args.compare_alone,
+        num_problems=args.num_problems,
+        problems_seed=args.problems_seed,
+        k=args.k,
+        pass_ks=_eval_pass_ks(args),
+        max_turns=args.max_turns,
+        engine=args.engine,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_turn_tokens=args.max_turn_tokens,
+        max_total_tokens=args.max_total_tokens,
+        seed=args.seed,
+    )
+    if args.out:
+        cmp.with_expert.write(Path(args.out) / "with_expert")
+        if cmp.alone is not None:
+            cmp.alone.write(Path(args.out) / "alone")
+    result = {"command": "eval", "policy": str(args.policy), "problems": args.problems, **cmp.summary()}
+    return result, cmp.describe()
+
+
 def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     _quiet_hf()
     import torch
@@ -133,6 +193,8 @@ def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.expert:
+        return cmd_eval_workflow(args)
     res = evaluate_policy_dir(
         args.policy,
         args.problems,
@@ -141,7 +203,7 @@ def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         k=args.k,
         num_problems=args.num_problems,
         problems_seed=args.problems_seed,
-        pass_ks=tuple(j for j in args.pass_k if j <= args.k) or (1,),
+        pass_ks=_eval_pass_ks(args),
         max_turns=args.max_turns,
         engine=args.engine,
         temperature=args.temperature,
@@ -174,6 +236,11 @@ def cmd_bench(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     rest = ["--engines" if a == "--engine" else a for a in rest]
     if args.json and "--json" not in rest:
         rest.append("--json")
+    if "vllm" in rest and importlib.util.find_spec("vllm") is None:  # before any model is built
+        raise SystemExit(
+            "eapo bench rollout --engines vllm: no vLLM in this Python; run the command with a Python that has "
+            "it, e.g. .cache/vllm-venv/bin/python -m agents.cli bench rollout ... (scripts/setup_vllm_venv.sh)"
+        )
     proc = subprocess.run([sys.executable, str(script), *rest])
     raise SystemExit(proc.returncode)
 
@@ -201,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--problems", default="generated:arithmetic:1-2")
     b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--recipe", default="base", help="trace recipe (agents.policy.build.RECIPES)")
+    b.add_argument("--init", default=None, help="continue SFT from this policy (directory or shipped name)")
+    b.add_argument("--lr", type=float, default=None, help="SFT learning rate (default per size)")
+    b.add_argument("--batch-size", type=int, default=32, help="SFT batch size (traces per step)")
     common(b)
     b.set_defaults(func=cmd_build_policy)
 
@@ -221,7 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-k", type=int, default=32, help="samples per problem")
     e.add_argument("--num-problems", type=int, default=64)
     e.add_argument("--problems-seed", type=int, default=1, help="seed of generated problems (training uses 0)")
-    e.add_argument("--pass-k", type=int, nargs="*", default=[1, 8, 32], help="k values of the unbiased pass@k")
+    e.add_argument(
+        "--pass-k",
+        type=int,
+        nargs="+",
+        default=None,
+        help="k values of the unbiased pass@k, each <= -k (default: 1, the powers of 2 below -k, and -k)",
+    )
     e.add_argument("--max-turns", type=int, default=4)
     e.add_argument("--engine", default="ours", help="rollout engine, one of agents.rollout.ENGINES (ours, hf, vllm)")
     e.add_argument("--temperature", type=float, default=1.0)
@@ -232,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--out", default=None, help="write eval.json and eval_problems.csv here")
+    e.add_argument("--expert", default=None, help="expert-assisted workflow: this expert's reply in the prompt")
+    e.add_argument("--expert-arg", nargs="*", metavar="KEY=VALUE", help="expert keyword arguments (TOML values)")
+    e.add_argument("--expert-replies", type=int, default=1, help="replies in the prompt's experts block")
+    e.add_argument("--compare-alone", action="store_true", help="with --expert: also the policy alone, side by side")
     common(e)
     e.set_defaults(func=cmd_eval)
 
@@ -253,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.log = _stderr_log if args.json else (lambda m: print(m, flush=True))
+    if os.environ.get("RANK", "0") != "0":  # a torchrun rank other than 0: it runs, rank 0 reports
+        args.func(args)
+        return 0
     if args.json:
         with contextlib.redirect_stdout(sys.stderr):  # anything printed by libraries goes to stderr
             result, text = args.func(args)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from agents.distributed import STRATEGIES
 from agents.rollout import ENGINES
 from eapo_env.schedules import parse_schedule
 
@@ -128,6 +129,42 @@ class TrainConfig:
     """Per-turn cap on policy tokens. Too small cuts reasoning; large costs decode time."""
     max_total_tokens: int = 512
     """Per-episode budget (prompt + response); reaching it marks the episode overlong."""
+    vllm_mode: str = "colocate"
+    """``engine = "vllm"``: ``colocate`` (an in-process ``vllm.LLM`` given the learner's weights after each
+    update) or ``remote`` (a vLLM OpenAI server at ``vllm_url`` reloaded each step from the weights the
+    learner writes to ``vllm_weights_dir``); :mod:`agents.rollout.vllm_sync`. A push that fails, times
+    out or leaves other weights than the learner's stops the run."""
+    vllm_url: str = ""
+    """``remote``: the server's base URL (``http://host:port``)."""
+    vllm_weights_dir: str = ""
+    """``remote``: where the learner writes the weights the server reloads (a path the server reads too).
+    Empty: a temporary folder (server on this machine)."""
+    vllm_push_timeout_s: float = 120.0
+    """Seconds one weight push (load and check) may take before the run stops with an error."""
+    vllm_sync_tolerance: float = 1e-3
+    """Largest ``|log p|`` gap allowed after a push between vLLM and the learner on a fixed probe sequence
+    (fp32 on CPU agrees to ~2e-5; bfloat16 on a GPU needs ~0.1)."""
+    vllm_dtype: str = "auto"
+    """dtype of the colocated ``vllm.LLM``; ``auto``: the learner's (float32 on CPU, bfloat16 on CUDA)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Colocated on a GPU: the share of its memory vLLM may take (the learner needs the rest)."""
+    mismatch_correction: str = "none"
+    """Engine/learner log-prob mismatch correction (:func:`agents.losses.mismatch_weights`): ``none``,
+    ``token_tis`` / ``seq_tis`` (truncated IS) or ``token_mask`` / ``seq_mask``. The mismatch is logged
+    every step either way; our engine agrees to ~1e-5, vLLM in bfloat16 may want ``token_tis``."""
+    mismatch_cap: float = 2.0
+    """``mismatch_correction``'s bound (> 1): TIS weights cut at it, masks keep ratios in [1/cap, cap]."""
+    rollout_workers: int = 0
+    """Ray actors that roll out each step (0: in the trainer's process). Each holds a vector env and an
+    engine replica, gets the weights once per step and whole groups of the step's episodes; a local Ray
+    cluster is started unless ``RAY_ADDRESS`` names one (:mod:`agents.rollout.ray_workers`). Needs the
+    ``ray`` extra. Pays off when generation, not the learner, is the bottleneck and there are cores or
+    GPUs to spare. Same seed: same problems, groups and schedule values at any N, and the same sampled
+    tokens wherever the float results do not depend on the batch shape (they did not on our CPU)."""
+    worker_timeout_s: float = 600.0
+    """A rollout worker that returns nothing for this long is presumed stalled: it is killed and its
+    episodes re-run on the others. Set it well above one shard's rollout time (a worker's start-up is
+    allowed at least 180 s on its own)."""
 
     # ------------------------------------------------------------------ optimisation
     steps: int = 100
@@ -168,6 +205,17 @@ class TrainConfig:
     """Seeds problem draws, env resets and sampling (per step, so a resumed run repeats them)."""
     device: str = "auto"
     """``cpu``, ``cuda`` or ``auto``."""
+    distributed: str = "ddp"
+    """How the learner spans the ranks of ``torchrun --nproc-per-node N -m agents.cli train`` (ignored in a
+    plain run): ``ddp`` replicates the model and averages gradients (gloo on CPU, NCCL on CUDA);
+    ``fsdp2`` (``fully_shard``) shards the learner's weights, gradients and AdamW moments for a model
+    whose training state does not fit one device (each rank still keeps the whole weights once, for
+    generation), at the price of an all-gather per layer and pass; no ``--resume`` under it yet
+    (:mod:`agents.distributed`). Either way each rank rolls out its share of the step's groups and the
+    loss is normalised by the global token count, so N ranks train like one process."""
+    dist_timeout_s: float = 600.0
+    """Seconds the torchrun rendezvous or any collective may wait for a rank before the run fails with
+    an error (never a hang). Above the longest rollout or evaluation one rank can run alone."""
     threads: int = 2
     """``torch.set_num_threads`` on CPU (0 leaves torch's default)."""
     checkpoint_every: int = 10
@@ -208,12 +256,7 @@ class TrainConfig:
 
         need(self.method in METHODS, "method", f"one of {', '.join(METHODS)}")
         need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
-        need(
-            self.engine != "vllm",
-            "engine",
-            "'vllm' rolls out a fixed policy (it gets no weight updates from the trainer); use 'ours' or 'hf' "
-            "in a training config, and agents.rollout.make_engine('vllm', policy_dir, ...) for rollouts",
-        )
+        self._validate_vllm(need)
         need(self.policy_size in ("tiny", "small"), "policy_size", "tiny or small")
         for name in (
             "group_size",
@@ -238,6 +281,7 @@ class TrainConfig:
             "lora_alpha",
             "eval_max_turns",
             "threads",
+            "rollout_workers",
             "distill_steps",
             "seed",
             "problems_seed",
@@ -245,6 +289,9 @@ class TrainConfig:
         ):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
+        need(self.distributed in STRATEGIES, "distributed", f"one of {', '.join(STRATEGIES)}")
+        need(self.dist_timeout_s > 0, "dist_timeout_s", "must be > 0")
+        need(self.worker_timeout_s > 0, "worker_timeout_s", "must be > 0")
         need(0 <= self.clip_low < 1, "clip_low", "must be in [0, 1)")
         need(self.clip_high >= 0, "clip_high", "must be >= 0")
         need(self.kl_coef >= 0, "kl_coef", "must be >= 0")
@@ -259,6 +306,21 @@ class TrainConfig:
                 parse_schedule(getattr(self, name))
             except ValueError as exc:
                 raise ValueError(f"config {name}: {exc}") from None
+
+    def _validate_vllm(self, need: Any) -> None:
+        """The ``engine = "vllm"`` and mismatch-correction fields."""
+        from agents.losses import MISMATCH_CORRECTIONS
+
+        need(self.vllm_mode in ("colocate", "remote"), "vllm_mode", "colocate or remote")
+        if self.engine == "vllm" and self.vllm_mode == "remote":
+            need(self.vllm_url.startswith(("http://", "https://")), "vllm_url", "the server's http(s):// base URL")
+        need(self.engine != "vllm" or not self.lora_r, "lora_r", "0 with engine 'vllm' (it loads whole weights)")
+        need(self.vllm_push_timeout_s > 0, "vllm_push_timeout_s", "must be > 0")
+        need(self.vllm_sync_tolerance > 0, "vllm_sync_tolerance", "must be > 0")
+        need(self.vllm_dtype in ("auto", "float32", "bfloat16", "float16"), "vllm_dtype", "auto or a float dtype")
+        need(0 < self.vllm_gpu_memory_utilization < 1, "vllm_gpu_memory_utilization", "must be in (0, 1)")
+        need(self.mismatch_correction in MISMATCH_CORRECTIONS, "mismatch_correction", ", ".join(MISMATCH_CORRECTIONS))
+        need(self.mismatch_cap > 1, "mismatch_cap", "must be > 1")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -54,6 +54,38 @@ def pass_at_k_unbiased(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def default_pass_ks(k: int) -> tuple[int, ...]:
+    """The pass@k values reported for ``k`` samples when none are asked for: 1, the powers of 2 below
+    ``k``, and ``k`` itself.
+
+    >>> default_pass_ks(8), default_pass_ks(32), default_pass_ks(12), default_pass_ks(1)
+    ((1, 2, 4, 8), (1, 2, 4, 8, 16, 32), (1, 2, 4, 8, 12), (1,))
+    """
+    if k < 1:
+        raise ValueError(f"k (samples per problem) must be >= 1, got {k}")
+    return tuple(sorted({1, k} | {2**i for i in range(1, k.bit_length()) if 2**i < k}))
+
+
+def check_pass_ks(pass_ks: Sequence[int], k: int) -> tuple[int, ...]:
+    """``pass_ks`` sorted and deduplicated, or a ``ValueError`` naming every value outside ``[1, k]``.
+
+    A pass@j needs at least j samples per problem; a value it cannot estimate is an error here, so
+    it is never silently missing from the results.
+
+    >>> check_pass_ks([8, 1, 8], 8)
+    (1, 8)
+    >>> check_pass_ks([1, 8, 32], 8)
+    Traceback (most recent call last):
+    ...
+    ValueError: pass@k needs k <= the samples per problem (8); cannot estimate pass@32
+    """
+    bad = sorted({int(j) for j in pass_ks if not 1 <= int(j) <= k})
+    if bad:
+        what = ", ".join(f"pass@{j}" for j in bad)
+        raise ValueError(f"pass@k needs k <= the samples per problem ({k}); cannot estimate {what}")
+    return tuple(sorted({int(j) for j in pass_ks}))
+
+
 def score_stats(scores: Sequence[Sequence[float]]) -> dict[str, float]:
     """Mean of per-problem mean scores and mean of per-problem (ddof 0) variances.
 
@@ -205,6 +237,7 @@ def summarize(
 ) -> EvalResult:
     """Aggregate per-episode records (``score``, ``correct``, ``response_tokens``, ``policy_tokens``,
     ``consult_attempts``, ``answered``, ``expert_calls``) grouped by problem into an :class:`EvalResult`."""
+    pass_ks = check_pass_ks(pass_ks, min((len(eps) for eps in episodes), default=k))
     rows: list[ProblemRow] = []
     for pid, eps in zip(problem_ids, episodes):
         scores = [float(e["score"]) for e in eps]
@@ -286,7 +319,8 @@ def evaluate(
         model, tokenizer: the policy (``agents.policy.load_policy``).
         problems: a spec (the first ``num_problems`` of ``load_problems(spec, seed=problems_seed)``)
             or a list of :class:`~eapo_env.problems.Problem` (used as given).
-        k: samples per problem; ``pass_ks``: k values of the unbiased estimator (<= k).
+        k: samples per problem; ``pass_ks``: k values of the unbiased estimator (each in ``[1, k]``,
+            else ``ValueError``; :func:`default_pass_ks` gives the CLI's default).
         max_turns: the evaluation turn budget.
         batch_episodes: episodes rolled out together (memory / speed trade-off).
         out_dir: when given, ``eval.json`` and ``eval_problems.csv`` are written there.
@@ -299,6 +333,7 @@ def evaluate(
     from agents.rollout import make_engine
 
     t0 = time.perf_counter()
+    pass_ks = check_pass_ks(pass_ks, k)  # before any rollout: a bad request fails in a second, not after
     if isinstance(problems, (list, tuple)) and problems and not isinstance(problems[0], (str, dict)):
         plist = list(problems)
     else:

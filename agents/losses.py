@@ -120,6 +120,74 @@ def kl_k3(
     return masked_mean(d.exp() - d - 1.0, mask.to(logprobs.dtype), num_tokens)
 
 
+# ------------------------------------------------------------------- engine/learner mismatch
+
+#: Values of ``TrainConfig.mismatch_correction`` (:func:`mismatch_weights`).
+MISMATCH_CORRECTIONS = ("none", "token_tis", "seq_tis", "token_mask", "seq_mask")
+
+
+def mismatch_weights(
+    learner_logprobs: torch.Tensor,
+    engine_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "none",
+    cap: float = 2.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per-token loss weights that correct for the rollout engine sampling from a slightly different
+    distribution than the learner computes (another kernel, dtype or batch shape: vLLM vs HF).
+
+    The PPO ratio keeps using the engine's sampling log-probs; these weights multiply each policy
+    token's surrogate term. With ``r = exp(learner - engine)`` per token (the learner's log-prob under
+    the weights that produced the rollout, recomputed before the update):
+
+    * ``none``: all ones (our own engine agrees with the learner to ~1e-5).
+    * ``token_tis``: truncated importance sampling per token, ``min(r, cap)`` (verl / OpenRLHF style).
+    * ``seq_tis``: per sequence, ``min(prod_t r_t, cap)`` on every token of it.
+    * ``token_mask``: 0 on tokens with ``r`` outside ``[1/cap, cap]``, else 1.
+    * ``seq_mask``: 0 on every token of a sequence whose geometric-mean ratio
+      ``exp(mean_t log r_t)`` is outside ``[1/cap, cap]`` (TRL's sequence mask), else 1.
+
+    Args:
+        learner_logprobs / engine_logprobs: [B, T] float (no gradient needed; the weights are detached).
+        mask: [B, T] 1 on policy tokens.
+        mode: one of :data:`MISMATCH_CORRECTIONS`. cap: the bound (> 1).
+
+    Returns:
+        ``(weights [B, T], stats)``: weights are 0 off ``mask``; ``stats`` are over the policy tokens:
+        ``mismatch_abs_mean`` (mean ``|learner - engine|``), ``mismatch_ratio_max`` (largest ``r``),
+        ``mismatch_masked_frac`` (share of policy tokens whose weight is 0 by the correction).
+    """
+    if mode not in MISMATCH_CORRECTIONS:
+        raise ValueError(f"mismatch correction {mode!r}: one of {', '.join(MISMATCH_CORRECTIONS)}")
+    if cap <= 1.0:
+        raise ValueError(f"mismatch cap {cap}: must be > 1")
+    m = mask.to(learner_logprobs.dtype)
+    log_r = ((learner_logprobs - engine_logprobs) * m).detach().clamp(-20.0, 20.0)
+    seq_log_r = log_r.sum(dim=1, keepdim=True)  # [B, 1]
+    ones = torch.ones_like(log_r)
+    bound = float(torch.log(torch.tensor(cap)))
+    if mode == "none":
+        weights = ones
+    elif mode == "token_tis":
+        weights = log_r.exp().clamp(max=cap)
+    elif mode == "seq_tis":
+        weights = seq_log_r.exp().clamp(max=cap) * ones
+    elif mode == "token_mask":
+        weights = (log_r.abs() <= bound).to(m.dtype)
+    else:  # seq_mask
+        mean_log_r = seq_log_r / m.sum(dim=1, keepdim=True).clamp(min=1.0)
+        weights = (mean_log_r.abs() <= bound).to(m.dtype) * ones
+    weights = weights * m
+    n = m.sum().clamp(min=1.0)
+    has = bool(m.sum() > 0)
+    stats = {
+        "mismatch_abs_mean": float(log_r.abs().sum() / n),
+        "mismatch_ratio_max": float(log_r.masked_fill(m == 0, -20.0).max().exp()) if has else 1.0,
+        "mismatch_masked_frac": float(((weights == 0) & (m > 0)).sum() / n),
+    }
+    return weights, stats
+
+
 # --------------------------------------------------------------------------------- filtering
 
 

@@ -21,6 +21,11 @@ Definitions (all over the episodes of one step, before any filtering):
 * ``accuracy_consulted`` / ``accuracy_unconsulted``, ``reward_consulted`` / ``reward_unconsulted``,
   ``episodes_consulted`` / ``episodes_unconsulted``: the same split by whether the policy consulted
   (NaN for an empty side). They feed the consult-collapse monitor (:class:`CollapseMonitor`).
+* ``dose``: the same number as ``expert_call_rate`` under the name the mechanism benchmark uses
+  (issue 20): the share of the step's episodes that received at least one accepted expert reply.
+* ``solved_group_frac``: the densification: share of GRPO groups (episodes with one ``group_id``)
+  with at least one correct episode; ``all_wrong_group_frac`` is its complement. Where every group
+  is all-wrong self-exploration has no signal; an expert's replies can raise this share.
 * ``masked_token_frac``: share of response tokens that are out of the loss (observations, expert
   text, filtered episodes). ``kept_group_frac``: share of groups kept by dynamic sampling;
   ``kept_episode_frac``: share of episodes contributing to the loss.
@@ -70,7 +75,25 @@ def episode_metrics(trajs: Sequence[Any]) -> dict[str, float]:
         "answered_rate": sum(bool(t.terminated) for t in trajs) / n,
         "overlong_rate": sum(bool(t.overlong) for t in trajs) / n,
         "format_error_rate": sum(any(i.get("format_error") for i in t.infos) for t in trajs) / n,
+        "dose": sum(a > 0 for a in accepted) / n,
+        **group_densification([t.group_id for t in trajs], correct),
     }
+
+
+def group_densification(group_ids: Sequence[Any], correct: Sequence[bool]) -> dict[str, float]:
+    """Share of groups with at least one correct episode (and of all-wrong groups); NaN with no episode.
+
+    Example:
+        >>> group_densification([0, 0, 1, 1, 2, 2], [False, True, False, False, True, True])
+        {'solved_group_frac': 0.6666666666666666, 'all_wrong_group_frac': 0.33333333333333337}
+    """
+    solved: dict[Any, bool] = {}
+    for gid, ok in zip(group_ids, correct):
+        solved[gid] = solved.get(gid, False) or bool(ok)
+    if not solved:
+        return {"solved_group_frac": float("nan"), "all_wrong_group_frac": float("nan")}
+    frac = sum(solved.values()) / len(solved)
+    return {"solved_group_frac": frac, "all_wrong_group_frac": 1.0 - frac}
 
 
 def split_by_consult(correct: Sequence[bool], rewards: Sequence[float], consulted: Sequence[bool]) -> dict[str, float]:

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib
 import random
@@ -103,9 +102,21 @@ def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, ev
 def build_engine(
     config: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device, temperature: float | None = None
 ):
-    """The rollout engine, encoding prompts exactly as SFT did (chat template) and observations once."""
+    """The rollout engine, encoding prompts exactly as SFT did (chat template) and observations once.
+
+    ``engine = "vllm"``: a colocated ``vllm.LLM`` or a remote server (``config.vllm_mode``) with the
+    weight push the trainer calls after every update (:func:`agents.rollout.vllm_engine.build_training_engine`).
+    """
     from agents.policy.tokenizer import encode_prompt, encode_segment
 
+    if config.engine == "vllm":
+        from agents.rollout.vllm_engine import build_training_engine
+
+        return build_training_engine(
+            config, model, tokenizer, config.temperature if temperature is None else temperature,
+            encode_prompt=functools.partial(encode_prompt, tokenizer),
+            encode_observation=functools.partial(encode_segment, tokenizer),
+        )  # fmt: skip
     return make_engine(
         config.engine,
         model,
@@ -188,10 +199,12 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, step, 0xEA90])
 
 
-def export_policy(module: torch.nn.Module, tokenizer: Any, out: Path, lora: bool) -> Path:
-    """Save a loadable HF policy directory (LoRA adapters merged into a copy)."""
-    out.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(module).merge_and_unload() if lora else module
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+def export_policy(
+    module: torch.nn.Module, tokenizer: Any, out: Path, lora: bool, source: str | Path | None = None
+) -> Path:
+    """Save a loadable policy directory (LoRA adapters merged into a copy) through the one writer,
+    :func:`agents.policy.directory.write_policy_dir` (``eapo_policy.json`` from ``source`` included)."""
+    from agents.policy.directory import write_policy_dir
+
+    details = {"lora_merged": bool(lora)}
+    return write_policy_dir(out, module, tokenizer, written_by="train", source=source, details=details)

@@ -16,6 +16,16 @@ Paradigms:
   backend receives the problem statement with the query, so nothing is lost, and a ~1M-parameter
   model cannot copy a 100-character expression reliably after a few minutes of SFT).
 * ``decompose``: 2-3 short sub-questions to experts, then a fused answer.
+* ``workflow`` (``workflow_frac`` > 0): the expert-assisted workflow of ``eapo eval --expert``: the
+  evaluation prompt whose question carries an experts block (what
+  :func:`agents.baselines.workflow_problems` shows), then the policy's own worked solution.
+
+What the policy writes after a reply is ``reply_turn``: ``"answer"`` (the shipped tiny base: a bare
+``<answer>``, which teaches "consult, copy the number") or ``"solve"`` (the expert-reader recipe:
+its *own* worked solution ending in the answer, the same text whether the reply was the full
+solution, a ``hint`` without the final answer, or ``unavailable``). With ``hint_prob`` > 0 that
+share of consult/workflow traces shows ``hint`` replies (:func:`eapo_env.experts.simple.withhold_answer`),
+so the policy must carry out the last steps itself (DESIGN §8).
 
 Expert replies come from the ``reference`` expert when it is installed (what the env would show),
 else from the problem's worked solution; a share of replies is marked unavailable, as under an
@@ -27,6 +37,7 @@ consult, how to close a block, where the answer goes), not the arithmetic.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +52,7 @@ Source = Literal["prompt", "policy", "expert", "env"]
 Segment = tuple[Source, str]
 Trace = list[Segment]
 Paradigm = Literal["self", "direct", "decompose"]
+ReplyTurn = Literal["answer", "solve"]
 #: ``reply_fn(problem, query) -> reply text`` (``None`` means the expert failed).
 ReplyFn = Callable[[Problem, str], "str | None"]
 
@@ -78,6 +90,14 @@ class TraceConfig:
             default: the phrases teach nothing checkable and dilute the loss on the answer
             tokens the tiny model must learn to copy from the replies.
         max_experts, max_turns: the env settings the training prompt announces.
+        reply_turn: the turn after the experts block: ``"answer"`` (bare answer) or ``"solve"`` (the
+            solution's steps, when at most ``max_reason_chars``, then the answer).
+        hint_prob: share of consult and workflow traces whose replies are ``hint`` replies (no
+            final answer) instead of the reference solution. 0 draws nothing (old traces unchanged).
+        hint_first_step_prob: among hint traces, share with only the first worked step.
+        workflow_frac: share of all traces in the expert-assisted workflow format (evaluation
+            prompt, replies inside the question). 0 draws nothing.
+        workflow_max_replies: replies in a workflow trace's experts block (1..this, uniform).
     """
 
     mix: tuple[float, float, float] = (0.4, 0.35, 0.25)
@@ -90,6 +110,36 @@ class TraceConfig:
     phrases: bool = False
     max_experts: int = 3
     max_turns: int = 8
+    reply_turn: ReplyTurn = "answer"
+    hint_prob: float = 0.0
+    hint_first_step_prob: float = 0.0
+    workflow_frac: float = 0.0
+    workflow_max_replies: int = 1
+
+
+#: The expert-reader recipe (issue 20, DESIGN §8 "the mechanism must be able to act"): after a reply
+#: the policy writes its *own* worked solution (never a bare copied answer); 75 % of replies are
+#: ``hint`` replies without the final answer (a quarter of those only the first step), so it must
+#: carry out the last steps; 45 % of traces are the expert-assisted workflow (replies inside the
+#: evaluation prompt, what ``eapo eval --expert`` shows); a fifth of replies are unavailable (it
+#: solves alone); reasoning up to 480 characters, so level-2/3 solutions keep their steps.
+READER_TRACES = TraceConfig(
+    mix=(0.25, 0.5, 0.25),
+    self_levels=(1, 2, 3),
+    eval_frac=0.3,
+    unavailable_prob=0.2,
+    max_reason_chars=480,
+    max_consult_chars=500,
+    reply_turn="solve",
+    hint_prob=0.75,
+    hint_first_step_prob=0.25,
+    workflow_frac=0.45,
+)
+#: A second stage for a base that copies replies poorly: most traces read a reply (60 % workflow, 90 %
+#: of replies hints), the rest keep it solving alone. Continued from an ``expert-reader`` build.
+READER_COPY_TRACES = dataclasses.replace(
+    READER_TRACES, mix=(0.2, 0.55, 0.25), eval_frac=0.25, hint_prob=0.9, hint_first_step_prob=0.15, workflow_frac=0.6
+)
 
 
 def solution_steps(problem: Problem) -> str:
@@ -100,6 +150,17 @@ def solution_steps(problem: Problem) -> str:
 def solution_reply(problem: Problem, query: str) -> str:
     """Fallback expert: the worked solution, exactly what the ``reference`` expert replies."""
     return problem.solution or f"The answer is \\boxed{{{problem.answer}}}."
+
+
+def hint_reply_fn(first_step: bool = False) -> ReplyFn:
+    """Replies of the ``hint`` expert: the worked solution without its final answer (or its first step)."""
+    from eapo_env.experts.simple import withhold_answer
+
+    def reply(problem: Problem, query: str) -> str:
+        text = withhold_answer(problem.solution, problem.answer)
+        return text.split("\n", 1)[0] if first_step else text
+
+    return reply
 
 
 def reference_reply_fn() -> ReplyFn:
@@ -128,6 +189,12 @@ def _level(problem: Problem) -> int:
 def _answer(prefix: str, answer: str) -> str:
     body = f"{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
     return f"{prefix} {body}" if prefix else body
+
+
+def _own_solution(problem: Problem, cfg: TraceConfig) -> str:
+    """The policy's own worked solution: the steps (when short enough), then the answer."""
+    steps = solution_steps(problem)
+    return _answer(steps if 0 < len(steps) <= cfg.max_reason_chars else "", problem.answer)
 
 
 def _consult(queries: Sequence[str]) -> str:
@@ -169,11 +236,16 @@ def _consult_trace(
     prefix = ""
     if cfg.phrases:
         prefix = rng.choice(closers) if any(r is not None for r in replies) else rng.choice(_ALONE)
+    if cfg.reply_turn == "solve":
+        turn = _own_solution(problem, cfg)
+        turn = f"{prefix} {turn}" if prefix else turn
+    else:
+        turn = _answer(prefix, problem.answer)
     return [
         _prompt(problem, cfg),
         ("policy", _consult(queries)),
         ("expert", render_experts_block(replies)),
-        ("policy", _answer(prefix, problem.answer)),
+        ("policy", turn),
     ]
 
 
@@ -204,6 +276,23 @@ def decompose_trace(
     if sum(len(q) + reply_len for q in queries) > cfg.max_consult_chars:
         return direct_trace(problem, rng, cfg, reply_fn)
     return _consult_trace(problem, queries, _FUSE, rng, cfg, reply_fn)
+
+
+def workflow_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, reply_fn: ReplyFn = solution_reply) -> Trace:
+    """The expert-assisted workflow: the evaluation prompt whose question carries the replies, then
+    the policy's own worked solution (byte for byte what ``eapo eval --expert`` shows the policy)."""
+    n = rng.randint(1, cfg.workflow_max_replies) if cfg.workflow_max_replies > 1 else 1
+    replies = [None if rng.random() < cfg.unavailable_prob else reply_fn(problem, problem.question) for _ in range(n)]
+    question = problem.question + render_experts_block(replies)
+    prompt = render_prompt(question, eval_mode=True, max_experts=cfg.max_experts, max_turns=cfg.max_turns)
+    return [("prompt", prompt), ("policy", _own_solution(problem, cfg))]
+
+
+def _reply_source(rng: random.Random, cfg: TraceConfig, reference: ReplyFn, hints: tuple[ReplyFn, ReplyFn]) -> ReplyFn:
+    """The reference replies, or (``hint_prob``) hint replies; no draw at all when hints are off."""
+    if cfg.hint_prob <= 0 or rng.random() >= cfg.hint_prob:
+        return reference
+    return hints[1] if rng.random() < cfg.hint_first_step_prob else hints[0]
 
 
 def make_trace(
@@ -245,9 +334,13 @@ def make_traces(
     """
     cfg = config or TraceConfig()
     fn = reply_fn or reference_reply_fn()
+    hints = (hint_reply_fn(False), hint_reply_fn(True))
     rng = random.Random(seed)
     traces: list[Trace] = []
     for problem in problems:
+        if cfg.workflow_frac > 0 and rng.random() < cfg.workflow_frac:
+            traces.append(workflow_trace(problem, rng, cfg, _reply_source(rng, cfg, fn, hints)))
+            continue
         if rng.random() < cfg.eval_frac:
             traces.append(self_trace(problem, rng, cfg, eval_mode=True))
             continue
@@ -255,7 +348,8 @@ def make_traces(
         if _level(problem) not in cfg.self_levels:
             weights[0] = 0.0
         paradigm = rng.choices(PARADIGMS, weights=weights)[0]
-        traces.append(make_trace(problem, paradigm, rng, cfg, fn))
+        source = fn if paradigm == "self" else _reply_source(rng, cfg, fn, hints)
+        traces.append(make_trace(problem, paradigm, rng, cfg, source))
     return traces
 
 

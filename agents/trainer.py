@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from agents import checkpoint as ckpt_io
+from agents import distributed
 from agents.config import TrainConfig
 from agents.metrics import CollapseMonitor, MetricsLogger, episode_metrics, read_metrics
 from agents.rollout import RolloutBatch
@@ -53,7 +54,7 @@ from agents.run_setup import (
     seed_everything,
     step_rng,
 )
-from agents.update import ppo_update, select_and_score
+from agents.update import correct_mismatch, ppo_update, select_and_score
 from eapo_env.problems import load_problems
 from eapo_env.schedules import Schedule, parse_schedule
 
@@ -84,16 +85,24 @@ def step_record(
     loss_mask: torch.Tensor,
     stats: dict[str, float],
 ) -> dict[str, Any]:
-    """One step's metrics line: episode behaviour, filtering, advantages and update statistics."""
+    """One step's metrics line: episode behaviour, filtering, advantages and update statistics.
+
+    Under torchrun it describes the whole step's batch: the episode metrics are computed on rank 0 over
+    every rank's trajectories (another rank's line describes its own share; only rank 0 writes), the
+    filtering and advantage figures are sums over the ranks, and ``stats`` come averaged over the ranks
+    from ``ppo_update``. Timings and CPU shares added by :func:`train` are rank 0's own."""
     response_tokens = float(sum(len(t.token_ids) for t in trajs))
+    n, groups_kept, kept, tokens, adv_abs, response = distributed.sum_over_ranks(
+        [len(trajs), keep_group.sum(), keep.sum(), loss_mask.sum(), advantages.abs().sum(), response_tokens]
+    )
     return {
         "step": step,
-        **episode_metrics(trajs),
-        "kept_group_frac": float(keep_group.float().mean()),  # per episode = per group (equal sizes)
-        "kept_episode_frac": float(keep.float().mean()),
-        "masked_token_frac": 1.0 - float(loss_mask.sum()) / max(1.0, response_tokens),
-        "loss_tokens": int(loss_mask.sum()),
-        "adv_abs_mean": float(advantages.abs().mean()),
+        **episode_metrics(distributed.gather_to_main(trajs)),
+        "kept_group_frac": groups_kept / n,  # per episode = per group (equal sizes)
+        "kept_episode_frac": kept / n,
+        "masked_token_frac": 1.0 - tokens / max(1.0, response),
+        "loss_tokens": int(tokens),
+        "adv_abs_mean": adv_abs / n,
         **stats,
     }
 
@@ -122,6 +131,8 @@ class TrainingRun:
     acceptance: Schedule
     turns: Schedule
     start_step: int
+    pool: Any = None  # the Ray rollout workers (config.rollout_workers > 0), else None
+    learner: torch.nn.Module | None = None  # what ppo_update trains: DDP wrapper / FSDP2 copy under torchrun
 
 
 def start_run(config: TrainConfig, out: Path, resume: bool, log: Callable[[str], None]) -> TrainingRun:
@@ -130,29 +141,46 @@ def start_run(config: TrainConfig, out: Path, resume: bool, log: Callable[[str],
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
+    device = distributed.rank_device(pick_device(config.device))
     seed_everything(config.seed)
-    policy_dir = resolve_policy(config, out, log)
+    with distributed.rank_zero_first():  # rank 0 builds a missing policy, the others then read it
+        policy_dir = resolve_policy(config, out, log)
     model, tokenizer = load_policy(policy_dir, device=device)
     module, rollout_model = apply_lora(model, config)
     ref_model = copy.deepcopy(rollout_model).eval().requires_grad_(False) if config.kl_coef > 0 else None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    optimizer, scheduler = make_optimizer(module, config)
-    start_step, config = restore(out, resume, module, optimizer, scheduler, config, log)  # checkpoint's schedules win
+    learner = distributed.wrap_for_training(module, config.distributed, device)  # DDP/FSDP2 under torchrun
+    if resume and distributed.is_sharded(learner):
+        raise distributed.LaunchError("resume under distributed = 'fsdp2' is not supported (see agents.distributed)")
+    optimizer, scheduler = make_optimizer(learner, config)
+    with distributed.rank_zero_first():  # a fresh start's cleanup runs once, before any rank reads
+        start_step, config = restore(out, resume, module, optimizer, scheduler, config, log)  # checkpoint's schedules win
     source = load_problems(config.problems, seed=config.problems_seed)
     return TrainingRun(
         config=config, out=out, device=device, policy_dir=policy_dir, module=module, rollout_model=rollout_model,
         ref_model=ref_model, tokenizer=tokenizer, pad_id=pad_id, source=source,
-        envs=make_envs(config, config.batch_episodes, source),
+        envs=make_envs(config, len(distributed.rank_groups(config.prompts_per_step)) * config.group_size, source),
         engine=build_engine(config, rollout_model, tokenizer, device),
         optimizer=optimizer, scheduler=scheduler, acceptance=parse_schedule(config.acceptance_schedule),
         turns=parse_schedule(config.turn_schedule), start_step=start_step,
+        pool=start_workers(config, policy_dir, rollout_model, log) if config.rollout_workers else None,
+        learner=learner,
     )  # fmt: skip
+
+
+def start_workers(config: TrainConfig, policy_dir: Path, model: torch.nn.Module, log: Callable[[str], None]) -> Any:
+    """``config.rollout_workers`` Ray actors (imported only then: Ray is an optional extra)."""
+    from agents.rollout.ray_workers import start_pool
+
+    return start_pool(config, policy_dir, model, log)
 
 
 def rollout_step(run: TrainingRun, step: int, rng: np.random.Generator) -> list[Any]:
     """Steps 1-2 of a training step on the run's envs and engine (see :func:`rollout_episodes`)."""
     run.rollout_model.eval()
+    if run.pool is not None:  # Ray workers: this step's weights out once, then the same draws, sharded
+        run.pool.push_weights(run.rollout_model, version=step)
+        return rollout_episodes(run.config, run.source, run.pool, run.pool, step, rng)
     return rollout_episodes(run.config, run.source, run.envs, run.engine, step, rng)
 
 
@@ -161,14 +189,22 @@ def rollout_episodes(
 ) -> list[Any]:
     """Steps 1-2: the progress clock, then P problems x G samples (group g = problem g), drawn from
     ``rng`` (the step's :func:`step_rng`). What :func:`train` runs every step; the benchmarks call it
-    with envs and an engine of their own, so they measure this path and no copy of it."""
+    with envs and an engine of their own, so they measure this path and no copy of it.
+
+    Under torchrun the draws are made over the whole batch on every rank, then each rank rolls out
+    its whole groups (:func:`agents.distributed.rank_groups`) with a rank-mixed sampler key: the
+    same problems, groups, env seeds and schedule values at any world size; ``envs`` holds this
+    rank's episodes only."""
     G, P = config.group_size, config.prompts_per_step
     envs.set_progress(step)  # p(t) and the turn budget of this step, through every wrapper
     problem_idx = rng.integers(len(source), size=P).tolist()
     options = [{"problem_index": problem_idx[g]} for g in range(P) for _ in range(G)]
     group_ids = [g for g in range(P) for _ in range(G)]
     env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
-    return engine.rollout(envs, seeds=env_seeds, options=options, group_ids=group_ids, seed=int(rng.integers(2**62)))
+    key = distributed.rank_sampler_key(int(rng.integers(2**62)))
+    groups = distributed.rank_groups(P)
+    mine = slice(groups.start * G, groups.stop * G)  # every episode in a plain run
+    return engine.rollout(envs, seeds=env_seeds[mine], options=options[mine], group_ids=group_ids[mine], seed=key)
 
 
 def learn_step(run: TrainingRun, step: int, trajs: list[Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -177,14 +213,18 @@ def learn_step(run: TrainingRun, step: int, trajs: list[Any], rng: np.random.Gen
     correct = torch.tensor([t.correct for t in trajs], dtype=torch.bool)  # the env's info["correct"]
     keep_group, keep, advantages, loss_mask = select_and_score(batch, correct, run.config)
     lr_now = run.optimizer.param_groups[0]["lr"]
+    device_batch, mismatch = correct_mismatch(run.module, batch.to(run.device), run.config)  # engine vs learner
+    mismatch = distributed.weighted_over_ranks(mismatch, float(batch.loss_mask.sum()), ("mismatch_ratio_max",))
     stats = ppo_update(
-        run.module, batch.to(run.device), advantages.to(run.device), loss_mask.to(run.device), run.config,
-        run.optimizer, run.ref_model, generator=torch.Generator().manual_seed(int(rng.integers(2**62))),
+        run.learner or run.module, device_batch, advantages.to(run.device), loss_mask.to(run.device),
+        run.config, run.optimizer, run.ref_model, generator=torch.Generator().manual_seed(int(rng.integers(2**62))),
+        shard=distributed.RowShard.gather(len(batch)),
     )  # fmt: skip
+    distributed.sync_full_weights(run.learner, run.module)  # FSDP2: the engines' whole weights
     with warnings.catch_warnings():  # a skipped update (no kept group) still advances the LR clock
         warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
         run.scheduler.step()
-    record = step_record(step, trajs, keep_group, keep, advantages, loss_mask, stats)
+    record = step_record(step, trajs, keep_group, keep, advantages, loss_mask, {**stats, **mismatch})
     record.update({"p_schedule": run.acceptance(step), "turn_schedule": run.turns(step), "lr": lr_now})
     if not run.config.consultation:
         record["p_t"] = 0.0  # consultation disabled: no expert can answer
@@ -216,7 +256,7 @@ def save_if_due(run: TrainingRun, done: int) -> bool:
             "schedule_values": {"p_t": run.acceptance(done), "turn_budget": run.turns(done)},
             "policy_dir": str(run.policy_dir),
         },
-        keep=config.keep_checkpoints,
+        keep=config.keep_checkpoints, tokenizer=run.tokenizer,  # the checkpoint is also a policy directory
     )  # fmt: skip
     return True
 
@@ -236,19 +276,28 @@ def train(
         out_dir: the run directory.
         resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if there is none).
         on_step: called after each step with ``(step, record)`` (tests, notebooks).
+
+    Under torchrun (the process group joined by :func:`agents.distributed.session`) every rank runs
+    this loop on its share of each step; rank 0 alone logs and writes ``config.json``, metrics,
+    checkpoints, ``final_policy/`` and the summary, which records every rank's parameter digest (the
+    run fails if the ranks end with different weights).
     """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bars in the run log
     t_start = time.perf_counter()
+    distributed.check_same_config(config.dumps())  # also: torchrun without a process group is an error
+    main = distributed.is_main()
+    log = log if main else distributed.silent
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = start_run(config, out, resume, log)
     config, start_step = run.config, run.start_step
-    (out / "config.json").write_text(config.dumps() + "\n")
-    logger = MetricsLogger(out, tensorboard=config.tensorboard, start_step=start_step)
+    if main:
+        (out / "config.json").write_text(config.dumps() + "\n")
+    logger = MetricsLogger(out, tensorboard=config.tensorboard, start_step=start_step) if main else None
     bar = None
-    if config.progress_bar:
+    if config.progress_bar and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.steps, initial=start_step, desc="eapo", unit="step", dynamic_ncols=True)
@@ -264,13 +313,15 @@ def train(
         t1 = time.perf_counter()
         env_cpu = rollout_env_cpu(run.engine, cpu0, main0)
         record = learn_step(run, step, trajs, rng)
+        if hasattr(run.engine, "push_weights"):  # engine 'vllm': the new weights out, checked (raises on failure)
+            record.update(run.engine.push_weights(run.rollout_model).metrics())
         t2 = time.perf_counter()
         seconds["rollout"] += t1 - t0
         seconds["train"] += t2 - t1
         record.update(
             time_rollout_s=t1 - t0,
             time_train_s=t2 - t1,
-            tokens_per_s_rollout=record["response_tokens"] * len(trajs) / max(t1 - t0, 1e-9),
+            tokens_per_s_rollout=record["response_tokens"] * record["episodes"] / max(t1 - t0, 1e-9),
             **env_cpu,
             env_cpu_share=sum(env_cpu.values()) / max(t1 - t0, 1e-9),
         )
@@ -279,21 +330,30 @@ def train(
         record["collapse_unconsulted_lag"] = int(signals.unconsulted_lag)
         for message in monitor.new_warnings:
             log(f"WARNING {message}")
-        logger.log(record)  # before the checkpoint, so a resume truncates what the checkpoint lacks
+        if logger is not None:
+            logger.log(record)  # before the checkpoint, so a resume truncates what the checkpoint lacks
         if on_step is not None:
             on_step(step, record)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(acc=f"{record['accuracy']:.2f}", consult=f"{record['consult_rate']:.2f}",
                             p=f"{record['p_t']:.2f}", loss=f"{record['loss']:.3f}")  # fmt: skip
-        if save_if_due(run, step + 1):
+        if main and save_if_due(run, step + 1):
             seconds["checkpoint"] += time.perf_counter() - t2
     if bar is not None:
         bar.close()
-    logger.close()
+    if logger is not None:
+        logger.close()
     run.envs.close()
-    final = export_policy(run.module, run.tokenizer, out / FINAL_POLICY_DIR, lora=bool(config.lora_r))
+    if run.pool is not None:
+        run.pool.close()
+    digests = distributed.digests_over_ranks(run.module)  # an error if the ranks' weights differ
+    final = out / FINAL_POLICY_DIR
+    if main:
+        final = export_policy(run.module, run.tokenizer, final, lora=bool(config.lora_r), source=run.policy_dir)
     seconds["total"] = time.perf_counter() - t_start
     summary = {"steps": config.steps, "start_step": start_step, "seconds": seconds, "policy_dir": str(final)}
-    (out / SUMMARY_FILE).write_text(json.dumps({**summary, "last": record}, indent=2, default=str) + "\n")
+    summary["param_sha256_per_rank"] = digests
+    if main:
+        (out / SUMMARY_FILE).write_text(json.dumps({**summary, "last": record}, indent=2, default=str) + "\n")
     return TrainResult(out, final, start_step, config.steps, seconds, record)

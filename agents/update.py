@@ -26,10 +26,22 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from agents import distributed
 from agents.config import TrainConfig
-from agents.losses import dynamic_sampling_mask, group_advantages, kl_k3, overlong_mask, policy_loss, token_logprobs
+from agents.distributed import RowShard
+from agents.losses import (
+    dynamic_sampling_mask,
+    group_advantages,
+    kl_k3,
+    mismatch_weights,
+    overlong_mask,
+    policy_loss,
+    token_logprobs,
+)
 from agents.rollout import RolloutBatch
 
 #: Per-update statistics, averaged over the optimizer steps of one training step.
@@ -97,6 +109,41 @@ def select_and_score(
     return keep_group, keep, advantages, loss_mask
 
 
+@dataclass
+class CorrectedBatch(RolloutBatch):
+    """A (device) rollout batch with the per-token weights of the engine/learner mismatch correction.
+
+    ``token_weights`` [B, T] (:func:`agents.losses.mismatch_weights`) multiply each policy token's
+    surrogate term in :func:`_backward_rows`; the denominator stays the token count, so ``token_tis``
+    is truncated importance sampling and the masks drop tokens without renormalising the rest. Built
+    by the trainer from ``batch.to(device)`` (``RolloutBatch.to`` would drop the field)."""
+
+    token_weights: torch.Tensor | None = None
+
+
+def correct_mismatch(
+    module: torch.nn.Module, batch: RolloutBatch, config: TrainConfig, chunk: int = 64
+) -> tuple[CorrectedBatch, dict[str, float]]:
+    """The learner's log-probs of the (device) batch under the weights that produced it (one no-grad
+    forward, before any update), against the engine's sampling log-probs: the batch with the weights of
+    ``config.mismatch_correction`` and the mismatch statistics of :func:`agents.losses.mismatch_weights`
+    (over every policy token: the filters act later, through the loss mask)."""
+    learner = torch.zeros_like(batch.old_logprobs)
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        for lo in range(0, len(batch), chunk):
+            rows = slice(lo, min(lo + chunk, len(batch)))
+            width = int(batch.attention_mask[rows].sum(dim=1).max())
+            ids, attn = batch.input_ids[rows, :width], batch.attention_mask[rows, :width]
+            learner[rows, :width] = token_logprobs(module, ids, attn, temperature=config.temperature)
+    module.train(was_training)
+    weights, stats = mismatch_weights(
+        learner, batch.old_logprobs, batch.loss_mask, config.mismatch_correction, config.mismatch_cap
+    )
+    return CorrectedBatch(**batch.__dict__, token_weights=weights), stats
+
+
 def _backward_rows(
     module: torch.nn.Module,
     batch: RolloutBatch,
@@ -113,7 +160,12 @@ def _backward_rows(
     ids, attn = batch.input_ids[idx, :width], batch.attention_mask[idx, :width]
     mask, old = loss_mask[idx, :width], batch.old_logprobs[idx, :width]
     logprobs = token_logprobs(module, ids, attn, temperature=config.temperature)
-    pg, m = policy_loss(logprobs, old, advantages[idx], mask, config.clip_low, config.clip_high, num_tokens=num_tokens)
+    pg_mask = mask  # the mismatch correction's weights (1 where off) scale the surrogate, never the KL
+    if isinstance(batch, CorrectedBatch) and batch.token_weights is not None:
+        pg_mask = mask * batch.token_weights[idx, :width]
+    pg, m = policy_loss(
+        logprobs, old, advantages[idx], pg_mask, config.clip_low, config.clip_high, num_tokens=num_tokens
+    )
     loss, kl_value = pg, 0.0
     if ref_model is not None and config.kl_coef > 0:
         with torch.no_grad():
@@ -137,6 +189,7 @@ def ppo_update(
     optimizer: torch.optim.Optimizer,
     ref_model: torch.nn.Module | None = None,
     generator: torch.Generator | None = None,
+    shard: RowShard | None = None,
 ) -> dict[str, float]:
     """``ppo_epochs x mini_batches`` optimizer steps on ``batch`` (rows with an empty mask skipped).
 
@@ -144,9 +197,21 @@ def ppo_update(
     mini-batch, ``config.grad_accum`` micro-batches accumulate gradients to the same update as one
     big backward. Returns the statistics of :data:`UPDATE_STATS` averaged over the optimizer steps,
     plus ``optimizer_steps``.
+
+    Under torch.distributed, ``batch`` is this rank's rows of the global batch that ``shard`` places
+    (:class:`agents.distributed.RowShard`) and ``module`` is wrapped (DDP or FSDP2). The plan is drawn
+    over the *global* rows (per-row token counts all-reduced, the same generator on every rank), each
+    rank backpropagates its own rows of each mini-batch, and the denominator is the mini-batch's global
+    token count divided by the world size, because DDP averages the ranks' gradients: k steps on W
+    ranks equal k single-process steps on the whole batch (tests/test_ddp.py). The statistics are
+    averaged over the ranks, which makes them those of the whole batch.
     """
     stats = dict.fromkeys(UPDATE_STATS, 0.0)
-    rows = [i for i in range(len(batch)) if loss_mask[i].sum() > 0]
+    shard = shard or RowShard.whole(len(batch))
+    if shard.world > 1 and not distributed.is_wrapped(module):
+        raise ValueError("ppo_update over several ranks needs the DDP/FSDP2-wrapped module (wrap_for_training)")
+    counts = shard.global_values(loss_mask.sum(dim=1))  # [global rows] policy tokens
+    rows = (counts > 0).nonzero().flatten().tolist()
     plan = rows_of_steps(rows, config.mini_batches, config.ppo_epochs, generator or torch.Generator().manual_seed(0))
     stats["optimizer_steps"] = float(len(plan))
     if not rows:
@@ -155,16 +220,21 @@ def ppo_update(
     params = [p for p in module.parameters() if p.requires_grad]
     for mini in plan:
         optimizer.zero_grad(set_to_none=True)
-        num_tokens = loss_mask[torch.tensor(mini)].sum()
-        for micro in split_even(mini, config.grad_accum):
-            for k, v in _backward_rows(
-                module, batch, micro, advantages, loss_mask, num_tokens, config, ref_model
-            ).items():
-                stats[k] += v / len(plan)
+        num_tokens = counts[torch.tensor(mini, device=counts.device)].sum() / shard.world
+        micros = split_even(shard.local_rows(mini), config.grad_accum)
+        if shard.world > 1:  # the same number of passes on every rank (FSDP2 gathers weights per forward)
+            micros += [[]] * (config.grad_accum - len(micros))
+        for j, micro in enumerate(micros):
+            rows_j, mask = (micro, loss_mask) if micro else ([0], torch.zeros_like(loss_mask))  # zero-weight pass
+            with distributed.gradient_sync(module, enabled=j == len(micros) - 1):
+                for k, v in _backward_rows(
+                    module, batch, rows_j, advantages, mask, num_tokens, config, ref_model
+                ).items():
+                    stats[k] += v / len(plan)
         if config.max_grad_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         else:
             norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
         stats["grad_norm"] += float(norm) / len(plan)
         optimizer.step()
-    return stats
+    return distributed.mean_over_ranks(stats) if shard.world > 1 else stats

@@ -20,7 +20,9 @@ The two are interleaved (ours, server, server, ours, ...) after a warm-up of eac
 uses the same reset seed, hence the same prompts (the server started here runs with
 ``--no-enable-prefix-caching``, so each repetition pays the full prefill on both sides; with
 ``--base-url`` that is up to the server you point at). The median of ``--reps`` is reported, with ratio = ours / server. ``client CPU`` is the CPU time this process
-spent during our step (the client's own cost, whatever the server does).
+spent during our step (the client's own cost, whatever the server does). ``--batch-size`` (default
+1 and 64, a row each): the expert's queries per HTTP request; 64 sends the step's consults as one
+request, as the server side does (the ``openai`` package costs ~1-2 ms of client CPU per request).
 
 Usage:
     bash scripts/setup_vllm_venv.sh                       # once; or EAPO_VLLM_VENV=/existing/venv
@@ -109,7 +111,7 @@ def actions_for(n_envs: int) -> list[str]:
     ]
 
 
-def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) -> dict[str, Any]:
+def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int, batch_size: int = 1) -> dict[str, Any]:
     import gymnasium as gym
 
     import eapo_env  # noqa: F401
@@ -123,6 +125,7 @@ def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) 
         timeout_s=300,
         max_retries=0,
         max_concurrency=max(256, n_envs * K),
+        batch_size=batch_size,
         **sampling,
     )
     rec = Recording(expert)
@@ -134,6 +137,7 @@ def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) 
         vec.reset(seed=seed)
         rec.calls.clear()
         rec.replies.clear()
+        tokens0 = expert.stats.completion_tokens  # batched replies carry no per-query counts
         c0, t0 = time.process_time(), time.perf_counter()
         _, _, _, _, info = vec.step(actions)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -149,7 +153,8 @@ def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) 
         for b in bodies:
             if any(b.get(key) != value for key, value in sampling.items()):
                 raise RuntimeError(f"expert sent other sampling params than {sampling}: {b}")
-        return wall, cpu, [b["prompt"] for b in bodies], sum(r.tokens for r in rec.replies[0])
+        prompts = [b["prompt"][0] if isinstance(b["prompt"], list) else b["prompt"] for b in bodies]
+        return wall, cpu, prompts, expert.stats.completion_tokens - tokens0
 
     def server(prompts: list[str]) -> tuple[float, int]:
         wall, out = raw.post({"model": model, "prompt": prompts, **sampling})
@@ -180,6 +185,7 @@ def measure(base_url: str, model: str, n_envs: int, reps: int, max_tokens: int) 
     server_med = statistics.median(r["server_s"] for r in rows)
     return {
         "num_envs": n_envs,
+        "batch_size": batch_size,
         "queries": n_envs * K,
         "max_tokens": max_tokens,
         "reps": reps,
@@ -199,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-envs", default="16,64", help="comma-separated N values (default 16,64)")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--max-tokens", type=int, default=8)
+    ap.add_argument(
+        "--batch-size",
+        default="1,64",
+        help="the expert's queries per HTTP request, comma-separated, one row each (64: the step as one request)",
+    )
     ap.add_argument("--quick", action="store_true", help="N=16, 3 reps")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     ap.add_argument("--base-url", help="use this running server (http://host:port/v1) instead of starting one")
@@ -235,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             base_url, model, startup_s = server.base_url, server.model_name, server.startup_s
             if not args.json:
                 print(f"vLLM server up in {startup_s:.0f}s at {base_url} (log {server.log_path})", flush=True)
-        results = [measure(base_url, model, n, args.reps, args.max_tokens) for n in sizes]
+        batch_sizes = [int(x) for x in args.batch_size.split(",") if x.strip()]
+        results = [measure(base_url, model, n, args.reps, args.max_tokens, b) for n in sizes for b in batch_sizes]
 
     ok = all(r["ratio"] <= TARGET_RATIO for r in results)
     if args.json:
@@ -257,12 +269,12 @@ def main(argv: list[str] | None = None) -> int:
             f"median of {args.reps}"
         )
         print(
-            f"{'N':>5} {'queries':>8} {'ours ms':>9} {'server ms':>10} {'ratio':>7} {'client CPU ms':>14} "
+            f"{'N':>5} {'queries':>8} {'per req':>8} {'ours ms':>9} {'server ms':>10} {'ratio':>7} {'client CPU ms':>14} "
             f"{'CPU/server':>11} {'tokens ok':>10} {'<=1.25':>7}"
         )
         for r in results:
             print(
-                f"{r['num_envs']:>5} {r['queries']:>8} {1e3 * r['ours_median_s']:>9.1f} "
+                f"{r['num_envs']:>5} {r['queries']:>8} {r['batch_size']:>8} {1e3 * r['ours_median_s']:>9.1f} "
                 f"{1e3 * r['server_median_s']:>10.1f} {r['ratio']:>7.2f} {1e3 * r['client_cpu_median_s']:>14.1f} "
                 f"{100 * r['client_cpu_share']:>10.1f}% {str(r['tokens_match']):>10} {'yes' if r['ratio'] <= TARGET_RATIO else 'NO':>7}"
             )

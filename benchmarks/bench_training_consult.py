@@ -11,9 +11,8 @@ consult as one request, vLLM's prompt-list / ``/chat/completions/batch`` form):
 
 * ``vector env``: the engine over the trainer's vector env (rows parked on experts, one batched call
   per group of finished turns); in flight: HTTP requests (queries) the server held at once;
-* ``old per-env path`` (batch size 1 only): the same engine and envs, each env stepped on its own
-  with a blocking ``env.step`` (one expert call per env, one env after another: the path before the
-  vector env);
+* ``old per-env path`` (batch size 1 only; ``--no-per-env`` skips it): each env stepped on its own
+  with a blocking ``env.step`` (one expert call per env after another: the path before the vector env);
 * ``lower bound``: decode time (the same step against a zero-latency server, fastest of 3) + the longest chain of
   consulting turns of an episode x latency. Sampling draws are keyed by (episode, position) and the
   server's replies are deterministic, so every run of a step produces the same episodes;
@@ -23,12 +22,18 @@ consult as one request, vLLM's prompt-list / ``/chat/completions/batch`` form):
   the same cores (a real expert server does not) and the wall time of a call includes waiting for a
   core the server holds; that wall time is printed beside it (``env wall``).
 
-The policy: ``--policy DIR`` (default: ``eapo build-policy --size tiny`` output at
-``--build-into``). A base policy seldom consults, so by default it is first fine-tuned for a few
-seconds to consult on its own prompts (``--no-consult-tune`` skips that): the benchmark measures the
-expert path, which needs consulting turns.
+The policy: ``--policy DIR`` (default: ``eapo build-policy --size tiny`` output at ``--build-into``).
+A base policy seldom consults, so by default it is first fine-tuned for a few seconds to consult on
+its own prompts (``--no-consult-tune`` skips that): the expert path needs consulting turns.
+
+A second table, **client CPU per query** (``--in-flight``, default 64 and 4,096): one ``consult`` of
+that many queries against the same loopback server, all in flight at once (the server's count is
+printed), process CPU per query, best of ``--client-repeats``; peer: the previous hand-written stdlib
+client measured the same way (:data:`PREVIOUS_CLIENT_US`, ratio now / then). ``client share``: the
+expert loop thread's CPU over the rollout's wall time (target < 1 % at 2 s of expert latency).
 
     python benchmarks/bench_training_consult.py --policy runs/policy --latency 0.25 2.0 --batch-size 1 64
+    python benchmarks/bench_training_consult.py --client-only --in-flight 64 4096     # the second table only
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ from agents.rollout import PerEnvVector  # noqa: E402
 from agents.trainer import build_engine, make_envs, rollout_env_cpu, rollout_episodes, step_rng  # noqa: E402
 
 CONSULT = "<consult><query>Is my plan right?</query></consult>"
+#: The previous stdlib client (``git show bea43dc:eapo_env/experts/http.py``): CPU µs per query by (in
+#: flight, per HTTP request), as :func:`client_cpu` measures (2026-12-06, 2 shared cores, same minute).
+PREVIOUS_CLIENT_US: dict[tuple[int, int], float] = {(64, 1): 63.0, (64, 64): 11.0, (4096, 1): 101.0, (4096, 64): 4.0}
 ANSWER = "<answer>42</answer>"
 
 
@@ -133,7 +141,13 @@ def rollout_step(config: TrainConfig, source: Any, vec: Any, engine: Any, step: 
 
 
 def measure(
-    config: TrainConfig, policy: Path, latency: float, threads: int, batch_sizes: list[int], repeats: int = 1
+    config: TrainConfig,
+    policy: Path,
+    latency: float,
+    threads: int,
+    batch_sizes: list[int],
+    repeats: int = 1,
+    per_env: bool = True,
 ) -> dict[str, Any]:
     """Per client batch size, the vector-env path (and, at batch size 1, the old per-env path) at one
     latency, each on a fresh server count; with ``repeats`` > 1 the fastest of that many runs."""
@@ -154,7 +168,7 @@ def measure(
             vec = make_envs(cfg, cfg.batch_episodes, source)
             engine = build_engine(cfg, model, tok, torch.device("cpu"))
             rollout_step(cfg, source, vec, engine, step=1)  # warm-up (first calls, caches): not timed
-            paths = [("vector", vec)] + ([("per_env", PerEnvVector(vec.envs))] if batch_size == 1 else [])
+            paths = [("vector", vec)] + ([("per_env", PerEnvVector(vec.envs))] if per_env and batch_size == 1 else [])
             client: dict[str, Any] = {}
             for name, envs in paths:
                 tries = []
@@ -171,6 +185,85 @@ def measure(
         return out
     finally:
         server.close()
+
+
+def client_cpu(in_flight: list[int], batch_sizes: list[int], latency: float, repeats: int) -> list[dict[str, Any]]:
+    """CPU per query of one ``consult`` of ``n`` queries, all in flight at once, per (n, batch size).
+
+    Each query asks the server for ``latency`` seconds (its ``DELAY`` marker), 10 s where the client
+    needs about that long to send them all (~2 ms of CPU per HTTP request), so that all are in flight."""
+    import asyncio
+
+    from eapo_env.experts import ExpertRequest
+    from eapo_env.experts.openai_backend import OpenAIExpert
+    from eapo_env.problems import Problem
+
+    problem = Problem("bench/1", "What is $6 \\times 7$?", "42")
+    server = LoopbackServer(0.0)
+    rows = []
+    try:
+        for n in in_flight:
+            for batch_size in batch_sizes:
+                http_requests = -(-n // batch_size)
+                delay = latency if http_requests <= 256 else max(latency, 10.0)
+                queries = [ExpertRequest(f"e{i}/0/0", problem, f"DELAY:{int(1000 * delay)} q{i}") for i in range(n)]
+                expert = OpenAIExpert(
+                    server.base_url,
+                    model="bench",
+                    timeout_s=60.0 + delay,
+                    max_retries=0,
+                    max_concurrency=http_requests,
+                    batch_size=batch_size,
+                )
+                server.stats(reset=True)
+                cpu, wall = asyncio.run(time_consult(expert, queries, repeats))
+                seen = server.stats()["max_prompts_in_flight"]
+                previous = PREVIOUS_CLIENT_US.get((n, batch_size))
+                us = 1e6 * cpu / n
+                rows.append(
+                    {
+                        "in_flight": n,
+                        "batch_size": batch_size,
+                        "latency_s": delay,
+                        "server_max_queries_in_flight": seen,
+                        "cpu_us_per_query": us,
+                        "wall_s": wall,
+                        "previous_us_per_query": previous,
+                        "ratio_vs_previous": us / previous if previous else None,
+                    }
+                )
+    finally:
+        server.close()
+    return rows
+
+
+async def time_consult(expert: Any, queries: list[Any], repeats: int) -> tuple[float, float]:
+    """(process CPU s, wall s) of the fastest of ``repeats`` consults of ``queries``, after a warm-up."""
+    await expert.consult(queries[:64])  # clients, connections, the openai client's platform probe
+    times = []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        replies = await expert.consult(queries)
+        times.append((time.process_time() - c0, time.perf_counter() - t0))
+        if not all(r.ok for r in replies):
+            raise RuntimeError(f"failed replies: {[r.error for r in replies if not r.ok][:3]}")
+    return min(times)
+
+
+def report_client(rows: list[dict[str, Any]]) -> None:
+    print("\nclient CPU per query (one consult, all its queries in flight; peer: the previous stdlib client)")
+    print(
+        "| queries in flight | per HTTP request | server latency | server saw in flight | CPU per query "
+        "| previous client | now / previous | consult wall |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        prev = "-" if r["previous_us_per_query"] is None else f"{r['previous_us_per_query']:.0f} µs"
+        ratio = "-" if r["ratio_vs_previous"] is None else f"{r['ratio_vs_previous']:.2f}x"
+        print(
+            f"| {r['in_flight']} | {r['batch_size']} | {r['latency_s']:.1f}s | {r['server_max_queries_in_flight']} "
+            f"| {r['cpu_us_per_query']:.0f} µs | {prev} | {ratio} | {r['wall_s']:.2f}s |"
+        )
 
 
 def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> None:
@@ -193,6 +286,7 @@ def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> N
                     "wall_over_bound": v["wall_s"] / bound,
                     "speedup_vs_per_env": old["wall_s"] / v["wall_s"] if old else None,
                     "env_share": (v["env_s"] + v["client_cpu_s"]) / v["wall_s"],
+                    "client_share": v["client_cpu_s"] / v["wall_s"],
                     "env_s": v["env_s"],
                     "env_wall_s": v["env_wall_s"],
                     "client_cpu_s": v["client_cpu_s"],
@@ -210,9 +304,9 @@ def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> N
     print(
         "| latency | queries per HTTP request | rollout (vector env) | max in flight: requests (queries) "
         "| old per-env path | in flight (old) | lower bound | rollout / bound | old / vector "
-        "| env+verifier+client share (CPU) | env wall | consult turns (chain) |"
+        "| env+verifier+client share (CPU) | client share (< 1 %) | env wall | consult turns (chain) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
         old = "-" if x["per_env_s"] is None else f"{x['per_env_s']:.2f}s"
         old_flight = "-" if x["per_env_max_in_flight"] is None else str(x["per_env_max_in_flight"])
@@ -222,7 +316,8 @@ def report(runs: list[dict[str, Any]], base: dict[str, Any], as_json: bool) -> N
             f"| {x['latency_s']:.2f}s | {per_request} "
             f"| {x['rollout_s']:.2f}s | {x['max_in_flight']} ({x['max_queries_in_flight']}) | {old} | {old_flight} "
             f"| {x['lower_bound_s']:.2f}s | {x['wall_over_bound']:.2f}x | {speedup} | {100 * x['env_share']:.2f}% "
-            f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {x['env_wall_s']:.3f}s "
+            f"({x['env_s']:.3f}s env + {x['client_cpu_s']:.3f}s client) | {100 * x['client_share']:.2f}% "
+            f"| {x['env_wall_s']:.3f}s "
             f"| {x['consult_turns']} ({x['consult_chain']}) |"
         )
 
@@ -247,8 +342,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         default=[1, 64],
         help="the openai client's queries per HTTP request, one row each (1 = one request per query)",
     )
+    p.add_argument("--in-flight", type=int, nargs="+", default=[64, 4096], help="client table: queries per consult")
+    p.add_argument("--client-batch-size", type=int, nargs="+", default=[1, 64], help="client table: per HTTP request")
+    p.add_argument("--client-latency", type=float, default=2.0, help="client table: server latency, s")
+    p.add_argument("--client-repeats", type=int, default=2)
+    p.add_argument("--client-only", action="store_true", help="only the client CPU table (no policy, no rollout)")
+    p.add_argument("--no-per-env", action="store_true", help="skip the old per-env path (minutes at 2 s latency)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    client_rows = client_cpu(args.in_flight, args.client_batch_size, args.client_latency, args.client_repeats)
+    if args.client_only:
+        if args.json:
+            print(json.dumps({"client": client_rows}))
+        else:
+            report_client(client_rows)
+        return []
     policy = Path(args.policy) if args.policy else Path(args.build_into)
     if args.policy is None and not (policy / "config.json").is_file():
         subprocess.run(
@@ -277,8 +385,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         policy = consult_tuned(policy, tuned, config.problems, args.tune_steps)
         config = config.replace(policy=str(policy))
     base = measure(config, policy, 0.0, args.threads, [1], repeats=3)
-    runs = [measure(config, policy, lat, args.threads, args.batch_size) for lat in args.latency]
+    runs = [
+        measure(config, policy, lat, args.threads, args.batch_size, per_env=not args.no_per_env) for lat in args.latency
+    ]
     report(runs, base, args.json)
+    if args.json:
+        print(json.dumps({"client": client_rows}))
+    else:
+        report_client(client_rows)
     return runs
 
 

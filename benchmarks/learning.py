@@ -13,6 +13,8 @@ Usage::
     python benchmarks/learning.py --quick                  # <= 15 min on 2 cores: Table 1 core rows, 1 seed
     python benchmarks/learning.py --seeds 3 --out benchmarks/results/full   # every row (~2 h of runs; --rows splits it into parallel streams)
     python benchmarks/learning.py --smoke --policy DIR     # seconds: the plumbing only (tests)
+    python benchmarks/learning.py --profile mechanism --quick   # issue 20's mechanism rows, 1 seed
+    python benchmarks/learning.py --profile mechanism --out benchmarks/results/mechanism   # 3 seeds
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling helpers, when run as a script
 
-from learning_rows import PROFILES, Profile, Row, row_config, rows_for  # noqa: E402
+from learning_rows import PROFILES, Profile, Row, row_config, row_table, rows_for  # noqa: E402
 
 #: Training and held-out problems (see the report's "design" section for why this level).
 DEFAULT_PROBLEMS = "generated:arithmetic:1-2"
@@ -109,6 +111,11 @@ def starting_policy(arg: str | None, out: Path, profile: Profile) -> str:
     """``--policy``, else the shipped base policy, else one built into ``<out>/policy``."""
     if arg:
         return str(Path(arg).resolve())
+    if profile.policy:  # a profile's own base (the mechanism rows: the expert-reader base)
+        path = Path(__file__).resolve().parents[1] / profile.policy
+        if not (path / "config.json").exists():
+            raise SystemExit(f"profile {profile.name}: no policy at {path}; build it (see its eapo_policy.json)")
+        return str(path)
     import agents.policy as policy_pkg
 
     shipped = getattr(policy_pkg, "SHIPPED_POLICIES", {}).get("tiny-base")
@@ -151,6 +158,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="<= 15 min on 2 cores: fewer rows, steps, one seed")
     size.add_argument("--smoke", action="store_true", help="seconds: plumbing only (tests)")
+    ap.add_argument("--profile", default=None, choices=["mechanism"], help="a row set other than the paper's")
     ap.add_argument("--seeds", type=int, default=None, help="training seeds per row (default: the profile's)")
     ap.add_argument("--steps", type=int, default=None, help="RL steps per row (default: the profile's)")
     ap.add_argument("--rows", default="", help="comma list of row keys (default: the profile's rows)")
@@ -164,6 +172,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.profile == "mechanism":  # --quick: one seed, fewer steps; --smoke is the paper rows' plumbing
+        name = "mechanism_quick" if args.quick else "mechanism"
     profile = PROFILES[name]
     changes: dict[str, Any] = {}
     if args.seeds is not None:
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or Path(__file__).resolve().parent / "results" / name).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.report_only:  # the same rows and run metadata, only the report rewritten
-        from learning_report import write_report
+        write_report = report_writer(profile)
 
         print(write_report(out, json.loads((out / "rows.json").read_text()), json.loads((out / META_FILE).read_text())))
         return 0
@@ -198,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             records.append(rec)
     (out / "rows.json").write_text(json.dumps(records, indent=2, default=str) + "\n")
-    from learning_report import write_report
+    write_report = report_writer(profile)
 
     meta = {
         "profile": dataclasses.asdict(profile),
@@ -219,6 +229,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def scope_notes(profile: Profile) -> list[str]:
     """What this profile leaves out, and the command for the full report."""
+    if profile.row_set == "mechanism":
+        if profile.seeds >= 3:
+            return []
+        return [
+            "",
+            f"This `{profile.name}` report runs {profile.seeds} seed(s), {profile.steps} RL steps, "
+            f"{profile.eval_problems} held-out problems x k = {profile.eval_k}. The acceptance run is:",
+            "",
+            "    python benchmarks/learning.py --profile mechanism --out benchmarks/results/mechanism",
+        ]
     full = PROFILES["full"]
     if profile.rows == full.rows and profile.seeds >= 3:
         return []
@@ -234,12 +254,22 @@ def scope_notes(profile: Profile) -> list[str]:
 
 
 def rows_for_profile(profile: Profile) -> list[Row]:
-    from learning_rows import ROW_BY_KEY
-
-    unknown = [k for k in profile.rows if k not in ROW_BY_KEY]
+    table = row_table(profile)
+    unknown = [k for k in profile.rows if k not in table]
     if unknown:
-        raise SystemExit(f"unknown row(s) {', '.join(unknown)}; known: {', '.join(ROW_BY_KEY)}")
-    return [ROW_BY_KEY[k] for k in profile.rows] if profile.rows else rows_for(profile.name)
+        raise SystemExit(f"unknown row(s) {', '.join(unknown)}; known: {', '.join(table)}")
+    return [table[k] for k in profile.rows] if profile.rows else rows_for(profile.name)
+
+
+def report_writer(profile: Profile) -> Callable[[Path, list[dict[str, Any]], dict[str, Any]], Path]:
+    """The paper report (``learning_report``) or the mechanism report (``learning_mechanism``)."""
+    if profile.row_set == "mechanism":
+        from learning_mechanism import write_mechanism_report
+
+        return write_mechanism_report
+    from learning_report import write_report
+
+    return write_report
 
 
 if __name__ == "__main__":

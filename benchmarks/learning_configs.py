@@ -140,3 +140,27 @@ DERIVED = {
 }
 for name, (parent, head, keys, table) in DERIVED.items():
     write_derived(name, body_of(parent), head, keys, table)
+
+
+# ---- the mechanism rows (issue 20), derived from eapo_hint.toml: only the expert or p(t) differs
+MECH = {
+    "eapo_answer.toml": (
+        "Mechanism row `eapo_answer`: as eapo_hint.toml, but the reply is the reference worked solution\n"
+        "# with its boxed final answer (today's default expert). Only the expert differs from eapo_hint.toml.",
+        {"expert": '"reference"'},
+    ),
+    "eapo_placebo.toml": (
+        "Mechanism row `eapo_placebo`: as eapo_hint.toml, but every reply is the same content-free text\n"
+        "# (the constant expert) on the same schedule. Only the expert differs from eapo_hint.toml.",
+        {"expert": '"constant"'},
+    ),
+    "mech_self_explore.toml": (
+        "Mechanism row `self_explore`: self-exploratory RL as eapo_hint.toml with p(t) = 0: the same training\n"
+        "# prompt, turn caps, consult penalty and learner, but no expert ever answers (every consult is\n"
+        '# "unavailable", so a consult costs a turn and the penalty). Only acceptance_schedule differs from\n'
+        "# eapo_hint.toml; unlike self_explore.toml it does not train on the evaluation prompt (no prompt confound).",
+        {"acceptance_schedule": '"const:0.0"'},
+    ),
+}
+for name, (head, keys) in MECH.items():
+    write_derived(name, body_of("eapo_hint"), head, keys, None)

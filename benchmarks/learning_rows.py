@@ -92,6 +92,16 @@ ROWS: tuple[Row, ...] = (
     Row("workflow_constant", "workflow_constant", "Workflow, meaningless guidance", "E", 42.92, 0.1953),
 )
 ROW_BY_KEY = {r.key: r for r in ROWS}
+#: The mechanism rows (issue 20, ``--profile mechanism``): one expert-reader base, one update budget,
+#: the same training prompt and caps; they differ only in whether and what the experts answer.
+MECH_ROWS: tuple[Row, ...] = (
+    Row("self_explore", "mech_self_explore", "Self-exploratory RL (p(t) = 0, same prompt and caps)", "M"),
+    Row("eapo_hint", "eapo_hint", "EAPO, hint expert (worked steps, no final answer)", "M"),
+    Row("eapo_answer", "eapo_answer", "EAPO, reference expert (worked solution and answer)", "M"),
+    Row("eapo_placebo", "eapo_placebo", "EAPO, constant expert (content-free), same schedule", "M"),
+    Row("distill_full", "mech_distill_full", "Distillation SFT on the expert's solutions", "M"),
+)
+MECH_ROW_BY_KEY = {r.key: r for r in MECH_ROWS}
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,9 @@ class Profile:
     group_size: int | None = None
     max_turn_tokens: int | None = None
     distill_problems: int = 2000
+    row_set: str = "paper"  # "paper": ROWS; "mechanism": MECH_ROWS
+    toy_regime: bool = True  # False: each row keeps its own config's learner, caps and turn schedule
+    policy: str | None = None  # starting policy relative to the repository root (None: the shipped tiny base)
 
 
 TABLE1 = ("base", "self_collab", "expert_workflow", "distill_full", "distill_lora", "self_explore", "eapo")
@@ -138,11 +151,44 @@ PROFILES: dict[str, Profile] = {
     # Every row, 3 seeds, 60 RL steps (the quickstart takes 100 on level 1 alone): ~2 h of single-thread
     # runs, ~1 h on 2 cores as two --rows streams into one --out (benchmarks/results/full/report.md).
     "full": Profile("full", tuple(r.key for r in ROWS), seeds=3, steps=60, eval_problems=200, eval_k=8, segments=2),
+    # Issue 20: the mechanism rows from the expert-reader base, their own (identical) learner and caps
+    # (level-2 solutions need ~83 tokens: the toy regime's 64-token turns would cut them).
+    "mechanism": Profile(
+        "mechanism",
+        tuple(r.key for r in MECH_ROWS),
+        seeds=3,
+        steps=80,
+        eval_problems=200,
+        eval_k=8,
+        segments=2,
+        row_set="mechanism",
+        toy_regime=False,
+        policy="agents/assets/expert_reader_base",
+    ),
+    "mechanism_quick": Profile(
+        "mechanism_quick",
+        tuple(r.key for r in MECH_ROWS),
+        seeds=1,
+        steps=40,
+        eval_problems=100,
+        eval_k=4,
+        segments=1,
+        row_set="mechanism",
+        toy_regime=False,
+        policy="agents/assets/expert_reader_base",
+        distill_problems=1000,
+    ),
 }
 
 
+def row_table(profile: Profile) -> dict[str, Row]:
+    """The rows a profile may name, by key."""
+    return MECH_ROW_BY_KEY if profile.row_set == "mechanism" else ROW_BY_KEY
+
+
 def rows_for(profile: str) -> list[Row]:
-    return [ROW_BY_KEY[k] for k in PROFILES[profile].rows]
+    table = row_table(PROFILES[profile])
+    return [table[k] for k in PROFILES[profile].rows]
 
 
 def rescale_schedule(spec: str, from_steps: int, to_steps: int) -> str:
@@ -194,7 +240,9 @@ def row_config(
 ) -> TrainConfig:
     """The packaged config of ``row`` with the benchmark's shared settings (module doc)."""
     own = load_config(row.config)
-    toy = toy_regime()
+    toy = (
+        toy_regime() if profile.toy_regime else {"turn_schedule": rescale_schedule(own.turn_schedule, own.steps, 1000)}
+    )
     steps = profile.steps
     changes: dict[str, Any] = {k: v for k, v in toy.items() if k != "turn_schedule"}
     changes.update(

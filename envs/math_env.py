@@ -22,6 +22,7 @@ from eapo_env import prompts
 from eapo_env.experts import Expert, ExpertReply, ExpertRequest, consult_blocking, make_expert
 from eapo_env.experts.base import normalize_replies
 from eapo_env.problems import Problem, ProblemSource, load_problems
+from eapo_env.scoring import MAX_ACTION_CHARS
 from eapo_env.spaces import TextSpace
 from envs import turns
 from envs.step import ResetInfo
@@ -87,7 +88,7 @@ class EAPOMathEnv(gym.Env[str, str]):
         max_turns: int = 8,
         acceptance_prob: float = 1.0,
         eval_mode: bool = False,
-        max_action_chars: int = 16_384,
+        max_action_chars: int = MAX_ACTION_CHARS,
         max_reply_chars: int = 8_192,
         max_question_chars: int = 16_384,
         expert_timeout_s: float = 120.0,

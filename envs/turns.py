@@ -40,7 +40,8 @@ import numpy as np
 from eapo_env import prompts
 from eapo_env.experts import ExpertReply, ExpertRequest
 from eapo_env.problems import Problem, ProblemSource
-from eapo_env.protocol import ParsedAction, parse_action
+from eapo_env.protocol import ParsedAction
+from eapo_env.scoring import read_action
 
 
 def check_env_args(max_experts: Any, max_turns: Any, render_mode: Any) -> None:
@@ -88,15 +89,15 @@ def draw_index(rng: np.random.Generator, size: int) -> int:
 def clip_action(action: Any, max_chars: int) -> tuple[str, bool]:
     """Check an action's type and cut it to ``max_chars`` (§3.7: cut and flagged, never an error).
 
+    The rule lives in :func:`eapo_env.scoring.read_action`, which :func:`plan_turn` calls (and so
+    does :func:`eapo_env.score_turn`).
+
     Example:
         >>> clip_action("abcdef", 4)
         ('abcd', True)
     """
-    if not isinstance(action, str):
-        raise TypeError(f"action must be str, got {type(action).__name__}")
-    if len(action) > max_chars:
-        return action[:max_chars], True
-    return action, False
+    read = read_action(action, 1, max_chars)
+    return read.text, read.truncated
 
 
 def draw_acceptance(rng: Callable[[], np.random.Generator], p: float, n: int) -> list[bool]:
@@ -161,8 +162,8 @@ def plan_turn(
     Request ids are ``"<request_prefix>/<i>"`` with ``i`` the index among the sent queries (an expert
     pool reads the trailing ``/i`` as the slot).
     """
-    text, truncated = clip_action(action, knobs.max_action_chars)
-    parsed = parse_action(text, knobs.max_experts)
+    # One reading of the action for the env and for eapo_env.score_turn (so they cannot drift).
+    text, truncated, parsed = read_action(action, knobs.max_experts, knobs.max_action_chars)
     plan = TurnPlan(action, knobs, text, truncated, parsed)
     if parsed.kind == "reason":
         plan.early_observation = prompts.NUDGE

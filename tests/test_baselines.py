@@ -26,6 +26,10 @@ ABLATIONS = {
     "workflow_noisy": ("expert_workflow", {"expert", "expert_kwargs"}),
     "workflow_constant": ("expert_workflow", {"expert", "expert_kwargs"}),
     "self_collab": ("expert_workflow", {"expert", "expert_kwargs"}),
+    # The mechanism rows (issue 20): only whether and what the experts answer differs.
+    "eapo_answer": ("eapo_hint", {"expert"}),
+    "eapo_placebo": ("eapo_hint", {"expert"}),
+    "mech_self_explore": ("eapo_hint", {"acceptance_schedule"}),
 }
 
 
@@ -159,3 +163,21 @@ def test_homogeneous_eapo_runs_from_its_packaged_config(tiny_policy, tmp_path):
     saved = (tmp_path / "config.json").read_text()
     assert f'"policy_dir": "{tiny_policy}"' in saved  # the replicas are the starting policy
     assert result["steps"] == 1 and "eval" in result
+
+
+def test_mechanism_rows_share_prompt_caps_and_give_a_real_dose():
+    """No confound (issue 20): every mechanism RL row trains on the training prompt with the same caps;
+    self-exploration is the same run with p(t) = 0; the EAPO rows answer for a real share of the run."""
+    hint = load_config("eapo_hint")
+    rows = [load_config(n) for n in ("eapo_hint", "eapo_answer", "eapo_placebo", "mech_self_explore")]
+    assert {(c.method, c.consultation, c.max_turn_tokens, c.max_total_tokens, c.turn_schedule) for c in rows} == {
+        ("eapo", True, hint.max_turn_tokens, hint.max_total_tokens, hint.turn_schedule)
+    }
+    assert {c.expert for c in rows} == {"hint", "reference", "constant"}
+    never = parse_schedule(load_config("mech_self_explore").acceptance_schedule)
+    assert all(never(t) == 0.0 for t in range(hint.steps))
+    p = parse_schedule(hint.acceptance_schedule)
+    first_half = [p(t) for t in range(hint.steps // 2)]
+    assert sum(first_half) / len(first_half) >= 0.5  # a meaningful share of the run with p(t) > 0
+    assert all(p(t) == 0.0 for t in range(int(0.5 * hint.steps), hint.steps))  # and time left to wean
+    assert hint.max_turn_tokens >= 128  # level-2 solutions (~83 tokens, 95th pct ~108) fit one turn

@@ -139,3 +139,47 @@ def test_weaning_section_judges_every_seed_and_lists_each_eapo_rows_settings(tmp
     assert "| `sched_slow` | 1.0 -> 0.0 over 60 steps (linear) | 0.3 | 50.0% (50.0%) |" in text
     by_row["eapo"][1] = run("eapo", 1, weaned, "linear:1.0:0.0:15", 0.3)
     assert "**met**" in "\n".join(weaning_section(tmp_path, by_row))
+
+
+def test_mechanism_profile_rows_share_prompt_caps_and_budget():
+    """Issue 20: every mechanism RL row trains on the same prompt and caps; only the expert / p(t) differ."""
+    from learning_rows import MECH_ROWS
+
+    profile = PROFILES["mechanism"]
+    configs = {r.key: row_config(r, profile, 0, "p", "generated:arithmetic:1-2", "g") for r in MECH_ROWS}
+    rl = [c for c in configs.values() if c.method == "eapo"]
+    assert len(rl) == 4 and all(c.consultation for c in rl)
+    shared = {(c.max_turn_tokens, c.max_total_tokens, c.turn_schedule, c.consult_penalty, c.lr, c.steps) for c in rl}
+    assert len(shared) == 1 and next(iter(shared))[0] >= 128
+    assert parse_schedule(configs["self_explore"].acceptance_schedule)(0) == 0.0
+    hint = parse_schedule(configs["eapo_hint"].acceptance_schedule)
+    assert hint(0) == 1.0 and hint(profile.steps - 1) == 0.0
+    assert configs["eapo_placebo"].acceptance_schedule == configs["eapo_hint"].acceptance_schedule
+    assert PROFILES["mechanism_quick"].seeds == 1
+
+
+def test_mechanism_report_states_the_prediction_before_results_and_the_dose(tmp_path):
+    from learning_mechanism import write_mechanism_report
+
+    rng = np.random.default_rng(1)
+    ids = [f"gen/arithmetic/L{1 + i % 2}/{i}" for i in range(40)]
+    records = []
+    for key, lift, dose in (("self_explore", 0.0, 0.0), ("eapo_hint", 0.3, 0.6), ("eapo_placebo", 0.0, 0.6)):
+        csv = tmp_path / f"{key}.csv"
+        rows = ["problem_id,n,correct,mean_score,variance"]
+        for pid in ids:
+            m = float(np.clip(rng.uniform(0, 0.2) + lift, 0, 1))
+            rows.append(f"{pid},8,{round(8 * m)},{m},{m * (1 - m)}")
+        csv.write_text("\n".join(rows) + "\n")
+        metrics = tmp_path / f"{key}.jsonl"
+        steps = [
+            {"step": i, "dose": dose if i < 5 else 0.0, "solved_group_frac": 0.5, "consult_rate": 0.02}
+            for i in range(10)
+        ]
+        metrics.write_text("".join(json.dumps(s) + "\n" for s in steps))
+        config = {"acceptance_schedule": "piecewise:0=1.0,16=1.0,36=0.0"}
+        records.append({"row": key, "seed": 0, "eval_csv": csv.name, "metrics": metrics.name, "config": config})
+    text = write_mechanism_report(tmp_path, records, {"command": "x"}).read_text()
+    assert text.index("Pre-registered prediction") < text.index("Held-out Pass@k per level") < text.index("## Verdict")
+    assert "| `eapo_hint` | piecewise:0=1.0,16=1.0,36=0.0 | 60.0% | 50.0% | 2.0% (2.0%) |" in text
+    assert "The prediction is **supported**" in text

@@ -84,13 +84,14 @@ def test_keep_alive_connections_are_reused(fresh):
     async def run() -> list[int]:
         for _ in range(3):
             assert all(r.ok for r in await expert.consult([req(f"q{i}", f"e{i}/0/0") for i in range(20)]))
-        pooled = len(expert._endpoints[0].idle)
+        ((open_, idle),) = expert.pool_connections()
         await expert.aclose()
-        return [pooled, len(expert._endpoints[0].idle)]
+        return [open_, idle, expert.pool_connections()[0][0]]
 
-    pooled, after_close = asyncio.run(run())
-    assert 1 <= pooled <= 4 and after_close == 0  # bounded by max_concurrency, not one per request
+    open_, idle, after_close = asyncio.run(run())
+    assert 1 <= idle <= open_ <= 4 and after_close == 0  # bounded by max_concurrency, not one per request
     assert fresh.stats.requests == 60
+    assert expert.stats.by_endpoint == {fresh.base_url: 60} and expert.stats.retries == 0
 
 
 def test_usable_across_event_loops_and_from_consult_blocking(fresh):
@@ -146,7 +147,7 @@ def test_connections_closed_by_the_server_are_replaced_silently(fresh, pause_s):
 
     async def run() -> list[bool]:
         first = await expert.consult([req(f"a{i}", f"e{i}/0/0") for i in range(16)])
-        assert expert._endpoints[0].idle
+        assert expert.pool_connections()[0][1] > 0  # idle keep-alive connections, about to be closed
         fresh.drop_connections()
         await asyncio.sleep(pause_s)
         second = await expert.consult([req(f"b{i}", f"e{i}/1/0") for i in range(16)])

@@ -368,9 +368,13 @@ def test_a_failed_rollout_leaves_the_vector_env_usable(consulting, tok):
     assert all(t.terminated or t.truncated for t in trajs)
 
 
-def test_training_configs_refuse_the_vllm_engine():
-    """vLLM would roll out the starting weights forever (nothing syncs the trainer's updates to it)."""
+def test_training_configs_take_the_vllm_engine_with_its_sync_fields():
+    """``engine = "vllm"`` trains (the weights are pushed each step: tests/test_vllm_training.py); its
+    remote mode needs the server's URL, and LoRA is refused (vLLM loads whole weights)."""
     from agents.config import TrainConfig
 
-    with pytest.raises(ValueError, match="no weight updates"):
-        TrainConfig(engine="vllm").validate()
+    assert TrainConfig(engine="vllm").vllm_mode == "colocate"
+    with pytest.raises(ValueError, match="vllm_url"):
+        TrainConfig(engine="vllm", vllm_mode="remote")
+    with pytest.raises(ValueError, match="lora_r"):
+        TrainConfig(engine="vllm", lora_r=4)

@@ -14,11 +14,19 @@ under test, one known request is sent and the counter must land on exactly ``bef
 A recording wrapper around the expert also counts the batched ``consult`` calls on the client side
 (one call per consulting step is the vector env's contract).
 
-Run:  ``pytest -m vllm`` (about 1-2 minutes, mostly the server start).
+Several expert servers (the last tests): a second server beside the first, both behind one
+``openai`` expert: the load spreads over both (each server's own counter), then the second is
+killed (SIGKILL, as a crash) while it generates for a vector env's consult: every episode still
+gets every reply, from the first server, and the failed-over requests are counted.
+
+Run:  ``pytest -m vllm`` (about 2-3 minutes, mostly the servers' start).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -267,3 +275,93 @@ def test_a_query_past_the_context_length_fails_alone_in_a_batch(vllm_srv: VLLMSe
     # refused: [0..4) and [0, 1], then [1] alone; answered: [2, 3] and [0]
     assert (expert.stats.splits, expert.stats.attempts, expert.stats.ok) == (2, 5, 3)
     assert fenced_count(vllm_srv, before) == 3  # the engine generated for exactly the three others
+
+
+# --------------------------------------------------------------------------------------------
+# Several expert servers: balanced, and one lost mid-run costs no episode
+
+
+@pytest.fixture(scope="module")
+def second_srv(vllm_srv: VLLMServer) -> Iterator[VLLMServer]:
+    """A second server (same model) for the fleet tests; the last of them kills it."""
+    try:
+        server = start_vllm_server(vllm_srv.model_dir, startup_timeout_s=300, single_process=True)
+    except VLLMServerError as exc:
+        pytest.fail(f"vLLM tier: the second server could not start.\n{exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def running(server: VLLMServer) -> int:
+    """Requests the server's engine is generating for now (its own gauge)."""
+    return int(sum(v for k, v in server.metrics().items() if k.startswith("vllm:num_requests_running")))
+
+
+def test_two_servers_share_the_load(vllm_srv: VLLMServer, second_srv: VLLMServer) -> None:
+    problems = load_problems(PROBLEMS)
+    expert = OpenAIExpert(
+        [vllm_srv.base_url, second_srv.base_url],
+        model=vllm_srv.model_name,
+        mode="completions",
+        temperature=0.0,
+        max_tokens=MAX_TOKENS,
+        timeout_s=60.0,
+        max_concurrency=8,
+    )
+    before = (vllm_srv.requests_finished(), second_srv.requests_finished())
+    requests = [ExpertRequest(f"r{i}", problems[i % len(problems)], f"step {i}?") for i in range(32)]
+    replies = consult_blocking(expert, requests, timeout_s=180)
+    for reply in replies:
+        assert_ok(reply)
+    served = [fenced_count(s, b) for s, b in zip((vllm_srv, second_srv), before)]
+    assert sum(served) == 32 and min(served) >= 8, served  # both took a real share, every query once
+    assert list(expert.stats.by_endpoint.values()) == served and expert.stats.retries == 0
+
+
+def test_a_server_killed_mid_run_costs_no_episode(vllm_srv: VLLMServer, second_srv: VLLMServer) -> None:
+    n_envs, k = 8, 3
+    expert = OpenAIExpert(
+        [vllm_srv.base_url, second_srv.base_url],
+        model=vllm_srv.model_name,
+        mode="completions",
+        temperature=0.0,
+        max_tokens=192,
+        extra_body={"ignore_eos": True},  # long generations: the kill lands while they run
+        timeout_s=120.0,
+        max_retries=2,
+        backoff_s=0.2,
+    )
+    vec = gym.make_vec("EAPO-Math-v0", num_envs=n_envs, problems=PROBLEMS, expert=expert, max_experts=k)
+    vec.reset(seed=0)
+    first_before = vllm_srv.requests_finished()
+    actions = [
+        "<consult>" + "".join(f"<query>env {i} q{j}?</query>" for j in range(k)) + "</consult>" for i in range(n_envs)
+    ]
+    outcome: dict[str, object] = {}
+    stepper = threading.Thread(target=lambda: outcome.update(step=vec.step(actions)), daemon=True)
+    stepper.start()
+    deadline = time.monotonic() + 60
+    while running(second_srv) == 0:  # the second server is generating for some of the queries
+        assert stepper.is_alive() and time.monotonic() < deadline, "the second server never got a query"
+        time.sleep(0.05)
+    killed_while_running = running(second_srv)
+    os.killpg(second_srv.process.pid, signal.SIGKILL)  # a crash: no graceful drain
+    stepper.join(180)
+    second_srv.stop()
+    assert not stepper.is_alive(), "the vector step did not return after the kill"
+    obs, reward, terminated, truncated, info = outcome["step"]  # type: ignore[misc]
+    # no query lost: every env got all k replies, none unavailable
+    assert info["accepted"].tolist() == [k] * n_envs and info["unavailable"].tolist() == [0] * n_envs
+    assert info["expert_errors"].tolist() == [0] * n_envs and info["expert_timeouts"].tolist() == [0] * n_envs
+    s = expert.stats
+    print(f"killed with {killed_while_running} generating on it; {s}")  # for the tier's log (-rP)
+    assert (s.ok, s.errors, s.timeouts) == (n_envs * k, 0, 0)
+    assert s.retries >= killed_while_running > 0 and s.failovers >= killed_while_running
+    # the first server generated for its own share and for every query failed over to it
+    assert fenced_count(vllm_srv, first_before) == s.by_endpoint[vllm_srv.base_url] >= s.failovers
+    # and every episode still ends, scored
+    obs, reward, terminated, truncated, info = vec.step(["<answer>0</answer>"] * n_envs)
+    assert terminated.all() and not truncated.any()
+    vec.close()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 
-from eapo_env.problems import Problem
 from eapo_env.progress import set_progress
 from eapo_env.schedules import Schedule, as_schedule
-from eapo_env.verify import Verdict, verify_problem
+from eapo_env.scoring import Verifier, score_answer
+from eapo_env.verify import verify_problem
 from envs.math_env import eapo_unwrapped
 
-#: verifier(prediction, problem) -> Verdict; swap in F1, unit tests for code, an LLM judge, ...
-Verifier = Callable[[str, Problem], Verdict]
+# ``Verifier``: verifier(prediction, problem) -> Verdict; swap in F1, unit tests for code, an LLM judge, ...
+__all__ = ["ConsultPenalty", "RewardVerification", "Verifier", "verify_problem"]
 
 
 class RewardVerification(gym.Wrapper[str, str, str, str]):
@@ -42,16 +41,14 @@ class RewardVerification(gym.Wrapper[str, str, str, str]):
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if terminated and info.get("answer") is not None:
+        if terminated or truncated:
+            # The same function as eapo_env.score_turn: the env's reward and the public one are one rule.
             problem = eapo_unwrapped(self.env).problem
             assert problem is not None
-            verdict = self.verifier(info["answer"], problem)
-            reward = float(reward) + verdict.score
-            info["verdict"] = verdict.status
-            info["correct"] = verdict.status == "correct"
-        elif terminated or truncated:
-            info["verdict"] = "no_answer"
-            info["correct"] = False
+            scored = score_answer(info.get("answer") if terminated else None, problem, self.verifier)
+            reward = float(reward) + scored.score
+            info["verdict"] = scored.status
+            info["correct"] = scored.correct
         return obs, reward, terminated, truncated, info
 
 

@@ -30,8 +30,10 @@ _EXPORTS = {
     "SIZES": "agents.policy.model",
     "build_policy": "agents.policy.build",
     "format_compliance": "agents.policy.build",
-    "read_policy_info": "agents.policy.build",
-    "POLICY_INFO_FILE": "agents.policy.build",
+    "read_policy_info": "agents.policy.directory",
+    "POLICY_INFO_FILE": "agents.policy.directory",
+    "write_policy_dir": "agents.policy.directory",
+    "check_auto_tokenizer": "agents.policy.directory",
 }
 __all__ = sorted(_EXPORTS)
 

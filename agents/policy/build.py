@@ -24,15 +24,15 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from agents.policy.directory import POLICY_INFO_FILE, read_policy_info, write_policy_dir  # noqa: F401 (re-exported)
 from agents.policy.model import build_model, count_parameters
 from agents.policy.tokenizer import build_tokenizer, encode_prompt, fixed_phrases, mine_phrases, tag_token_ids
 from agents.sft import sft_train
-from agents.traces import TraceConfig, make_traces
+from agents.traces import READER_COPY_TRACES, READER_TRACES, TraceConfig, make_traces
 from eapo_env import prompts
 from eapo_env.problems import Problem, load_problems
 from eapo_env.protocol import STOP_STRINGS, parse_action
 
-POLICY_INFO_FILE = "eapo_policy.json"
 #: SFT steps by size (batches of 32 traces). The learning-rate schedule has no horizon (``rsqrt``),
 #: so a build of N steps is the N-th step of any longer build.
 DEFAULT_SFT_STEPS = {"tiny": 1200, "small": 1200}
@@ -43,6 +43,12 @@ DEFAULT_LR = {"tiny": 3e-3, "small": 1e-3}
 BASE_TRACES = TraceConfig(
     mix=(0.6, 0.25, 0.15), self_levels=(1, 2), eval_frac=0.5, unavailable_prob=0.25, max_consult_chars=200
 )
+#: Trace recipes by name: the trace mix and the SFT's ``max_len`` (tokens kept per trace).
+RECIPES: dict[str, tuple[TraceConfig, int]] = {
+    "base": (BASE_TRACES, 192),
+    "expert-reader": (READER_TRACES, 512),
+    "expert-reader-copy": (READER_COPY_TRACES, 512),
+}
 #: SFT losses recorded in ``eapo_policy.json`` for the rebuild test (a short rebuild must match them).
 RECORDED_LOSSES = 20
 
@@ -130,10 +136,13 @@ class _Recipe:
     lr: float
     lora_r: int | None
     traces: TraceConfig
+    recipe: str = "base"
+    max_len: int = 192
+    init: str | None = None  # continue from this policy (its tokenizer and weights) instead of a fresh init
 
     def build_args(self, n_train: int) -> dict[str, Any]:
         """``build_args`` of ``eapo_policy.json`` (``n_train``: the problems actually used)."""
-        return {
+        args = {
             "size": self.size,
             "sft_steps": self.steps,
             "seed": self.seed,
@@ -142,6 +151,18 @@ class _Recipe:
             "batch_size": self.batch_size,
             "lr": self.lr,
         }
+        if self.recipe != "base" or self.init:  # the shipped tiny base's record stays as it was
+            args.update(recipe=self.recipe, max_len=self.max_len, init=self.init)
+        return args
+
+    def command(self, out: Path) -> str:
+        """The ``eapo build-policy`` command line that rebuilds this recipe."""
+        cmd = f"eapo build-policy --out {out} --size {self.size} --sft-steps {self.steps} --seed {self.seed}"
+        cmd += " --threads 1"
+        if self.recipe != "base" or self.init:
+            cmd += f" --recipe {self.recipe} --problems {self.problems} --lr {self.lr} --batch-size {self.batch_size}"
+            cmd += f" --init {self.init}" if self.init else ""
+        return cmd
 
 
 @dataclass
@@ -177,6 +198,12 @@ def _prepare(recipe: _Recipe, n_train: int, n_heldout: int) -> _Start:
     train = _take(source, 0, n_train)
     heldout = _take(source, n_train, n_heldout)
     traces = make_traces(train, seed=recipe.seed, config=recipe.traces)
+    if recipe.init:  # continued SFT: the starting policy's own tokenizer (its ids) and weights
+        from agents.policy.model import load_policy
+
+        model, tokenizer = load_policy(recipe.init)
+        torch.manual_seed(recipe.seed)
+        return _Start(train, heldout, traces, tokenizer, model)
     tokenizer = build_tokenizer(policy_phrases(train))
     model = build_model(tokenizer, recipe.size, seed=recipe.seed)
     return _Start(train, heldout, traces, tokenizer, model)
@@ -203,7 +230,7 @@ def _warm_start(
         lora_r=recipe.lora_r,
         seed=recipe.seed,
         log_every=log_every,
-        max_len=192,
+        max_len=recipe.max_len,
         on_step=on_step,
     )
     sft_info = {
@@ -246,11 +273,10 @@ def _policy_info(
     clock: _Clock,
 ) -> dict[str, Any]:
     """The content of ``eapo_policy.json`` (its key order is the file's)."""
-    size, steps, seed = recipe.size, recipe.steps, recipe.seed
     return {
         "format": "eapo-policy/2",
         "build_args": recipe.build_args(len(start.train)),
-        "rebuild_command": f"eapo build-policy --out {out} --size {size} --sft-steps {steps} --seed {seed} --threads 1",
+        "rebuild_command": recipe.command(out),
         "parameters": count_parameters(model),
         "vocab_size": len(start.tokenizer),
         # How the rollout engine must encode the first observation (see agents.policy.tokenizer).
@@ -282,6 +308,8 @@ def build_policy(
     log_every: int = 100,
     verbose: bool = True,
     on_sft_step: Callable[[int, float], None] | None = None,
+    recipe: str = "base",
+    init_policy: str | None = None,
 ) -> Path:
     """Build a policy directory: character tokenizer, model, SFT on worked-solution traces, build info.
 
@@ -293,6 +321,9 @@ def build_policy(
         problems: problem spec for :func:`eapo_env.problems.load_problems`; the first ``n_train``
             give the traces and the phrase tokens, the next ``n_heldout`` the compliance check.
         threads: ``torch.set_num_threads`` for the build (``None`` leaves it as is).
+        recipe: a name of :data:`RECIPES` (``base``: the shipped tiny base's traces; ``expert-reader``:
+            own solutions after replies, hints, workflow traces); ``trace_config`` overrides its traces.
+        init_policy: continue SFT from this policy directory or shipped name (its tokenizer is kept).
 
     Returns:
         ``out_dir`` as a :class:`Path`. The same arguments on the same torch version rebuild the
@@ -309,12 +340,15 @@ def build_policy(
     say = print if verbose else (lambda *_: None)
     hf_logging.disable_progress_bar()
     steps = DEFAULT_SFT_STEPS[size] if sft_steps is None else sft_steps
-    recipe = _Recipe(
-        size, steps, seed, problems, batch_size, lr or DEFAULT_LR[size], lora_r, trace_config or BASE_TRACES
-    )
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
+    traces, max_len = RECIPES[recipe]
+    lr = lr or DEFAULT_LR[size]
+    traces = trace_config or traces
+    spec = _Recipe(size, steps, seed, problems, batch_size, lr, lora_r, traces, recipe, max_len, init_policy)
     clock = _Clock()
 
-    start = _prepare(recipe, n_train, n_heldout)
+    start = _prepare(spec, n_train, n_heldout)
     clock.prepared = time.perf_counter()
     n_params = count_parameters(start.model)
     say(
@@ -323,22 +357,14 @@ def build_policy(
     )
     model, sft_info = start.model, {"steps": 0}
     if steps > 0:
-        model, sft_info = _warm_start(start, recipe, log_every if verbose else 0, on_sft_step, say)
+        model, sft_info = _warm_start(start, spec, log_every if verbose else 0, on_sft_step, say)
     clock.trained = time.perf_counter()
 
     compliance = _heldout_compliance(model, start, say)
-    model.save_pretrained(out)
-    start.tokenizer.save_pretrained(out)
-    info = _policy_info(out, recipe, start, model, sft_info, compliance, clock)
-    (out / POLICY_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    info = _policy_info(out, spec, start, model, sft_info, compliance, clock)
+    write_policy_dir(out, model, start.tokenizer, written_by="build", info=info, source=spec.init)
     say(f"policy written to {out} in {info['timings_s']['total']:.1f}s")
     return out
-
-
-def read_policy_info(path: str | Path) -> dict[str, Any] | None:
-    """The ``eapo_policy.json`` of a built policy directory, or ``None`` (e.g. a hub model)."""
-    f = Path(path) / POLICY_INFO_FILE
-    return json.loads(f.read_text()) if f.is_file() else None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -350,10 +376,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--problems", default="generated:arithmetic:1-2")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--n-train", type=int, default=24000)
+    parser.add_argument("--recipe", default="base", choices=sorted(RECIPES))
+    parser.add_argument("--init", default=None, help="continue SFT from this policy (directory or shipped name)")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
-    build_policy(
-        args.out, args.size, args.sft_steps, args.seed, args.problems, n_train=args.n_train, threads=args.threads
-    )
+    options = dict(n_train=args.n_train, threads=args.threads, lr=args.lr, recipe=args.recipe, init_policy=args.init)
+    options["batch_size"] = args.batch_size
+    build_policy(args.out, args.size, args.sft_steps, args.seed, args.problems, **options)
 
 
 if __name__ == "__main__":

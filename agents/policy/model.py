@@ -11,6 +11,8 @@ Embeddings are tied (at this size the embedding matrix is a large share of the p
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +108,54 @@ def resolve_policy_path(name_or_path: str | Path) -> str:
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer of a policy directory, with the ids it was trained on.
 
-    A directory written by ``build_policy`` (it has ``eapo_policy.json``) is loaded from its own
-    ``tokenizer.json`` as a plain fast tokenizer: ``AutoTokenizer`` maps a ``qwen2`` config to
-    ``Qwen2Tokenizer``, which rebuilds the pre-tokenizer and normalizer from its own defaults and can
-    change the ids a policy was trained on. Any other model goes through ``AutoTokenizer``.
+    A directory the project wrote (it has ``eapo_policy.json``) is loaded from its own
+    ``tokenizer.json`` as saved (a plain fast tokenizer), unless its record says only
+    ``AutoTokenizer`` reproduces the training ids. ``AutoTokenizer`` maps a ``qwen2`` config to
+    ``Qwen2Tokenizer``, which rebuilds the pre-tokenizer and normalizer from its own defaults; for our
+    character tokenizer (NFC, no merges) that changes no id, which
+    :func:`agents.policy.directory.write_policy_dir` checks and records when it writes a directory.
+    A directory whose record says the two loaders differ, or an older one whose character tokenizer
+    lacks NFC, loads with a ``UserWarning`` saying so. Any other model goes through ``AutoTokenizer``.
     """
+    from agents.policy.directory import read_policy_info
+
     path = Path(resolve_policy_path(name_or_path))
-    if (path / "eapo_policy.json").is_file() and (path / "tokenizer.json").is_file():
-        return PreTrainedTokenizerFast.from_pretrained(str(path))
-    return AutoTokenizer.from_pretrained(str(path))
+    info = read_policy_info(path)
+    if info is None or not (path / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(str(path))
+    record = info.get("tokenizer") or {}
+    if record.get("file_agrees") is False and record.get("agrees"):
+        return AutoTokenizer.from_pretrained(str(path))
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    _warn_if_auto_tokenizer_differs(path, record, tokenizer)
+    return tokenizer
+
+
+def _warn_if_auto_tokenizer_differs(path: Path, record: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> None:
+    """Say so when plain ``AutoTokenizer.from_pretrained(path)`` would give other ids than ``tokenizer``."""
+    from tokenizers import normalizers
+
+    if record:
+        if record.get("agrees") is False:
+            warnings.warn(
+                f"{path}: plain AutoTokenizer.from_pretrained gives {record.get('auto_class')} with other token ids"
+                f" than this policy was trained with ({', '.join(record.get('differences', []))}); see"
+                f" {path / 'TOKENIZER.md'}",
+                UserWarning,
+                stacklevel=3,
+            )
+        return
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    config = path / "config.json"
+    is_qwen2 = config.is_file() and json.loads(config.read_text()).get("model_type") == "qwen2"
+    if is_qwen2 and backend is not None and not isinstance(backend.normalizer, normalizers.NFC):
+        warnings.warn(
+            f"{path}: its tokenizer.json has no NFC normalizer, and plain AutoTokenizer.from_pretrained (Qwen2Tokenizer"
+            " for a qwen2 config) adds one: the two give other ids for text not in NFC. Re-save it with"
+            " agents.policy.directory.write_policy_dir, or load it only with agents.policy.load_policy",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def load_policy(

@@ -1,9 +1,10 @@
 """A character-level tokenizer built locally for the protocol, and the prompt-encoding rule.
 
 Why our own tokenizer: the embedded default must build a policy with no download. It is a
-byte-level BPE with no merges: it round-trips any text exactly (every byte is a symbol), every digit
-is its own token (a tiny model learns arithmetic digit by digit; merged numbers hide it), and fixed
-texts (prompt sentences, solution phrases) are single added tokens, so sequences stay short.
+byte-level BPE with no merges: it round-trips any text in Unicode NFC exactly (every byte is a
+symbol), every digit is its own token (a tiny model learns arithmetic digit by digit; merged numbers
+hide it), and fixed texts (prompt sentences, solution phrases) are single added tokens, so sequences
+stay short.
 
 Choices that the rest of the learner relies on:
 
@@ -13,6 +14,12 @@ Choices that the rest of the learner relies on:
   half-formed tag. They are added as *non-special* tokens so ``decode(skip_special_tokens=True)``
   keeps them (they are text the env must see).
 * Every character is its own token (no merges), except the added tags and phrases.
+* Text is normalized to NFC before it is split into bytes. ``AutoTokenizer.from_pretrained`` maps a
+  ``qwen2`` directory to ``Qwen2Tokenizer``, which rebuilds the pipeline around the saved vocabulary
+  with an NFC normalizer and Qwen's split regex; with NFC here and no merges (the split cannot change
+  the ids), plain ``AutoTokenizer`` gives exactly our ids on every text (checked for every directory
+  written by :func:`agents.policy.directory.write_policy_dir`). NFC only rewrites text that has a
+  canonically equal composed form (``"e\u0301"`` -> ``"é"``); the env's and the traces' texts are NFC.
 * Special tokens are Qwen-like: ``<|endoftext|>`` (bos and pad), ``<|im_start|>``, ``<|im_end|>``
   (eos). Nothing is added automatically on ``encode``; the chat template is the only place they appear.
 
@@ -28,7 +35,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from eapo_env import prompts
@@ -83,8 +90,9 @@ def build_tokenizer(phrases: Iterable[str] = ()) -> PreTrainedTokenizerFast:
     Every byte is one token, so every digit and every character of a number is its own token; the
     protocol tags, the env markup and each of ``phrases`` (long fixed texts: prompt sentences,
     solution phrases) are added tokens, one token each, so prompts stay short. No merges also makes
-    the ids independent of the pre-tokenizer: a loader that swaps it (``Qwen2Tokenizer`` does)
-    still gives the same ids (pinned by ``tests/test_policy_build.py``).
+    the ids independent of the pre-tokenizer, and the NFC normalizer is the one ``Qwen2Tokenizer``
+    uses: a loader that swaps both (``AutoTokenizer`` of a ``qwen2`` directory does) still gives the
+    same ids (pinned by ``tests/test_policy_build.py`` and ``tests/test_policy_dirs.py``).
 
     Args:
         phrases: extra fixed texts to make single tokens (e.g. :func:`fixed_phrases` +
@@ -104,7 +112,8 @@ def build_tokenizer(phrases: Iterable[str] = ()) -> PreTrainedTokenizerFast:
     vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
     vocab.update({ch: len(SPECIAL_TOKENS) + i for i, ch in enumerate(alphabet)})
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    # No normalizer, no prefix space: decode(encode(x)) == x for every string.
+    # NFC (as Qwen2Tokenizer), no prefix space: decode(encode(x)) == x for every NFC string.
+    tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])

@@ -160,12 +160,16 @@ class RolloutEngine:
         options: Sequence[dict | None] | dict | None = None,
         group_ids: Sequence[int] | None = None,
         seed: int | None = None,
+        draw_ids: Sequence[int] | None = None,
     ) -> list[Trajectory]:
         """Run one episode per env of ``vec_env`` to its end (trajectories in env order).
 
         ``vec_env``: a vector env with ``reset_envs`` / ``submit`` / ``collect`` (or a list of single
         envs, each stepped on its own). ``seeds`` / ``options`` / ``group_ids``: per env, see
-        :meth:`EpisodeDriver.start`. ``seed`` keys this rollout's sampling draws.
+        :meth:`EpisodeDriver.start`. ``seed`` keys this rollout's sampling draws. ``draw_ids``: per
+        env, the episode id its draws are keyed by (default: the env's index). A rollout worker that
+        runs a shard of a step passes the episodes' indices in the whole step, so it samples the
+        tokens the unsharded rollout would (:mod:`agents.rollout.ray_workers`).
         """
         key = seed if seed is not None else int(torch.randint(2**62, (1,), generator=self.generator))
         driver = EpisodeDriver(vec_env, self.encode_prompt, self.encode_observation, self.stop, self.max_total_tokens)
@@ -174,7 +178,7 @@ class RolloutEngine:
         self.stats = RolloutStats()
         if live:
             try:
-                _Run(self, driver, live, key).loop()
+                _Run(self, driver, live, key, draw_ids).loop()
             except Exception:
                 driver.drain()  # leave no step in flight: the vector env stays usable
                 raise
@@ -186,7 +190,9 @@ class RolloutEngine:
 class _Run:
     """One rollout's decode loop (see the module docs)."""
 
-    def __init__(self, engine: RolloutEngine, driver: EpisodeDriver, live: list[int], key: int) -> None:
+    def __init__(
+        self, engine: RolloutEngine, driver: EpisodeDriver, live: list[int], key: int, draw_ids: Sequence[int] | None
+    ) -> None:
         self.e, self.driver, self.key = engine, driver, key
         self.budget, self.cap = engine.max_total_tokens, engine.max_turn_tokens
         self.limit = self.budget + 1  # + the dump slot
@@ -198,6 +204,10 @@ class _Run:
         self.slots = _Slots(dec, live, dev)
         self.cached = {i: 0 for i in live}  # episode -> tokens in its cache row
         n_eps = len(driver.trajs)
+        if draw_ids is not None and len(draw_ids) != n_eps:
+            raise ValueError(f"draw_ids must have one entry per env ({n_eps}), got {len(draw_ids)}")
+        ids = range(n_eps) if draw_ids is None else draw_ids
+        self.draw_id = torch.tensor(list(ids), dtype=torch.long, device=dev)  # episode -> key of its draws
         self.tok_buf = torch.zeros(n_eps, self.cap, dtype=torch.long, device=dev)  # this turn's tokens,
         self.lp_buf = torch.zeros(n_eps, self.cap, dtype=torch.float32, device=dev)  # by episode
 
@@ -252,7 +262,7 @@ class _Run:
         """Sample one token per decoding row; hand the rows that stopped to the env; forward the rest."""
         s, e, n = self.slots, self.e, self.slots.n
         rows = s.episode_t[:n]
-        u = counter_uniforms(self.key, rows, s.length[:n]) if e.temperature > 0 else None
+        u = counter_uniforms(self.key, self.draw_id[rows], s.length[:n]) if e.temperature > 0 else None
         tok, lp = sample_tokens(logits, e.temperature, e.top_p, uniforms=u)
         pos = s.turn_pos[:n]
         self.tok_buf[rows, pos], self.lp_buf[rows, pos], s.cur[:n] = tok, lp, tok

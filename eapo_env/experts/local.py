@@ -217,6 +217,37 @@ class VLLMExpert(_LocalExpert):
         results = self.llm.generate(prompts, params, use_tqdm=False)
         return [(res.outputs[0].text, len(res.outputs[0].token_ids)) for res in results]
 
+    def consult_blocking_batch(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
+        """One ``generate`` for the batch; a batch vLLM refuses is generated again as two halves.
+
+        Why: ``LLM.generate`` validates every prompt before it generates any, and one prompt past
+        ``max_model_len`` raises for the whole call (``VLLMValidationError``), which would fail every
+        query of the consult. Halving (as the ``openai`` backend does with a refused batch) fails
+        only the offending queries, at ``2 log2(n)`` extra calls per such query; an engine that is
+        gone fails every query, each on its own call (fast).
+        """
+        start = time.perf_counter()
+        with self._lock:
+            self.calls += 1
+            outputs = self._generate_or_split(list(requests))
+        latency = time.perf_counter() - start
+        return [
+            ExpertReply(out[0], "ok", latency, out[1], self.name)
+            if isinstance(out, tuple)
+            else failed_reply("error", out, latency, self.name)
+            for out in outputs
+        ]
+
+    def _generate_or_split(self, requests: list[ExpertRequest]) -> list[tuple[str, int] | str]:
+        """``(text, tokens)`` per request, or the reason it failed."""
+        try:
+            return list(self._generate(requests))
+        except Exception as exc:  # a refused prompt, OOM, a dead engine: a status, never a raise
+            if len(requests) == 1:
+                return [f"{type(exc).__name__}: {exc}"[:200]]
+        half = len(requests) // 2
+        return self._generate_or_split(requests[:half]) + self._generate_or_split(requests[half:])
+
 
 class PolicyExpert(_LocalExpert):
     r"""Replicas of a policy directory as the experts: the paper's self-collaboration and homogeneous pool.

@@ -14,6 +14,7 @@ ENTRY_POINT_GROUP = "eapo.experts"
 # name -> "module:attribute"; imported only when asked for, so e.g. vllm/transformers stay optional.
 _BUILTINS: dict[str, str] = {
     "reference": "eapo_env.experts.simple:ReferenceExpert",
+    "hint": "eapo_env.experts.simple:HintExpert",
     "constant": "eapo_env.experts.simple:ConstantExpert",
     "noisy": "eapo_env.experts.simple:NoisyExpert",
     "openai": "eapo_env.experts.openai_backend:OpenAIExpert",

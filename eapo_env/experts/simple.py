@@ -1,6 +1,6 @@
-r"""Embedded experts with no server: ``reference``, ``constant`` and ``noisy``.
+r"""Embedded experts with no server: ``reference``, ``hint``, ``constant`` and ``noisy``.
 
-``reference`` and ``constant`` are :class:`SyncExpert` s (pure CPU, a few µs per request), so the env
+``reference``, ``hint`` and ``constant`` are :class:`SyncExpert` s (pure CPU, a few µs per request), so the env
 calls their ``consult_sync`` directly and never touches an event loop.
 
 Example:
@@ -90,6 +90,128 @@ class ConstantExpert(SyncExpert):
     def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
         reply = ExpertReply(self.text, "ok", 0.0, self._tokens, self.name)
         return [reply] * len(requests)  # an immutable NamedTuple: sharing one instance is safe
+
+
+# --------------------------------------------------------------------------- hints
+_BOXED_SENTENCE = re.compile(r"\s*The answer is \\boxed\{.*\}\.\s*$", re.DOTALL)
+#: A result: a relation sign, then a number or a fraction (the forms generated answers take).
+_RESULT = re.compile(r"(=|\\equiv)\s*(-?(?:\\[dt]?frac\{-?\d+\}\{\d+\}|\d+(?:\.\d+)?))")
+_RELATION = re.compile(r"(=|\\equiv)")
+_TRAILING_RELATION = re.compile(r"\s*(=|\\equiv)\s*$")
+_TRAILING_OPERATOR = re.compile(r"(\+|-|\\times|\\cdot|/)\s*$")
+HINT_MODES = ("steps", "first_step")
+#: Reply when withholding the answer leaves no worked step (e.g. ``x + 0 = 7``: nothing to show).
+NO_STEPS_HINT = "Isolate the unknown and compute it step by step."
+
+
+def _standalone(answer: str) -> re.Pattern[str]:
+    # The answer as a whole number/fraction: not a piece of 12, -2, 2.5, \frac{2}{..} or 2!.
+    return re.compile(r"(?<![\w.\\{}-])" + re.escape(answer) + r"(?![\w.}!])")
+
+
+def _close(text: str) -> str:
+    """Tidy a cut: drop a dangling relation, mark a dangling operator, close an open ``$``."""
+    text = text.rstrip()
+    if text.endswith("$") and text.count("$") % 2:
+        text = text[:-1].rstrip()  # a math span opened right before the cut
+    text = _TRAILING_RELATION.sub("", text)
+    if _TRAILING_OPERATOR.search(text):
+        text += r" \dots"
+    if text.count("$") % 2:
+        text += "$"
+    return text + "." if text and text[-1] not in ".:;" else text
+
+
+def _drop_trailing_results(text: str, answer: str) -> str:
+    """Cut before the last result while it is ``answer`` (``x \equiv 7 \equiv 7`` loses both)."""
+    while (results := list(_RESULT.finditer(text))) and results[-1].group(2) == answer:
+        text = text[: results[-1].start()]
+    return text
+
+
+def withhold_answer(solution: str, answer: str) -> str:
+    r"""The worked solution with its final result taken out: the last step is left to the reader.
+
+    The closing ``The answer is \boxed{..}.`` goes; then the solution is cut before the last place
+    where ``answer`` is stated as a result (``= answer`` / ``\equiv answer``), again while the new
+    last result is still ``answer`` (``x \equiv 7 \equiv 7``), so a check line after the result
+    goes too. When the answer is never stated after a relation (``480 = 12 \times 40 + 0``,
+    ``Combine the numerators: $\frac{5}{12}$``), the cut is before its first occurrence after the
+    last relation. Pure string work: deterministic, no problem-family knowledge.
+
+    Example:
+        >>> withhold_answer("$17 + 8 = 25$, $25 - 4 = 21$.\nThe answer is \\boxed{21}.", "21")
+        '$17 + 8 = 25$, $25 - 4$.'
+        >>> withhold_answer("Divide: $480 = 12 \\times 40 + 0$ with $0 \\le 0 < 12$.", "0")
+        'Divide: $480 = 12 \\times 40 + \\dots$.'
+    """
+    text = _BOXED_SENTENCE.sub("", solution or "").strip()
+    if "\\boxed{" in text:  # a free-form solution: keep what comes before its boxed answer
+        text = text[: text.rfind("\\boxed{")]
+    ans = (answer or "").strip()
+    if not ans:
+        return _close(text) if text else NO_STEPS_HINT
+    stated = [m for m in _RESULT.finditer(text) if m.group(2) == ans]
+    if stated:
+        text = _drop_trailing_results(text[: stated[-1].start()], ans)
+    else:
+        relations = list(_RELATION.finditer(text))
+        after = relations[-1].end() if relations else 0
+        if m := _standalone(ans).search(text, after):
+            text = text[: m.start()]
+    text = _close(text)
+    return text if text.strip(" .:;$") else NO_STEPS_HINT
+
+
+class HintExpert(SyncExpert):
+    r"""The worked solution **without its final answer**: help the policy must carry out itself.
+
+    ``reference`` hands over the boxed answer, so RL on its replies reinforces copying, which is
+    worthless once p(t) = 0 (DESIGN §8). A hint keeps the worked steps (``mode="steps"``) or only
+    the first one (``mode="first_step"``) and withholds the final result (:func:`withhold_answer`):
+    the policy must still compute the last step. Deterministic; the query is ignored, as with
+    ``reference``.
+
+    Example:
+        >>> from eapo_env.problems import Problem
+        >>> p = Problem("p", "Compute $2 \\times 3 + 4$.", "10",
+        ...             "Products first: $2 \\times 3 = 6$.\n$6 + 4 = 10$.\nThe answer is \\boxed{10}.")
+        >>> HintExpert().consult_sync([ExpertRequest("r", p, "hint")])[0].text
+        'Products first: $2 \\times 3 = 6$.\n$6 + 4$.'
+        >>> HintExpert(mode="first_step").consult_sync([ExpertRequest("r", p, "hint")])[0].text
+        'Products first: $2 \\times 3 = 6$.'
+    """
+
+    name = "hint"
+
+    def __init__(self, mode: str = "steps", cache_size: int = 65536) -> None:
+        if mode not in HINT_MODES:
+            raise ValueError(f"hint mode must be one of {HINT_MODES}, got {mode!r}")
+        self.mode = mode
+        self.cache_size = int(cache_size)
+        self._cache: dict[tuple[str, str, str], ExpertReply] = {}
+
+    def hint_for(self, problem: Problem) -> str:
+        """The hint text for ``problem`` (what every query about it gets)."""
+        text = withhold_answer(problem.solution, problem.answer)
+        if self.mode == "steps" or "\n" not in text:
+            return text
+        # The first step alone may end on an intermediate that equals the answer (3 x 9 - 22 + 22).
+        first = _drop_trailing_results(text.split("\n", 1)[0], problem.answer.strip())
+        return _close(first) if first.strip(" .:;$") else NO_STEPS_HINT
+
+    def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
+        return [self._reply(request.problem) for request in requests]
+
+    def _reply(self, problem: Problem) -> ExpertReply:
+        key = (problem.id, problem.solution, problem.answer)
+        reply = self._cache.get(key)
+        if reply is None:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            text = self.hint_for(problem)
+            reply = self._cache[key] = ExpertReply(text, "ok", 0.0, _approx_tokens(text), self.name)
+        return reply
 
 
 # --------------------------------------------------------------------------- answer perturbation

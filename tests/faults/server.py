@@ -23,7 +23,8 @@ marker             behaviour
 ``WIRE:bomb``      a normal answer padded with 1 MiB of spaces, gzip-compressed (~1 KiB on the wire)
 =================  ============================================================================
 
-Otherwise the reply is deterministic: ``echo: <last line of the prompt> The answer is \\boxed{42}.``,
+``FaultServer(fail_all="500")`` (any marker name above) injects that fault into every request: a
+broken replica beside healthy ones, for failover tests. Otherwise the reply is deterministic: ``echo: <last line of the prompt> The answer is \\boxed{42}.``,
 one choice per prompt of a batch (``index`` 0, 1, …).
 
 It is a plain asyncio HTTP/1.1 server (keep-alive, ``Content-Length`` bodies) running its own event
@@ -83,12 +84,16 @@ class FaultServer:
         port: 0 picks a free port.
         slow_s: delay of ``FAULT:slow``.
         delay_s: delay added to every normal answer (simulated generation time).
+        fail_all: a fault marker's name (``"500"``, ``"drop"``, ...) injected into every request.
     """
 
-    def __init__(self, port: int = 0, slow_s: float = 0.3, delay_s: float = 0.0) -> None:
+    def __init__(self, port: int = 0, slow_s: float = 0.3, delay_s: float = 0.0, fail_all: str | None = None) -> None:
+        if fail_all is not None and not _MARKER.fullmatch(f"FAULT:{fail_all}"):
+            raise ValueError(f"unknown fault {fail_all!r}")
         self.port = port
         self.slow_s = slow_s
         self.delay_s = delay_s
+        self.fail_all = fail_all
         self.stats = Stats()
         self._flaky_seen: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -219,7 +224,7 @@ class FaultServer:
             st.max_prompts_in_flight = max(st.max_prompts_in_flight, st.prompts_in_flight)
             st.payloads = [*st.payloads[-99:], payload]
             match = _MARKER.search(prompt)
-            fault = match.group(1) if match else "ok"
+            fault = self.fail_all or (match.group(1) if match else "ok")
             st.hits[fault] += 1
             if fault == "timeout":
                 await asyncio.sleep(3600)  # the client times out; stop() aborts us
