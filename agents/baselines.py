@@ -49,12 +49,13 @@ def _finish(out: Path, result: dict[str, Any]) -> dict[str, Any]:
 def _evaluate_dir(config: TrainConfig, policy_dir: Path, out: Path, problems: Any = None) -> dict[str, Any]:
     import torch
 
+    from agents.device import pick_device
     from agents.evaluation import evaluate_config
     from agents.policy import load_policy
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    model, tokenizer = load_policy(policy_dir, device="cuda" if config.device == "cuda" else "cpu")
+    model, tokenizer = load_policy(policy_dir, device=pick_device(config.device))  # auto: CUDA when present
     return evaluate_config(model, tokenizer, config, out_dir=out, problems=problems).summary()
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from agents.config_io import coerce_value as _coerce
+from agents.config_io import read_toml
 from agents.distributed import STRATEGIES
 from agents.rollout import ENGINES
 from eapo_env.schedules import parse_schedule
@@ -315,6 +316,11 @@ class TrainConfig:
         if self.engine == "vllm" and self.vllm_mode == "remote":
             need(self.vllm_url.startswith(("http://", "https://")), "vllm_url", "the server's http(s):// base URL")
         need(self.engine != "vllm" or not self.lora_r, "lora_r", "0 with engine 'vllm' (it loads whole weights)")
+        need(  # the held-out evaluation builds its engine from an in-memory model, which vLLM cannot take
+            self.engine != "vllm" or not self.final_eval or self.method not in ("eapo", "self_explore"),
+            "final_eval",
+            "false with engine 'vllm' (evaluate final_policy with engine 'ours' afterwards: eapo eval)",
+        )
         need(self.vllm_push_timeout_s > 0, "vllm_push_timeout_s", "must be > 0")
         need(self.vllm_sync_tolerance > 0, "vllm_sync_tolerance", "must be > 0")
         need(self.vllm_dtype in ("auto", "float32", "bfloat16", "float16"), "vllm_dtype", "auto or a float dtype")
@@ -370,56 +376,6 @@ class TrainConfig:
             return self.eval_max_turns
         s = parse_schedule(self.turn_schedule)
         return max(1, int(round(s(10**9))))
-
-
-def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
-    """Check a TOML value against the field's annotation (ints are accepted for floats)."""
-    text = str(hint)
-
-    def bad(expected: str) -> ValueError:
-        return ValueError(f"{source}: key {name!r} expects {expected}, got {value!r} ({type(value).__name__})")
-
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise bad("a boolean (true/false)")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if text.startswith("tuple[str"):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise bad("a list of strings")
-        return tuple(value)
-    if text.startswith("tuple"):
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise bad("a list of integers")
-        return tuple(value)
-    if text.startswith("dict"):
-        if not isinstance(value, dict):
-            raise bad("a table")
-        return dict(value)
-    return value
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The keys of a TOML file; ``ValueError`` naming the file when it is not valid TOML."""
-    path = Path(path)
-    with path.open("rb") as f:
-        try:
-            return tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: invalid TOML: {exc}") from None
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:

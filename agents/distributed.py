@@ -43,13 +43,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from agents.device import pick_device
+
 #: Values of ``TrainConfig.distributed``.
 STRATEGIES = ("ddp", "fsdp2")
 #: The variables torchrun sets that :func:`init_from_env` needs.
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-
-
-# ------------------------------------------------------------------------------ process group
 
 
 class LaunchError(RuntimeError):
@@ -124,12 +123,14 @@ def destroy() -> None:
 def session(device: str, timeout_s: float) -> Iterator[torch.device]:
     """``with session(config.device, config.dist_timeout_s):`` join, run, always destroy the group
     (``device``: a config device string, so the backend follows the device the run trains on)."""
-    name = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    joined = not dist.is_initialized()
+    # only a group this call joined is ours to leave: vLLM's in-process engine opens its own later
+    ours, before = False, dist.is_initialized()
     try:
-        yield init_from_env(torch.device(name), timeout_s)
+        rank_dev = init_from_env(pick_device(device), timeout_s)
+        ours = not before and dist.is_initialized()
+        yield rank_dev
     finally:
-        if joined:
+        if ours:
             destroy()
 
 
@@ -162,9 +163,6 @@ def check_same_config(text: str) -> None:
     dist.all_gather_object(digests, hashlib.sha256(text.encode()).hexdigest())
     if len(set(digests)) > 1:
         raise LaunchError(f"ranks run different configs (sha256 per rank: {digests}); launch them with one command")
-
-
-# ------------------------------------------------------------------------------ reductions
 
 
 def sum_over_ranks(values: Sequence[float]) -> list[float]:
@@ -237,9 +235,6 @@ def digests_over_ranks(module: torch.nn.Module) -> list[str]:
     return [str(d) for d in out]
 
 
-# ------------------------------------------------------------------------------ the batch split
-
-
 def _split_sizes(n: int, parts: int) -> list[int]:
     k, r = divmod(n, parts)
     return [k + (j < r) for j in range(parts)]
@@ -304,9 +299,6 @@ class RowShard:
         full[self.offset : self.offset + self.rows] = local
         dist.all_reduce(full, op=dist.ReduceOp.SUM)
         return full
-
-
-# ------------------------------------------------------------------------------ the trained module
 
 
 def wrap_for_training(module: torch.nn.Module, strategy: str, device: torch.device) -> torch.nn.Module:

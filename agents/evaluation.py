@@ -329,6 +329,7 @@ def evaluate(
 
     import torch
 
+    from agents.device import pick_device
     from agents.policy.tokenizer import encode_prompt, encode_segment
     from agents.rollout import make_engine
 
@@ -338,7 +339,7 @@ def evaluate(
         plist = list(problems)
     else:
         plist = heldout_problems(problems, num_problems, problems_seed)
-    device = device if device is not None else next(model.parameters()).device
+    device = pick_device(device) if device is not None else next(model.parameters()).device
     prompt_ids, obs_ids = functools.partial(encode_prompt, tokenizer), functools.partial(encode_segment, tokenizer)
     sampling = dict(temperature=temperature, top_p=top_p, max_turn_tokens=max_turn_tokens, seed=seed)
     budget = dict(max_total_tokens=max_total_tokens, device=device)

@@ -27,14 +27,9 @@ import torch
 import eapo_env
 from agents import checkpoint as ckpt_io
 from agents.config import TrainConfig
+from agents.device import pick_device as pick_device  # re-exported: the one device rule (agents.device)
 from agents.rollout import make_engine
 from eapo_env.schedules import parse_schedule
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

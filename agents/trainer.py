@@ -154,7 +154,9 @@ def start_run(config: TrainConfig, out: Path, resume: bool, log: Callable[[str],
         raise distributed.LaunchError("resume under distributed = 'fsdp2' is not supported (see agents.distributed)")
     optimizer, scheduler = make_optimizer(learner, config)
     with distributed.rank_zero_first():  # a fresh start's cleanup runs once, before any rank reads
-        start_step, config = restore(out, resume, module, optimizer, scheduler, config, log)  # checkpoint's schedules win
+        start_step, config = restore(
+            out, resume, module, optimizer, scheduler, config, log
+        )  # checkpoint's schedules win
     source = load_problems(config.problems, seed=config.problems_seed)
     return TrainingRun(
         config=config, out=out, device=device, policy_dir=policy_dir, module=module, rollout_model=rollout_model,

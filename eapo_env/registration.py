@@ -1,8 +1,17 @@
-"""Registration of the env ids with Gymnasium."""
+"""Registration of the env ids with Gymnasium.
+
+The entry points are ``"module:attr"`` strings that Gymnasium resolves when an env is made, not
+imports: the ids are declared here, in the core, while the code that builds them lives in the layers
+above (``wrappers.factory`` applies the default wrappers, ``envs.vector_env`` batches), and the core
+never imports those (DESIGN §2, checked by ``tests/test_layers.py``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 TRAIN_ID = "EAPO-Math-v0"
 EVAL_ID = "EAPO-Math-Eval-v0"
@@ -18,14 +27,32 @@ def register_envs() -> None:
     if TRAIN_ID not in gym.registry:
         gym.register(
             TRAIN_ID,
-            entry_point="envs.factory:make_math_env",
+            entry_point="wrappers.factory:make_math_env",
             vector_entry_point="envs.vector_env:make_vector_env",
         )
     if EVAL_ID not in gym.registry:
         gym.register(
             EVAL_ID,
-            entry_point="envs.factory:make_eval_env",
+            entry_point="wrappers.factory:make_eval_env",
             vector_entry_point="envs.vector_env:make_eval_vector_env",
         )
     if TOKEN_ID not in gym.registry:
         gym.register(TOKEN_ID, entry_point="envs.token_env:make_token_env")
+
+
+def make_from_entry_point(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
+    """The env that ``env_id``'s entry point builds, without the checker/order wrappers ``gym.make`` adds.
+
+    Why: an env that composes another (the token env drives an ``EAPO-Math-v0`` text env) needs the
+    id's env with its default wrappers, and gets it through the registry rather than by importing
+    the layer that builds it, which would point ``envs`` at ``wrappers``.
+    """
+    register_envs()
+    entry_point = gym.spec(env_id).entry_point
+    if entry_point is None:
+        raise ValueError(f"{env_id!r} has no entry point")
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    env = creator(**kwargs)
+    if not isinstance(env, gym.Env):
+        raise TypeError(f"{env_id!r}'s entry point built a {type(env).__name__}, not a gymnasium.Env")
+    return env

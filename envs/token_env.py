@@ -36,6 +36,7 @@ from gymnasium import spaces
 
 from eapo_env.progress import set_progress
 from eapo_env.protocol import PROTOCOL_TAGS, STOP_STRINGS
+from eapo_env.registration import TRAIN_ID, make_from_entry_point
 
 #: Characters :class:`ProtocolTokenizer` knows by default: digits and the signs of simple answers.
 ANSWER_CHARS = "0123456789-/. "
@@ -132,8 +133,8 @@ class EAPOTokenEnv(gym.Env[np.ndarray, np.int64]):
     """Token-level view of an EAPO text env (see the module docs).
 
     Args:
-        text_env: the text env to drive; default ``make_math_env(**text_env_kwargs)`` (the
-            ``EAPO-Math-v0`` entry point: verified reward, the same wrappers' keyword arguments).
+        text_env: the text env to drive; default the ``EAPO-Math-v0`` entry point's env built from
+            ``text_env_kwargs`` (``wrappers.make_math_env``: verified reward, the same wrappers' keyword arguments).
         tokenizer: an object with ``encode``/``decode``; default :class:`ProtocolTokenizer`.
         window: observation length (last ``window`` tokens of the history).
         max_turn_tokens: a turn that reaches this many tokens is sent as it is.
@@ -153,10 +154,8 @@ class EAPOTokenEnv(gym.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
         **text_env_kwargs: Any,
     ) -> None:
-        if text_env is None:
-            from envs.factory import make_math_env
-
-            text_env = make_math_env(**text_env_kwargs)
+        if text_env is None:  # the registered id's env, default wrappers included (built one layer up)
+            text_env = make_from_entry_point(TRAIN_ID, **text_env_kwargs)
         elif text_env_kwargs:
             raise TypeError("keyword arguments for the text env are only accepted without text_env")
         if window < 1 or max_turn_tokens < 1:

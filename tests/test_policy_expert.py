@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 
 from agents_fixtures import build_tiny_model, build_tiny_tokenizer  # noqa: E402
 
+from agents.policy.expert import PolicyExpert, reply_from_turn  # noqa: E402
 from eapo_env import prompts  # noqa: E402
 from eapo_env.experts import ExpertRequest, consult_blocking, make_expert  # noqa: E402
-from eapo_env.experts.local import PolicyExpert, reply_from_turn  # noqa: E402
 from eapo_env.problems import Problem  # noqa: E402
 
 

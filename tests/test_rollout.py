@@ -370,11 +370,13 @@ def test_a_failed_rollout_leaves_the_vector_env_usable(consulting, tok):
 
 def test_training_configs_take_the_vllm_engine_with_its_sync_fields():
     """``engine = "vllm"`` trains (the weights are pushed each step: tests/test_vllm_training.py); its
-    remote mode needs the server's URL, and LoRA is refused (vLLM loads whole weights)."""
+    remote mode needs the server's URL; LoRA and the final evaluation are refused with a message."""
     from agents.config import TrainConfig
 
-    assert TrainConfig(engine="vllm").vllm_mode == "colocate"
+    assert TrainConfig(engine="vllm", final_eval=False).vllm_mode == "colocate"
     with pytest.raises(ValueError, match="vllm_url"):
-        TrainConfig(engine="vllm", vllm_mode="remote")
+        TrainConfig(engine="vllm", vllm_mode="remote", final_eval=False)
     with pytest.raises(ValueError, match="lora_r"):
-        TrainConfig(engine="vllm", lora_r=4)
+        TrainConfig(engine="vllm", lora_r=4, final_eval=False)
+    with pytest.raises(ValueError, match="final_eval"):  # the evaluation cannot run on vLLM yet: said up front
+        TrainConfig(engine="vllm")

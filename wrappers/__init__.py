@@ -6,10 +6,12 @@
 - :class:`ConsultPenalty` — subtract a (scheduled) cost per consulting turn.
 - :class:`EvalMode` — consultation off, evaluation prompt.
 - :class:`RecordEpisodes` — append finished episodes to JSONL.
+- :func:`make_math_env` / :func:`make_eval_env` — the registered ids' entry points (env + default wrappers).
 """
 
 from wrappers.annealing import AcceptanceAnnealing, ScheduledKnob, TurnBudget
 from wrappers.eval_mode import EvalMode
+from wrappers.factory import make_eval_env, make_math_env
 from wrappers.recorder import RecordEpisodes
 from wrappers.reward import ConsultPenalty, RewardVerification, Verifier, verify_problem
 
@@ -22,5 +24,7 @@ __all__ = [
     "ScheduledKnob",
     "TurnBudget",
     "Verifier",
+    "make_eval_env",
+    "make_math_env",
     "verify_problem",
 ]

@@ -26,6 +26,8 @@ from transformers import (
     Qwen2Config,
 )
 
+from agents.device import pick_device
+
 #: Architecture of each named size; everything else comes from :func:`build_model`'s defaults.
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(
@@ -169,14 +171,14 @@ def load_policy(
     Args:
         name_or_path: a shipped policy's name (``"tiny-base"``), a local directory, or a hub id
             (resolved from the local cache when ``HF_HUB_OFFLINE=1``).
-        device: where to put the model.
+        device: where to put the model (``"auto"``: CUDA when present, :func:`agents.device.pick_device`).
         dtype: e.g. ``torch.bfloat16`` or ``"bfloat16"``; ``None`` keeps float32 on CPU and picks
             bfloat16 on CUDA.
         model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``attn_implementation``).
 
     The tokenizer gets a pad token (the eos token) when it has none, since batched rollouts pad.
     """
-    device = torch.device(device)
+    device = pick_device(device)  # "auto" as everywhere: CUDA when present
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     if dtype is None:

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from agents.config import TrainConfig
+from agents.device import pick_device
 from agents.rollout.ledger import EpisodeLedger, ShardRequest, ShardResult
 from agents.rollout.types import Trajectory
 
@@ -84,7 +85,7 @@ class RolloutWorker:
         from transformers.utils import logging as hf_logging
 
         from agents.policy import load_policy
-        from agents.run_setup import apply_lora, build_engine, pick_device
+        from agents.run_setup import apply_lora, build_engine
         from eapo_env.problems import load_problems
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar per actor in the run log
@@ -215,7 +216,7 @@ class RayRolloutPool:
         fault = self.faults.get(slot.index)
         fault = fault if fault is not None and fault.replacements else None
         slot.label = f"worker-{slot.index}" + (f".r{self.stats.replacements}" if slot.actor is not None else "")
-        gpus = 1 if self.config.device.startswith("cuda") else 0
+        gpus = 1 if pick_device(self.config.device).type == "cuda" else 0  # auto on a GPU host: a GPU each
         opts = dict(num_cpus=1, num_gpus=gpus, max_restarts=0, max_task_retries=0)
         slot.actor = self.actor_cls.options(**opts).remote(self.config, self.policy_dir, slot.label, fault)
         slot.starting, slot.spawned = slot.actor.ping.remote(), time.monotonic()

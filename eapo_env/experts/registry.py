@@ -22,8 +22,10 @@ _BUILTINS: dict[str, str] = {
     "pool": "eapo_env.experts.pool:ExpertPool",
     "transformers": "eapo_env.experts.local:TransformersExpert",
     "vllm": "eapo_env.experts.local:VLLMExpert",
-    "policy": "eapo_env.experts.local:PolicyExpert",
 }
+# Backends this distribution registers through ``eapo.experts`` from an optional extra (the learner's
+# own experts live in ``agents``, which ``eapo_env`` never imports): name -> the extra that provides it.
+_EXTRA_BACKENDS: dict[str, str] = {"policy": "agents"}
 _REGISTERED: dict[str, Callable[..., Expert]] = {}
 
 
@@ -49,8 +51,35 @@ def _resolve(name: str) -> Callable[..., Expert]:
         return getattr(importlib.import_module(module), attr)
     eps = _entry_points()
     if name in eps:
-        return eps[name].load()
+        return _load(eps[name])
+    if name in _EXTRA_BACKENDS:
+        raise ImportError(
+            f"the {name!r} expert is registered through the {ENTRY_POINT_GROUP!r} entry point of the eapo "
+            f"package, which is not installed here: pip install 'eapo[{_EXTRA_BACKENDS[name]}]' "
+            "(or pip install -e . in a checkout)"
+        )
     raise ValueError(f"unknown expert {name!r}; available: {', '.join(available_experts())}")
+
+
+def _load(entry_point: metadata.EntryPoint) -> Callable[..., Expert]:
+    """Import an entry point's factory; a missing optional dependency names the extra to install.
+
+    Why: the entry point is declared whenever the package is installed, but its module may need an
+    extra (the ``policy`` expert needs torch and transformers), and a bare ``No module named 'torch'``
+    does not say which.
+    """
+    try:
+        return entry_point.load()
+    except ImportError as exc:
+        dist = entry_point.dist.name if entry_point.dist is not None else "eapo"
+        extras = list(entry_point.extras)
+        if not extras and entry_point.name in _EXTRA_BACKENDS:
+            extras = [_EXTRA_BACKENDS[entry_point.name]]
+        fix = f"needs the optional extra {dist}[{','.join(extras)}]: pip install '{dist}[{','.join(extras)}]'"
+        raise ImportError(
+            f"the {entry_point.name!r} expert ({entry_point.value}) could not be imported ({exc}); it "
+            + (fix if extras else f"needs a dependency of {dist} that is not installed")
+        ) from exc
 
 
 def make_expert(name: str | Expert, **kwargs: Any) -> Expert:

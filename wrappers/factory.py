@@ -1,7 +1,10 @@
 """Entry points of the registered ids: build the env and apply the default wrappers.
 
 Default wrappers are applied here rather than as spec ``additional_wrappers`` because
-``gym.make_vec`` refuses specs that carry those (DESIGN §3 "Defaults").
+``gym.make_vec`` refuses specs that carry those (DESIGN §3 "Defaults"). They live in ``wrappers``, the
+layer that knows both the env and its wrappers, so that no lower layer imports a higher one (DESIGN §2):
+:mod:`eapo_env.registration` names them by string (``"wrappers.factory:make_math_env"``), which
+Gymnasium resolves when an env is made, and :mod:`envs` reaches them only through the registered id.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import gymnasium as gym
 
 from eapo_env.schedules import Schedule
 from envs.math_env import EAPOMathEnv
+from wrappers.annealing import AcceptanceAnnealing, TurnBudget
+from wrappers.eval_mode import EvalMode
+from wrappers.reward import ConsultPenalty, RewardVerification
 
 
 def make_math_env(
@@ -31,8 +37,6 @@ def make_math_env(
         verifier: a ``(prediction, problem) -> Verdict`` replacing the default math verifier.
         **kwargs: passed to :class:`EAPOMathEnv`.
     """
-    from wrappers import AcceptanceAnnealing, ConsultPenalty, RewardVerification, TurnBudget
-
     env: gym.Env[str, str] = EAPOMathEnv(**kwargs)
     env = RewardVerification(env) if verifier is None else RewardVerification(env, verifier)
     if acceptance_schedule is not None:
@@ -49,7 +53,5 @@ def make_eval_env(*, eval_max_turns: int | None = None, **kwargs: Any) -> gym.En
 
     An ``expert`` given here is accepted (so configs can be shared) but never called.
     """
-    from wrappers import EvalMode
-
     kwargs["eval_mode"] = True
     return EvalMode(make_math_env(**kwargs), max_turns=eval_max_turns)
