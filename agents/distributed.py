@@ -252,10 +252,11 @@ def rank_groups(num_groups: int) -> range:
 
 
 def rank_sampler_key(key: int) -> int:
-    """This rank's sampling key from the step's key. Rank 0 (and a plain run) keeps ``key``; other
-    ranks get a mixed one, because the engines key their draws by the *local* row, so equal keys would
-    give every rank's row i the same random numbers. Token streams of ranks > 0 therefore differ from
-    the single-process run's (problems, groups, env seeds and schedules do not)."""
+    """This rank's sampling key for an engine that keys its draws by the *local* row (``hf``, ``vllm``;
+    ours keys them by episode id and keeps the step's key). Rank 0 (and a plain run) keeps ``key``;
+    other ranks get a mixed one, since equal keys would give every rank's row i the same random
+    numbers: their token streams differ from the single-process run's (problems, groups, env seeds
+    and schedules do not)."""
     if rank() == 0:
         return key
     digest = hashlib.sha256(f"{key}/{rank()}".encode()).digest()

@@ -194,8 +194,9 @@ def rollout_episodes(
     with envs and an engine of their own, so they measure this path and no copy of it.
 
     Under torchrun the draws are made over the whole batch on every rank, then each rank rolls out
-    its whole groups (:func:`agents.distributed.rank_groups`) with a rank-mixed sampler key: the
-    same problems, groups, env seeds and schedule values at any world size; ``envs`` holds this
+    its whole groups (:func:`agents.distributed.rank_groups`): the same problems, groups, env seeds
+    and schedule values at any world size, and with an engine whose draws are keyed by episode id
+    (ours) the same sampling draws too (other engines get a rank-mixed key); ``envs`` holds this
     rank's episodes only."""
     G, P = config.group_size, config.prompts_per_step
     envs.set_progress(step)  # p(t) and the turn budget of this step, through every wrapper
@@ -203,10 +204,15 @@ def rollout_episodes(
     options = [{"problem_index": problem_idx[g]} for g in range(P) for _ in range(G)]
     group_ids = [g for g in range(P) for _ in range(G)]
     env_seeds = rng.integers(2**31 - 1, size=P * G).tolist()
-    key = distributed.rank_sampler_key(int(rng.integers(2**62)))
+    key = int(rng.integers(2**62))
     groups = distributed.rank_groups(P)
     mine = slice(groups.start * G, groups.stop * G)  # every episode in a plain run
-    return engine.rollout(envs, seeds=env_seeds[mine], options=options[mine], group_ids=group_ids[mine], seed=key)
+    shard = {"seeds": env_seeds[mine], "options": options[mine], "group_ids": group_ids[mine]}
+    if distributed.world_size() == 1:
+        return engine.rollout(envs, **shard, seed=key)
+    if getattr(engine, "draws_keyed_by_id", False):  # draws keyed by the episode's id in the whole step
+        return engine.rollout(envs, **shard, seed=key, draw_ids=list(range(mine.start, mine.stop)))
+    return engine.rollout(envs, **shard, seed=distributed.rank_sampler_key(key))
 
 
 def learn_step(run: TrainingRun, step: int, trajs: list[Any], rng: np.random.Generator) -> dict[str, Any]:

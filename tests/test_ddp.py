@@ -119,7 +119,8 @@ def equality_worker(out: Path) -> None:
             mine = [i for i, t in enumerate(trajs) if t.group_id in groups]
             params, stats = run_updates([trajs[i] for i in mine], [correct[i] for i in mine], True, strategy)
             torch.save({"params": params, "stats": stats}, out / f"{strategy}_{scenario.name}_{distributed.rank()}.pt")
-        torch.save(_rollout_calls(), out / f"rollout_{distributed.rank()}.pt")
+        torch.save(_rollout_calls(_RecordingEngine()), out / f"rollout_{distributed.rank()}.pt")
+        torch.save(_rollout_calls(_KeyedRecordingEngine()), out / f"rollout_keyed_{distributed.rank()}.pt")
         try:
             distributed.rank_groups(1)
         except distributed.LaunchError as exc:
@@ -142,13 +143,18 @@ class _RecordingEngine:
         return []
 
 
-def _rollout_calls() -> list[dict]:
+class _KeyedRecordingEngine(_RecordingEngine):
+    """As :class:`_RecordingEngine`, for an engine that keys its draws by episode id (ours)."""
+
+    draws_keyed_by_id = True
+
+
+def _rollout_calls(engine: _RecordingEngine) -> list[dict]:
     """Two steps of the trainer's ``rollout_episodes`` on a recording engine."""
     from agents.run_setup import step_rng
     from agents.trainer import rollout_episodes
 
     config = TrainConfig(group_size=3, prompts_per_step=5)
-    engine = _RecordingEngine()
     for step in range(2):
         rollout_episodes(config, list(range(100)), engine, engine, step, step_rng(config.seed, step))
     return engine.calls
@@ -199,7 +205,7 @@ def test_two_ranks_equal_one_process(ranks_out, strategy):
 def test_ranks_roll_out_the_single_process_draws_in_whole_groups(ranks_out):
     """Same problems, env seeds, groups and progress clock as one process; rank 0 keeps the sampler
     key, rank 1 gets another (equal keys would give both ranks' row i the same random numbers)."""
-    single = _rollout_calls()
+    single = _rollout_calls(_RecordingEngine())
     ranks = [torch.load(ranks_out / f"rollout_{r}.pt") for r in range(2)]
     for i, want in enumerate(single):
         got = [rank[i] for rank in ranks]
@@ -211,6 +217,15 @@ def test_ranks_roll_out_the_single_process_draws_in_whole_groups(ranks_out):
         assert len(set(got[0]["group_ids"]) & set(got[1]["group_ids"])) == 0  # whole groups
         assert [len(g["group_ids"]) for g in got] == [9, 6]  # 5 groups of 3: 3 + 2 groups
         assert got[0]["seed"] == want["seed"] != got[1]["seed"]
+    # an engine keyed by episode id keeps the step's key on every rank, each episode its global id
+    keyed = [torch.load(ranks_out / f"rollout_keyed_{r}.pt") for r in range(2)]
+    for i, want in enumerate(_rollout_calls(_KeyedRecordingEngine())):
+        if "progress" in want:
+            continue
+        got = [rank[i] for rank in keyed]
+        assert "draw_ids" not in want  # a single process needs none: row = episode id
+        assert got[0]["seed"] == got[1]["seed"] == want["seed"]
+        assert got[0]["draw_ids"] + got[1]["draw_ids"] == list(range(15))
     message = (ranks_out / "too_few_groups_0.txt").read_text()
     assert "prompts_per_step = 1 < 2 ranks" in message
 

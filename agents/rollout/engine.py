@@ -119,6 +119,10 @@ class RolloutEngine:
         >>> trajs = engine.rollout(vec, seeds=[0, 1], group_ids=[0, 0])         # doctest: +SKIP
     """
 
+    #: ``rollout(draw_ids=...)`` keys each episode's sampling draws by its id in the step, so a shard
+    #: of the step (a Ray worker, a torchrun rank) samples what the whole-step rollout would.
+    draws_keyed_by_id = True
+
     def __init__(
         self,
         model: torch.nn.Module,
