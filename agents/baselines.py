@@ -146,7 +146,7 @@ def distillation_traces(
     traces, rejected = [], 0
     for p, (reply,) in zip(problems, expert_replies(config, problems)):
         answer = extract_answer(reply) if reply else None
-        if not answer or not verify(answer, p.answer).correct:
+        if not reply or not answer or not verify(answer, p.answer).correct:
             rejected += 1
             continue
         text = reply if len(reply) <= max_reply_chars else reply[-max_reply_chars:]

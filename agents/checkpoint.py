@@ -114,9 +114,9 @@ def save_checkpoint(
 
         source = state.get("policy_dir")
         write_policy_dir(tmp, model, tokenizer, written_by="checkpoint", source=source, details={"step": int(step)})
-        for f in tmp.iterdir():
-            if f.is_file():
-                _fsync_file(f)
+        for written in tmp.iterdir():
+            if written.is_file():
+                _fsync_file(written)
     meta = {"format": FORMAT, "step": int(step), **state}
     with (tmp / "state.json").open("w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True)

@@ -346,8 +346,8 @@ class TrainConfig:
                 close = difflib.get_close_matches(k, known, n=1)
                 hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise ValueError(f"{source}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(sorted(known))}")
-        hints = get_type_hints(cls)
-        kwargs = {k: _coerce(k, v, hints[k], source) for k, v in data.items()}
+        field_types = get_type_hints(cls)
+        kwargs = {k: _coerce(k, v, field_types[k], source) for k, v in data.items()}
         return cls(**kwargs)
 
     @classmethod

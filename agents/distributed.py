@@ -165,8 +165,9 @@ def check_same_config(text: str) -> None:
         raise LaunchError(f"ranks run different configs (sha256 per rank: {digests}); launch them with one command")
 
 
-def sum_over_ranks(values: Sequence[float]) -> list[float]:
-    """Element-wise sums over the ranks (float64), the same list on every rank."""
+def sum_over_ranks(values: Sequence[float | torch.Tensor]) -> list[float]:
+    """Element-wise sums over the ranks (float64), the same list on every rank; ``values`` are numbers
+    or one-element tensors (e.g. a mask's ``.sum()``)."""
     out = torch.tensor([float(v) for v in values], dtype=torch.float64)
     if world_size() > 1:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
@@ -358,7 +359,10 @@ def sync_full_weights(learner: torch.nn.Module | None, module: torch.nn.Module) 
 def decoder_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
     """The repeated blocks FSDP2 shards one by one: the ``ModuleList`` holding most parameters."""
     lists = [m for m in module.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
-    return list(max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))) if lists else []
+    if not lists:
+        return []
+    largest: torch.nn.ModuleList = max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))
+    return list(largest)
 
 
 def is_wrapped(module: torch.nn.Module) -> bool:

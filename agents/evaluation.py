@@ -358,7 +358,9 @@ def evaluate(
     return result
 
 
-def _roll_out(eng: Any, plist: list[Any], k: int, batch_episodes: int, seed: int, env_kwargs: dict[str, Any]):
+def _roll_out(
+    eng: Any, plist: list[Any], k: int, batch_episodes: int, seed: int, env_kwargs: dict[str, Any]
+) -> list[list[dict[str, Any]]]:
     """``k`` episodes of every problem through ``EAPO-Math-Eval-v0`` vector envs of ``batch_episodes``
     envs (one more for a smaller last chunk); per problem, its episode records."""
     import gymnasium as gym

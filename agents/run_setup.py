@@ -18,7 +18,7 @@ import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +30,10 @@ from agents.config import TrainConfig
 from agents.device import pick_device as pick_device  # re-exported: the one device rule (agents.device)
 from agents.rollout import make_engine
 from eapo_env.schedules import parse_schedule
+
+if TYPE_CHECKING:
+    from agents.rollout import HFRolloutEngine, RolloutEngine
+    from agents.rollout.vllm_engine import VLLMRolloutEngine
 
 
 def seed_everything(seed: int) -> None:
@@ -96,7 +100,7 @@ def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, ev
 
 def build_engine(
     config: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device, temperature: float | None = None
-):
+) -> RolloutEngine | HFRolloutEngine | VLLMRolloutEngine:
     """The rollout engine, encoding prompts exactly as SFT did (chat template) and observations once.
 
     ``engine = "vllm"``: a colocated ``vllm.LLM`` or a remote server (``config.vllm_mode``) with the
@@ -146,7 +150,7 @@ def apply_lora(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.nn.Mo
             task_type="CAUSAL_LM",
         ),
     )
-    return peft_model, peft_model.base_model.model
+    return peft_model, peft_model.get_base_model()  # LoRA: ``base_model.model``, the causal LM with adapters injected
 
 
 def make_optimizer(module: torch.nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:

@@ -15,14 +15,17 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from agents.hf_protocols import lora_model
 from agents.policy.tokenizer import encode_prompt, encode_segment
 
 IGNORE_INDEX = -100
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)  # fit_examples returns the model it was given
 
 
 @dataclass
@@ -90,7 +93,7 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
 
 
-def fit_examples(model: torch.nn.Module, examples: Sequence[Example], pad_id: int, steps: int, lr: float = 3e-3):
+def fit_examples(model: ModuleT, examples: Sequence[Example], pad_id: int, steps: int, lr: float = 3e-3) -> ModuleT:
     """``steps`` full-batch Adam steps on a handful of examples (loss on their policy tokens only).
 
     For fixtures and benchmarks that need a policy with one habit (say, consulting once) in seconds;
@@ -313,5 +316,5 @@ def sft_train(
     seconds = time.perf_counter() - start
     train_model.eval()
     if lora_r and merge_lora:
-        train_model = train_model.merge_and_unload()
+        train_model = lora_model(train_model).merge_and_unload()
     return SFTResult(losses=losses, seconds=seconds, tokens=tokens, model=train_model)

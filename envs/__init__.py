@@ -4,7 +4,20 @@ The registered ids' entry points (the env with its default wrappers) live one la
 :mod:`wrappers.factory`: ``envs`` never imports ``wrappers`` (DESIGN §2).
 """
 
+from envs.layers import TurnLayer, turn_layer
 from envs.math_env import EAPOMathEnv
-from envs.step import ResetInfo, StepInfo, StepResult
+from envs.step import Penalty, ResetInfo, StepInfo, StepResult, TurnCounts, TurnOutcome
+from envs.turns import TurnPlan
 
-__all__ = ["EAPOMathEnv", "ResetInfo", "StepInfo", "StepResult"]
+__all__ = [
+    "EAPOMathEnv",
+    "Penalty",
+    "ResetInfo",
+    "StepInfo",
+    "StepResult",
+    "TurnCounts",
+    "TurnLayer",
+    "TurnOutcome",
+    "TurnPlan",
+    "turn_layer",
+]

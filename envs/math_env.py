@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 import gymnasium as gym
-import numpy as np
 from gymnasium.envs.registration import EnvSpec
-from gymnasium.utils import seeding
 
 from eapo_env import prompts
-from eapo_env.experts import Expert, ExpertReply, ExpertRequest, consult_blocking, make_expert
+from eapo_env.experts import Expert, ExpertReply, make_expert
 from eapo_env.experts.base import normalize_replies
 from eapo_env.problems import Problem, ProblemSource, load_problems
 from eapo_env.scoring import MAX_ACTION_CHARS
 from eapo_env.spaces import TextSpace
 from envs import turns
-from envs.step import ResetInfo
+from envs.layers import run_turn
+from envs.step import ResetInfo, TurnCounts, TurnOutcome
 
 Source = Literal["prompt", "policy", "expert", "env"]
 
@@ -74,6 +73,9 @@ class EAPOMathEnv(gym.Env[str, str]):
         >>> obs, reward, terminated, truncated, info = env.step("<consult><query>How?</query></consult>")
         >>> info["accepted"], "<experts>" in obs
         (1, True)
+        >>> plan = env.prepare("<answer>0</answer>")       # the same turn in two phases (DESIGN §7)
+        >>> env.complete(plan, []).terminated
+        True
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -124,9 +126,6 @@ class EAPOMathEnv(gym.Env[str, str]):
         self._started = False
         #: Prefix of this env's request ids (a vector env sets ``"env<i>/"`` so ids are unique in its batch).
         self.request_prefix = ""
-        self._prepared: tuple[turns.TurnPlan, Mapping[str, Any] | None] | None = None  # plan, RNG state before
-        self._supplied: list[ExpertReply] | None = None
-        self._pending_seed: int | None = None  # reset(seed=s) whose generator is not built yet
 
     # ------------------------------------------------------------------ knobs
     @property
@@ -139,37 +138,6 @@ class EAPOMathEnv(gym.Env[str, str]):
         if value is not None and not isinstance(value, SharedKwargsSpec):
             value = SharedKwargsSpec(**{f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init})
         self._spec = value
-
-    # Gymnasium's reset(seed=s) builds a new generator (a SeedSequence + PCG64: a fifth of a training
-    # reset's CPU); most episodes never draw from it (the trainer pins problems; p(t) is 0 or 1 for
-    # most of a run), so it is built from s on first use. Same generator, same stream as Gymnasium's.
-    @property
-    def np_random(self) -> np.random.Generator:
-        """The env's generator (Gymnasium's ``np_random``), built on first use after ``reset(seed=...)``."""
-        if self._pending_seed is not None:
-            self._np_random, self._np_random_seed = seeding.np_random(self._pending_seed)
-            self._pending_seed = None
-        return cast(np.random.Generator, gym.Env.np_random.fget(self))  # type: ignore[attr-defined]
-
-    @np_random.setter
-    def np_random(self, value: np.random.Generator) -> None:
-        self._pending_seed = None
-        gym.Env.np_random.fset(self, value)  # type: ignore[attr-defined]
-
-    @property
-    def np_random_seed(self) -> int:
-        """The seed of :attr:`np_random` (Gymnasium's ``np_random_seed``; -1 for a generator set by hand)."""
-        if self._pending_seed is not None:
-            return self._pending_seed
-        return cast(int, gym.Env.np_random_seed.fget(self))  # type: ignore[attr-defined]
-
-    def _seed(self, seed: int | None) -> None:
-        """What ``gym.Env.reset(seed=seed)`` does, the generator itself deferred to first use."""
-        if seed is None:
-            return
-        if not (isinstance(seed, int) and seed >= 0):
-            seeding.np_random(seed)  # raises Gymnasium's own error for a bad seed
-        self._np_random, self._pending_seed = None, seed
 
     @property
     def acceptance_prob(self) -> float:
@@ -194,8 +162,7 @@ class EAPOMathEnv(gym.Env[str, str]):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        self.discard_prepared()  # before seeding: it may restore the RNG state of before the plan
-        self._seed(seed)
+        super().reset(seed=seed)
         problem = turns.pinned_problem(self.source, options)
         if problem is None:
             problem = self.source[turns.draw_index(self.np_random, len(self.source))]
@@ -225,78 +192,68 @@ class EAPOMathEnv(gym.Env[str, str]):
         return prompt, dict(info)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """One turn (DESIGN §3). Completes a plan made by :meth:`prepare_step` for this same action
-        (with the replies given to :meth:`supply_replies`, else one blocking expert call); otherwise
-        plans the turn now. Both paths run the same two phases."""
+        """One turn (DESIGN §3): :meth:`prepare`, one blocking expert call, :meth:`complete`."""
+        return run_turn(self, action)
+
+    # ------------------------------------------------------------------ two-phase turn (DESIGN §7)
+    def prepare(self, action: str) -> turns.TurnPlan:
+        """Phase 1: parse, clip, draw acceptance (from ``np_random``); never blocks, changes no state
+        but the generator. The plan holds the turn's expert requests (``plan.requests``)."""
         self._check_can_step()
-        plan = self._take_prepared(action)
-        if plan is None:
-            plan = self._plan(action, lambda: self.np_random)
-            replies = None
-        else:
-            replies, self._supplied = self._supplied, None
-        if replies is None:
-            replies = consult_blocking(self.expert, plan.requests, timeout_s=self.expert_timeout_s)
-        return self._complete(plan, replies)
+        assert self.problem is not None
+        knobs = turns.TurnKnobs(self.max_experts, self._acceptance_prob, self.eval_mode, self.max_action_chars)
+        key = turns.TurnKey(id(self), self._episode, self._turn + 1)
+        return turns.plan_turn(
+            action,
+            knobs,
+            self.problem,
+            key,
+            lambda: self.np_random,
+            request_prefix=self.request_prefix,
+            expert=self.expert,
+            timeout_s=self.expert_timeout_s,
+        )
 
-    # ------------------------------------------------------------------ two-phase step (DESIGN §7)
-    def prepare_step(self, action: str) -> list[ExpertRequest]:
-        """Phase 1 of ``step(action)``: parse, clip, draw acceptance (from ``np_random``); never blocks.
-
-        Returns the expert requests of this turn (empty when it needs no expert). The next
-        ``step(action)`` with the same action, through any wrapper stack, completes this plan.
-
-        Example:
-            >>> env = EAPOMathEnv(problems="generated:arithmetic")
-            >>> _ = env.reset(seed=0)
-            >>> requests = env.prepare_step("<consult><query>How?</query></consult>")
-            >>> env.supply_replies(env.expert.consult_sync(requests))
-            >>> env.step("<consult><query>How?</query></consult>")[4]["accepted"]
-            1
-        """
+    def complete(self, plan: turns.TurnPlan, replies: Sequence[ExpertReply]) -> TurnOutcome:
+        """Phase 2: resolve ``plan``'s turn with one reply per request (a wrong count, or a reply that
+        is not an ``ExpertReply``, becomes ``error`` replies: ``unavailable`` entries)."""
         self._check_can_step()
-        self.discard_prepared()
-        # Only acceptance draws (a consult with 0 < p < 1) move the RNG during a turn: the state before
-        # the first draw is saved, to be restored if the plan is discarded.
-        saved: Mapping[str, Any] | None = None
-
-        def rng() -> np.random.Generator:
-            nonlocal saved
-            if saved is None:
-                saved = self.np_random.bit_generator.state
-            return self.np_random
-
-        plan = self._plan(action, rng)
-        self._prepared = (plan, saved)
-        return list(plan.requests)
-
-    def supply_replies(self, replies: Sequence[ExpertReply]) -> None:
-        """Phase 2 input: one reply per request :meth:`prepare_step` returned, same order.
-
-        A wrong count or a reply that is not an ``ExpertReply`` becomes ``error`` replies (the entries
-        read ``unavailable``), as for any backend fault.
-        """
-        if self._prepared is None:
-            raise RuntimeError("supply_replies() needs a prepare_step() first")
-        self._supplied = normalize_replies(list(replies), len(self._prepared[0].requests))
-
-    def discard_prepared(self) -> None:
-        """Forget a prepared step and restore the RNG to its state before :meth:`prepare_step`."""
-        if self._prepared is not None and self._prepared[1] is not None:
-            self.np_random.bit_generator.state = self._prepared[1]
-        self._prepared = None
-        self._supplied = None
-
-    def _take_prepared(self, action: str) -> turns.TurnPlan | None:
-        """The prepared plan if it is for ``action`` under the current knobs; else undo it (``None``)."""
-        if self._prepared is None:
-            return None
-        plan = self._prepared[0]
-        if isinstance(action, str) and plan.action == action and plan.knobs == self._knobs():
-            self._prepared = None
-            return plan
-        self.discard_prepared()  # an action-rewriting wrapper (or a knob changed): plan afresh
-        return None
+        assert self.problem is not None
+        if plan.key != (id(self), self._episode, self._turn + 1):
+            raise ValueError(f"plan {plan.key} is not for this env's next turn (a stale or foreign plan)")
+        replies = normalize_replies(list(replies), len(plan.requests))
+        self._turn += 1
+        self.transcript.append(("policy", plan.text))
+        parsed = plan.parsed
+        terminated = parsed.kind == "answer"
+        obs, counts, latency = "", TurnCounts(), 0.0
+        if not terminated:
+            self._consults += parsed.kind == "consult"
+            obs, counts, latency = self._turn_observation(plan, replies)
+        truncated = turns.is_truncated(terminated, self._turn, self.max_turns)
+        self._done = terminated or truncated
+        self.expert_latency_s += latency
+        return TurnOutcome(
+            observation=obs,
+            problem_id=self.problem.id,
+            kind=parsed.kind,
+            terminated=terminated,
+            truncated=truncated,
+            answer=parsed.answer if terminated else None,
+            counts=dataclasses.replace(
+                counts,
+                queries=len(parsed.queries),
+                dropped_queries=parsed.dropped_queries,
+                blank_queries=parsed.blank_queries,
+            ),
+            format_error=bool(parsed.format_error),
+            action_truncated=plan.truncated,
+            consult_disabled=parsed.kind == "consult" and bool(parsed.queries) and plan.knobs.eval_mode,
+            turn=self._turn,
+            turns_left=self.max_turns - self._turn,
+            consults=self._consults,
+            latency_s=latency,
+        )
 
     def _check_can_step(self) -> None:
         if self._done:
@@ -304,57 +261,22 @@ class EAPOMathEnv(gym.Env[str, str]):
                 raise RuntimeError("call reset() before step()")
             raise RuntimeError("the episode is over (terminated or truncated); call reset() before step()")
 
-    def _knobs(self) -> turns.TurnKnobs:
-        return turns.TurnKnobs(self.max_experts, self._acceptance_prob, self.eval_mode, self.max_action_chars)
-
-    def _plan(self, action: str, rng: Callable[[], np.random.Generator]) -> turns.TurnPlan:
-        assert self.problem is not None
-        prefix = f"{self.request_prefix}e{self._episode}/{self._turn + 1}"
-        return turns.plan_turn(action, self._knobs(), self.problem, prefix, rng)
-
-    def _complete(
-        self, plan: turns.TurnPlan, replies: Sequence[ExpertReply]
-    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Phase 2: resolve the turn from the plan and the replies to its requests."""
-        assert self.problem is not None
-        self._turn += 1
-        self.transcript.append(("policy", plan.text))
-        info = turns.step_info(plan, self.problem.id)
-        terminated = plan.parsed.kind == "answer"
-        obs = ""
-        if terminated:
-            info["answer"] = plan.parsed.answer
-        else:
-            self._consults += plan.parsed.kind == "consult"
-            obs = self._turn_observation(plan, replies, info)
-        truncated = turns.is_truncated(terminated, self._turn, self.max_turns)
-        info["turn"] = self._turn
-        info["turns_left"] = self.max_turns - self._turn
-        info["consults"] = self._consults
-        if truncated:
-            info["answer"] = None
-        self._done = terminated or truncated
-        return obs, 0.0, terminated, truncated, info
-
-    def _turn_observation(self, plan: turns.TurnPlan, replies: Sequence[ExpertReply], info: dict[str, Any]) -> str:
-        """The observation of a reasoning or consulting turn (transcript and ``info`` updated)."""
+    def _turn_observation(self, plan: turns.TurnPlan, replies: Sequence[ExpertReply]) -> tuple[str, TurnCounts, float]:
+        """The observation of a reasoning or consulting turn (transcript updated), its counts, latency."""
         if plan.early_observation is not None:
-            if plan.parsed.kind == "consult" and plan.parsed.queries and plan.knobs.eval_mode:
-                info["consult_disabled"] = True
             self.transcript.append(("env", plan.early_observation))
-            return plan.early_observation
-        obs, counts = turns.consult_observation(plan, replies, self.max_reply_chars)
-        self.expert_latency_s += counts.latency_s
-        info["accepted"] = counts.accepted
-        info["unavailable"] = counts.unavailable
-        info["expert_timeouts"] = counts.timeouts
-        info["expert_errors"] = counts.errors
-        if plan.requests:
-            info["expert_slots"] = counts.slots
-        if counts.cut:
-            info["replies_cut"] = counts.cut
+            return plan.early_observation, TurnCounts(), 0.0
+        obs, reply_counts = turns.consult_observation(plan, replies, self.max_reply_chars)
+        counts = TurnCounts(
+            accepted=reply_counts.accepted,
+            unavailable=reply_counts.unavailable,
+            expert_timeouts=reply_counts.timeouts,
+            expert_errors=reply_counts.errors,
+            replies_cut=reply_counts.cut,
+            expert_slots=reply_counts.slots if plan.requests else None,
+        )
         self.transcript.append(("expert", obs))
-        return obs
+        return obs, counts, reply_counts.latency_s
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":

@@ -1,8 +1,10 @@
-"""The typed step record between an EAPO env and its caller (DESIGN §3 ``info``, §7).
+"""The typed turn record between an EAPO env and its caller (DESIGN §3 ``info``, §7).
 
-``StepInfo`` names every documented ``info`` key with its type; ``StepResult`` is one env's
-``(observation, reward, terminated, truncated, info)``, what :meth:`envs.vector_env.EAPOVectorEnv.collect`
-returns per env. The trainer reads fields (``result.info["correct"]``) and never guesses them.
+``TurnOutcome`` is phase 2 of a turn (``complete(plan, replies)``): a frozen record of the verdict,
+the reward terms (``score`` and :class:`Penalty` terms), the expert counts, the flags and the episode
+totals; ``TurnOutcome.info`` renders the documented ``info`` (typed as ``StepInfo``) from it, the one
+place ``info`` is written. ``StepResult`` is one env's ``(observation, reward, terminated, truncated,
+info)``, what :meth:`envs.vector_env.EAPOVectorEnv.collect` returns per env.
 
 Example:
     >>> r = StepResult("", 1.0, True, False, {"problem_id": "p1", "correct": True})
@@ -12,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict
 
 
@@ -59,6 +63,135 @@ class ResetInfo(TypedDict):
     consults: int
     acceptance_prob: float
     max_turns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Penalty:
+    """One shaping term of a turn's reward: ``cost`` is subtracted, and shown as ``info[name]``.
+
+    (A bonus is a negative cost.) Wrappers add them (``ConsultPenalty``: ``"consult_penalty"``).
+    """
+
+    name: str
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCounts:
+    """What one turn sent to and got back from the experts (``info``'s per-step counters).
+
+    ``queries``: kept queries; ``accepted``: sent to an expert (after the p draw); ``unavailable``:
+    entries without a reply (rejected, timed out, failed); ``replies_cut``: ok replies cut to
+    ``max_reply_chars``; ``expert_slots``: the experts that answered (``None``: no request was sent).
+    """
+
+    queries: int = 0
+    accepted: int = 0
+    unavailable: int = 0
+    dropped_queries: int = 0
+    blank_queries: int = 0
+    expert_timeouts: int = 0
+    expert_errors: int = 0
+    replies_cut: int = 0
+    expert_slots: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """Phase 2 of a turn (DESIGN §7): the whole result, as a frozen record every layer may refine.
+
+    The env builds it in ``complete(plan, replies)``; wrappers return a ``dataclasses.replace`` of it
+    (``RewardVerification`` sets ``score`` and ``verdict``, ``ConsultPenalty`` adds a :class:`Penalty`).
+    ``step`` returns :meth:`as_step`; :meth:`info` renders ``info`` from it, in this one place.
+
+    Attributes:
+        observation: the next observation ("" when the episode ended by an answer).
+        problem_id: the episode's problem.
+        kind: ``"reason"``, ``"consult"`` or ``"answer"``.
+        terminated, truncated: Gymnasium's flags (an answer; the turn budget spent).
+        answer: the answer body on the episode's last step (``None`` when the budget ran out).
+        counts: the turn's expert counters.
+        format_error, action_truncated, consult_disabled: the turn's flags.
+        turn, turns_left, consults: episode totals after this turn (computed by the env alone).
+        score: the verified score of the answer (0.0 until a verifier scored it).
+        verdict: the verifier's status at the episode's end (``None``: not scored).
+        penalties: shaping terms, innermost wrapper first.
+        latency_s: the experts' latency summed (kept off ``info`` so that info stays deterministic).
+    """
+
+    observation: str
+    problem_id: str
+    kind: str
+    terminated: bool
+    truncated: bool
+    answer: str | None
+    counts: TurnCounts
+    format_error: bool
+    action_truncated: bool
+    consult_disabled: bool
+    turn: int
+    turns_left: int
+    consults: int
+    score: float = 0.0
+    verdict: str | None = None
+    penalties: tuple[Penalty, ...] = ()
+    latency_s: float = 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self.terminated or self.truncated
+
+    @property
+    def correct(self) -> bool:
+        """The verifier said ``correct`` (False until scored)."""
+        return self.verdict == "correct"
+
+    @property
+    def reward(self) -> float:
+        """``score`` minus every penalty, subtracted in the order the wrappers added them."""
+        reward = 0.0 + self.score
+        for penalty in self.penalties:
+            reward -= penalty.cost
+        return reward
+
+    def penalized(self, name: str, cost: float) -> TurnOutcome:
+        """This outcome with one more :class:`Penalty`."""
+        return dataclasses.replace(self, penalties=(*self.penalties, Penalty(name, float(cost))))
+
+    def info(self) -> StepInfo:
+        """The step's ``info`` (DESIGN §3), a fresh dict each call: the one place ``info`` is rendered."""
+        c = self.counts
+        info: StepInfo = {
+            "problem_id": self.problem_id,
+            "action": self.kind,
+            "queries": c.queries,
+            "accepted": c.accepted,
+            "unavailable": c.unavailable,
+            "dropped_queries": c.dropped_queries,
+            "blank_queries": c.blank_queries,
+            "format_error": self.format_error,
+            "action_truncated": self.action_truncated,
+            "expert_timeouts": c.expert_timeouts,
+            "expert_errors": c.expert_errors,
+        }
+        if c.expert_slots is not None:
+            info["expert_slots"] = c.expert_slots
+        if c.replies_cut:
+            info["replies_cut"] = c.replies_cut
+        if self.consult_disabled:
+            info["consult_disabled"] = True
+        if self.ended:
+            info["answer"] = self.answer
+        info["turn"], info["turns_left"], info["consults"] = self.turn, self.turns_left, self.consults
+        if self.verdict is not None:
+            info["verdict"], info["correct"] = self.verdict, self.correct
+        for penalty in self.penalties:
+            info[penalty.name] = penalty.cost  # type: ignore[literal-required]
+        return info
+
+    def as_step(self) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Gymnasium's ``(observation, reward, terminated, truncated, info)``."""
+        return self.observation, self.reward, self.terminated, self.truncated, dict(self.info())
 
 
 class StepResult(NamedTuple):

@@ -15,7 +15,7 @@ Example:
     >>> from eapo_env.problems import Problem
     >>> knobs = TurnKnobs(max_experts=3, acceptance_prob=1.0, eval_mode=False, max_action_chars=100)
     >>> plan = plan_turn("<consult><query>q1</query><query>q2</query></consult>", knobs,
-    ...                  Problem("p", "1+1?", "2"), "e0/1", lambda: np.random.default_rng(0))
+    ...                  Problem("p", "1+1?", "2"), TurnKey(0, 0, 1), lambda: np.random.default_rng(0))
     >>> [r.request_id for r in plan.requests]
     ['e0/1/0', 'e0/1/1']
     >>> obs, counts = consult_observation(plan, [ExpertReply("x = 7"), ExpertReply("", "timeout")], 1000)
@@ -119,7 +119,7 @@ def draw_acceptance(rng: Callable[[], np.random.Generator], p: float, n: int) ->
 
 
 class TurnKnobs(NamedTuple):
-    """The env settings a turn is planned under (a prepared plan is only reused under the same ones)."""
+    """The env settings a turn is planned under."""
 
     max_experts: int
     acceptance_prob: float
@@ -127,56 +127,85 @@ class TurnKnobs(NamedTuple):
     max_action_chars: int
 
 
-@dataclass(slots=True)
+class TurnKey(NamedTuple):
+    """Which turn a plan is for: the env that planned it (``id``), its episode and the turn number
+    (1-based). ``complete`` refuses a plan whose key is not the env's next turn (a stale plan)."""
+
+    env: int
+    episode: int
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
 class TurnPlan:
-    """Phase 1 of a turn: everything decided before any expert is called.
+    """Phase 1 of a turn: everything decided before any expert is called. The plan owns the pending
+    turn: the env keeps nothing between ``prepare`` and ``complete``.
 
     Attributes:
-        action: the action as given (before clipping).
+        key: the turn it plans (see :class:`TurnKey`).
+        action: the action as the env received it (after any wrapper rewrote it), before clipping.
         knobs: the settings it was planned under.
         text: the action cut to ``max_action_chars``; ``truncated``: whether it was cut.
         parsed: the parsed action.
+        problem: the episode's problem (requests carry it; a verifier reads it).
         early_observation: the observation when no expert is needed: the nudge of a reasoning turn,
             the format-error or consultation-disabled text of a consult; ``None`` for an answer and
             for a consult that reaches the experts block.
         accepted: one flag per kept query (a consult that reaches the experts block).
         requests: one request per accepted query, in order.
+        expert: the expert the requests are for (a vector env batches the plans of one expert).
+        timeout_s: the deadline for the replies.
     """
 
+    key: TurnKey
     action: str
     knobs: TurnKnobs
     text: str
     truncated: bool
     parsed: ParsedAction
+    problem: Problem
     early_observation: str | None = None
-    accepted: list[bool] = field(default_factory=list)
-    requests: list[ExpertRequest] = field(default_factory=list)
+    accepted: tuple[bool, ...] = ()
+    requests: tuple[ExpertRequest, ...] = ()
+    expert: Any = field(default=None, compare=False, repr=False)
+    timeout_s: float | None = None
 
 
 def plan_turn(
-    action: Any, knobs: TurnKnobs, problem: Problem, request_prefix: str, rng: Callable[[], np.random.Generator]
+    action: Any,
+    knobs: TurnKnobs,
+    problem: Problem,
+    key: TurnKey,
+    rng: Callable[[], np.random.Generator],
+    *,
+    request_prefix: str = "",
+    expert: Any = None,
+    timeout_s: float | None = None,
 ) -> TurnPlan:
     """Phase 1 of a turn (§3 rules 1-5); draws acceptance from the generator ``rng()`` returns (called
     only for a draw: a consult with 0 < p < 1), never blocks.
 
-    Request ids are ``"<request_prefix>/<i>"`` with ``i`` the index among the sent queries (an expert
-    pool reads the trailing ``/i`` as the slot).
+    Request ids are ``"<request_prefix>e<episode>/<turn>/<i>"`` with ``i`` the index among the sent
+    queries (an expert pool reads the trailing ``/i`` as the slot).
     """
     # One reading of the action for the env and for eapo_env.score_turn (so they cannot drift).
     text, truncated, parsed = read_action(action, knobs.max_experts, knobs.max_action_chars)
-    plan = TurnPlan(action, knobs, text, truncated, parsed)
+    early: str | None = None
+    accepted: tuple[bool, ...] = ()
+    requests: tuple[ExpertRequest, ...] = ()
     if parsed.kind == "reason":
-        plan.early_observation = prompts.NUDGE
+        early = prompts.NUDGE
     elif parsed.kind == "consult":
         if not parsed.queries:
-            plan.early_observation = prompts.EMPTY_CONSULT.format(max_experts=knobs.max_experts)
+            early = prompts.EMPTY_CONSULT.format(max_experts=knobs.max_experts)
         elif knobs.eval_mode:  # no acceptance draw: evaluation consumes the RNG as a run without consults
-            plan.early_observation = prompts.CONSULT_DISABLED
+            early = prompts.CONSULT_DISABLED
         else:
-            plan.accepted = draw_acceptance(rng, knobs.acceptance_prob, len(parsed.queries))
-            sent = [q for q, ok in zip(parsed.queries, plan.accepted) if ok]
-            plan.requests = [ExpertRequest(f"{request_prefix}/{i}", problem, q) for i, q in enumerate(sent)]
-    return plan
+            accepted = tuple(draw_acceptance(rng, knobs.acceptance_prob, len(parsed.queries)))
+            sent = [q for q, ok in zip(parsed.queries, accepted) if ok]
+            prefix = f"{request_prefix}e{key.episode}/{key.turn}"
+            requests = tuple(ExpertRequest(f"{prefix}/{i}", problem, q) for i, q in enumerate(sent))
+    return TurnPlan(key, action, knobs, text, truncated, parsed, problem, early, accepted, requests, expert, timeout_s)
 
 
 @dataclass(slots=True)
@@ -221,23 +250,6 @@ def consult_observation(
     counts.unavailable = entries.count(None)
     counts.slots = tuple(slots)
     return prompts.render_experts_block(entries), counts
-
-
-def step_info(plan: TurnPlan, problem_id: str) -> dict[str, Any]:
-    """The ``info`` of a step before the turn is resolved (counters filled in afterwards)."""
-    return {
-        "problem_id": problem_id,
-        "action": plan.parsed.kind,
-        "queries": len(plan.parsed.queries),
-        "accepted": 0,
-        "unavailable": 0,
-        "dropped_queries": plan.parsed.dropped_queries,
-        "blank_queries": plan.parsed.blank_queries,
-        "format_error": bool(plan.parsed.format_error),
-        "action_truncated": plan.truncated,
-        "expert_timeouts": 0,
-        "expert_errors": 0,
-    }
 
 
 def is_truncated(terminated: bool, turn: int, max_turns: int) -> bool:

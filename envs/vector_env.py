@@ -6,8 +6,11 @@ builds them (default wrappers included), each wrapped in the user's ``env_wrappe
 through their own wrapper stacks: every rule (turn semantics, verification, penalty, annealing,
 evaluation mode, a user's wrapper) lives in one place, the single env or its wrapper. What the
 vector env adds is the batching of experts (DESIGN §7): a step first *prepares* every stepping env
-(:meth:`EAPOMathEnv.prepare_step <envs.math_env.EAPOMathEnv.prepare_step>`), sends all their expert
-requests as ONE ``Expert.consult`` call, then completes each env with its replies.
+through the front of its wrapper stack (``prepare(action) -> TurnPlan``, see :mod:`envs.layers`),
+sends all their expert requests as ONE ``Expert.consult`` call, then completes each env with its
+replies (``complete(plan, replies) -> TurnOutcome``), again through the front. An env whose stack
+holds a wrapper that cannot be split (one overriding ``step`` alone) is stepped through its own
+blocking ``step`` instead, and listed in ``blocking_envs`` (a warning says so once).
 
 * ``submit(indices, actions)`` / ``collect(pending)``: the non-blocking two halves (the rollout engine
   keeps decoding other rows while a batch is with the experts); ``step`` / ``step_subset`` block.
@@ -40,6 +43,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import logger
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
@@ -48,8 +52,10 @@ from eapo_env.experts.base import ConsultCall
 from eapo_env.problems import load_problems
 from eapo_env.progress import set_progress
 from eapo_env.registration import EVAL_ID, TRAIN_ID
+from envs.layers import TurnLayer, turn_layer
 from envs.math_env import EAPOMathEnv, Source
 from envs.step import StepResult
+from envs.turns import TurnPlan
 from envs.vector_info import ConsultSlice, PendingStep, compact_info, merge_infos
 
 EnvWrapper = Callable[[gym.Env[str, str]], gym.Env[str, str]]
@@ -98,6 +104,16 @@ class EAPOVectorEnv(VectorEnv):
         self.bases: list[EAPOMathEnv] = [self._base(env) for env in self.envs]  #: the unwrapped envs
         for i, base in enumerate(self.bases):
             base.request_prefix = f"env{i}/"  # request ids unique within a batched call
+        #: Per env, the front of its stack in the two-phase turn (``None``: stepped by its blocking ``step``).
+        self.fronts: list[TurnLayer | None] = [turn_layer(env) for env in self.envs]
+        #: Envs whose stack cannot be split in two phases (they consult one by one).
+        self.blocking_envs: tuple[int, ...] = tuple(i for i, f in enumerate(self.fronts) if f is None)
+        if self.blocking_envs:
+            logger.warn(
+                f"EAPOVectorEnv: env {self.blocking_envs[0]} has a wrapper that overrides step() alone "
+                f"({self.envs[self.blocking_envs[0]]}); such envs consult one by one. Subclass "
+                "wrappers.turn.TurnWrapper so their expert calls join the batched one."
+            )
         first = self.envs[0]
         self.metadata = {**first.metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = first.render_mode
@@ -247,22 +263,26 @@ class EAPOVectorEnv(VectorEnv):
         if ended:
             raise RuntimeError(f"envs {ended[:8]} are not in an episode; reset them before stepping")
         completed: dict[int, StepResult] = {}
-        batches: dict[int, tuple[Expert, list[ExpertRequest], list[ConsultSlice]]] = {}
+        plans: dict[int, TurnPlan] = {}
+        batches: dict[int, tuple[Any, list[ExpertRequest], list[ConsultSlice], float | None]] = {}
         for i, action in zip(idx, actions):
-            base = self.bases[i]
-            requests = base.prepare_step(action)
-            if not requests:
+            front = self.fronts[i]
+            if front is None:
                 completed[i] = StepResult.of(self.envs[i].step(action))
                 continue
-            expert, batch, slices = batches.setdefault(id(base.expert), (base.expert, [], []))
-            slices.append(ConsultSlice(i, len(batch), len(requests)))
-            batch.extend(requests)
-        timeout = self.bases[0].expert_timeout_s
-        calls = [(ConsultCall(expert, batch, timeout), slices) for expert, batch, slices in batches.values()]
+            plan = front.prepare(action)
+            if not plan.requests:
+                completed[i] = StepResult.of(front.complete(plan, []).as_step())
+                continue
+            plans[i] = plan
+            _, batch, slices, _ = batches.setdefault(id(plan.expert), (plan.expert, [], [], plan.timeout_s))
+            slices.append(ConsultSlice(i, len(batch), len(plan.requests)))
+            batch.extend(plan.requests)
+        calls = [(ConsultCall(expert, batch, timeout), slices) for expert, batch, slices, timeout in batches.values()]
         self.expert_calls += len(calls)
         waiting = tuple(s.env for _, slices in calls for s in slices)
         self._in_flight.update(waiting)
-        return PendingStep(completed, waiting, dict(zip(idx, actions)), calls)
+        return PendingStep(completed, waiting, plans, calls)
 
     def collect(self, pending: PendingStep) -> dict[int, StepResult]:
         """Wait for ``pending``'s batched call and complete its waiting envs: env index -> result.
@@ -278,8 +298,10 @@ class EAPOVectorEnv(VectorEnv):
         for call, slices in pending.calls:
             replies = call.result()
             for s in slices:
-                self.bases[s.env].supply_replies(replies[s.start : s.start + s.count])
-                results[s.env] = StepResult.of(self.envs[s.env].step(pending.actions[s.env]))
+                front = self.fronts[s.env]
+                assert front is not None
+                outcome = front.complete(pending.plans[s.env], replies[s.start : s.start + s.count])
+                results[s.env] = StepResult.of(outcome.as_step())
         return results
 
     # ------------------------------------------------------------------ blocking step

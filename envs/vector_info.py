@@ -15,6 +15,7 @@ import numpy as np
 
 from eapo_env.experts.base import ConsultCall
 from envs.step import StepResult
+from envs.turns import TurnPlan
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,12 @@ class PendingStep:
         completed: the envs that needed no expert (reasoning, answer, format error, evaluation
             mode, every query rejected), already stepped: env index -> :class:`StepResult`.
         waiting: the envs whose requests went out in the batched call; ``collect`` completes them.
+        plans: per waiting env, its turn's plan (the pending turn lives here, not in the env).
     """
 
     completed: dict[int, StepResult]
     waiting: tuple[int, ...]
-    actions: dict[int, str] = field(repr=False)
+    plans: dict[int, TurnPlan] = field(repr=False)
     calls: list[tuple[ConsultCall, list[ConsultSlice]]] = field(repr=False)
     collected: bool = field(default=False, repr=False)
 

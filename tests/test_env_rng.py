@@ -1,8 +1,5 @@
-"""The env's generator: Gymnasium's ``np_random``, built on first use after ``reset(seed=...)``.
-
-``EAPOMathEnv`` defers building the generator (most training episodes never draw from it); what a
-user reads must still be exactly what Gymnasium's ``Env.reset(seed=s)`` gives.
-"""
+"""The env's generator is Gymnasium's own ``np_random`` (no override): what a user reads is exactly
+what Gymnasium's ``Env.reset(seed=s)`` gives, and the env draws only from it."""
 
 from __future__ import annotations
 
@@ -20,16 +17,16 @@ def make(**kw):
 
 
 @given(st.integers(0, 2**63), st.lists(st.sampled_from(["a", "consult", "answer"]), max_size=4), st.floats(0.01, 0.99))
-def test_np_random_is_gymnasium_s_generator_built_on_first_use(seed, actions, p):
-    # The env defers building np_random after reset(seed=s); what a user reads must be exactly
+def test_np_random_is_gymnasium_s_generator(seed, actions, p):
     # Gymnasium's: same seed, same generator state, same stream after the env drew from it.
     env = make(acceptance_prob=p, max_turns=8)
     ref, ref_seed = seeding.np_random(seed)
     _, info = env.reset(seed=seed)  # an unpinned problem is the generator's first draw
     assert info["problem_id"] == env.unwrapped.source[int((int(ref.bit_generator.random_raw()) * 100_000) >> 64)].id
     ref, _ = seeding.np_random(seed)
-    env.reset(seed=seed, options={"problem_index": 3})  # pinned: nothing drawn, nothing built yet
-    assert env.unwrapped._np_random is None and env.np_random_seed == ref_seed == seed
+    env.reset(seed=seed, options={"problem_index": 3})  # pinned: nothing drawn
+    assert env.np_random_seed == ref_seed == seed
+    assert type(env.unwrapped).np_random is gym.Env.np_random  # Gymnasium's property, not an override
     wording = {"a": "thinking", "consult": "<consult><query>q</query></consult>", "answer": "<answer>1</answer>"}
     for a in actions:
         _, _, terminated, _, info = env.step(wording[a])

@@ -1,9 +1,11 @@
-"""Two-phase step (DESIGN §7): prepare_step / supply_replies / step, and the vector
-env's submit / collect with ONE batched Expert.consult call; expert faults become ``unavailable``."""
+"""Two-phase turn (DESIGN §7): ``prepare(action) -> TurnPlan`` / ``complete(plan, replies) -> TurnOutcome``
+at every layer, ``step`` on top; the vector env's submit / collect with ONE batched Expert.consult call;
+expert faults become ``unavailable``."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +20,9 @@ from hypothesis import strategies as st
 import eapo_env  # noqa: F401  (registers the ids)
 from eapo_env.experts import ExpertReply, ExpertRequest
 from envs import StepResult
+from envs.layers import turn_layer
+from envs.step import TurnOutcome
+from envs.turns import TurnPlan
 from tests.conftest import SpyExpert
 
 KW = dict(problems="generated:arithmetic", max_experts=3, max_turns=4, max_action_chars=80, max_reply_chars=20)
@@ -58,16 +63,19 @@ def state(env: gym.Env) -> Any:
     shaping=st.sampled_from(SHAPING),
     actions=st.lists(ACTIONS, min_size=1, max_size=6),
 )
-def test_two_phase_step_equals_plain_step(seed, p, shaping, actions):
+def test_two_phase_turn_through_the_front_equals_plain_step(seed, p, shaping, actions):
     plain = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=p, **KW, **shaping)
     split = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=p, **KW, **shaping)
+    front = turn_layer(split)
+    assert front is not None
     assert plain.reset(seed=seed) == split.reset(seed=seed)
     for action in actions:
         want = plain.step(action)
-        requests = split.unwrapped.prepare_step(action)
-        split.unwrapped.supply_replies(split.unwrapped.expert.consult_sync(requests))
-        got = split.step(action)
-        assert got == want
+        plan = front.prepare(action)
+        assert isinstance(plan, TurnPlan) and plan.expert is split.unwrapped.expert
+        outcome = front.complete(plan, plan.expert.consult_sync(plan.requests))
+        assert isinstance(outcome, TurnOutcome) and outcome.as_step() == want
+        assert dict(outcome.info()) == want[4] and outcome.reward == want[1]
         assert state(split) == state(plain)
         if want[2] or want[3]:
             assert plain.reset() == split.reset()
@@ -75,37 +83,37 @@ def test_two_phase_step_equals_plain_step(seed, p, shaping, actions):
     assert split.unwrapped.expert.requests == plain.unwrapped.expert.requests
 
 
-def test_prepared_plan_is_dropped_for_another_action_and_on_discard():
-    a = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=0.5, **KW)
-    b = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=0.5, **KW)
-    a.reset(seed=3), b.reset(seed=3)
+def test_the_plan_owns_the_turn_the_env_keeps_nothing_and_refuses_a_stale_plan():
+    env = gym.make("EAPO-Math-v0", expert=SpyExpert(), acceptance_prob=0.5, **KW)
+    other = gym.make("EAPO-Math-v0", expert=SpyExpert(), **KW)
+    env.reset(seed=3), other.reset(seed=3)
+    base, front = env.unwrapped, turn_layer(env)
     consult = "<consult><query>q1</query><query>q2</query><query>q3</query></consult>"
-    before = state(b)
-    b.unwrapped.prepare_step(consult)
-    assert state(b) != before  # acceptance was drawn
-    b.unwrapped.discard_prepared()
-    assert state(b) == before
-    b.unwrapped.prepare_step(consult)
-    assert b.reset(seed=4) == a.reset(seed=4) and state(b) == state(a)  # a reset drops the plan, then seeds
-    b.unwrapped.prepare_step(consult)
-    other = "<consult><query>x</query><query>y</query></consult>"
-    assert b.step(other) == a.step(other)  # another action: RNG restored, plain path
-    assert state(b) == state(a)
+    before = (list(base.transcript), base.in_episode, vars(base).get("_turn"))
+    plan = front.prepare(consult)
+    assert (list(base.transcript), base.in_episode, vars(base).get("_turn")) == before  # only the RNG moved
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.action = "x"  # type: ignore[misc]
+    dropped = front.prepare("thinking")  # a plan may be dropped: nothing to undo
+    front.complete(plan, plan.expert.consult_sync(plan.requests))
+    with pytest.raises(ValueError, match="stale"):
+        front.complete(dropped, [])  # planned for turn 1, the env is at turn 2 now
+    with pytest.raises(ValueError, match="stale"):
+        turn_layer(other).complete(front.prepare("hmm"), [])  # another env's plan
+    stale = front.prepare("hmm")
+    env.reset(seed=4)
+    with pytest.raises(ValueError, match="stale"):
+        front.complete(stale, [])  # from the episode before
 
 
-def test_step_without_supplied_replies_consults_and_bad_replies_become_unavailable():
+def test_bad_replies_become_unavailable_entries():
     env = gym.make("EAPO-Math-v0", expert=SpyExpert(), **KW)
     env.reset(seed=0)
-    action = "<consult><query>q1</query><query>q2</query></consult>"
-    env.unwrapped.prepare_step(action)
-    obs, *_, info = env.step(action)  # nothing supplied: one blocking call
-    assert info["accepted"] == 2 and "spy:q1" in obs and len(env.unwrapped.expert.calls) == 1
-    env.unwrapped.prepare_step(action)
-    env.unwrapped.supply_replies([ExpertReply("only one")])  # wrong count
-    obs, *_, info = env.step(action)
-    assert info["unavailable"] == 2 and info["expert_errors"] == 2 and "only one" not in obs
-    with pytest.raises(RuntimeError, match="prepare_step"):
-        env.unwrapped.supply_replies([])
+    front = turn_layer(env)
+    plan = front.prepare("<consult><query>q1</query><query>q2</query></consult>")
+    outcome = front.complete(plan, [ExpertReply("only one")])  # wrong count
+    assert outcome.counts.unavailable == 2 and outcome.counts.expert_errors == 2
+    assert "only one" not in outcome.observation and env.unwrapped.expert.calls == []
 
 
 # ---------------------------------------------------------------- vector env: submit / collect

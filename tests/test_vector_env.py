@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 import eapo_env  # noqa: F401  (registers the ids)
 from eapo_env.experts import ExpertReply, ExpertRequest
+from envs.layers import RewritingLayer, turn_layer
 from envs.vector_env import EAPOVectorEnv
 from tests.conftest import SpyExpert
+from wrappers.turn import TurnWrapper
 
 GOLD = "<GOLD>"  # placeholder: replaced by "<answer>{the env's reference answer}</answer>"
 ACTIONS = st.one_of(
@@ -33,24 +35,44 @@ ACTIONS = st.one_of(
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
 
 
-class LengthPenalty(gym.Wrapper):
+class LengthPenalty(TurnWrapper):
     """A user's wrapper, defined here and nowhere in envs/: each turn costs 0.001 per action character."""
 
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        info["length_penalty"] = 0.001 * len(action)
-        return obs, float(reward) - info["length_penalty"], terminated, truncated, info
+    def outcome(self, outcome, plan):
+        return outcome.penalized("length_penalty", 0.001 * len(plan.action))
 
 
 class ShoutQueries(gym.ActionWrapper):
-    """A user's action-rewriting wrapper: the base env sees another action than the one prepared
-    (the vector env then falls back to the plain path for that env)."""
+    """A user's action-rewriting wrapper (Gymnasium's own kind): consult turns get a query rewritten
+    and text appended, other turns are stripped. It still joins the batched expert call."""
 
     def action(self, action):
-        return action.replace("<query>a</query>", "<query>A</query>")
+        if "<consult>" in action:
+            return action.replace("<query>a</query>", "<query>A</query>") + " (asked)"
+        return action.strip()
 
 
-USER_WRAPPERS = {"none": [], "length": [LengthPenalty], "rewrite": [ShoutQueries, LengthPenalty]}
+class AskTwice(TurnWrapper):
+    """A user's action-rewriting wrapper on our base class: a consult's first query is asked twice."""
+
+    def action(self, action):
+        return action.replace("<consult><query>", "<consult><query>again</query><query>", 1)
+
+
+class ForeignPenalty(gym.Wrapper):
+    """A wrapper that overrides ``step`` alone: it cannot be split in two phases."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(reward) - 0.5, terminated, truncated, info
+
+
+USER_WRAPPERS = {
+    "none": [],
+    "length": [LengthPenalty],
+    "rewrite": [ShoutQueries, LengthPenalty],
+    "rewrite-turn": [AskTwice, ShoutQueries],
+}
 BASE = dict(problems="generated:arithmetic", max_experts=2, max_turns=3, max_action_chars=100, max_reply_chars=12)
 
 
@@ -145,20 +167,46 @@ def test_same_results_as_independent_single_envs(n, seed, mode, p, shaping, step
         for a, b in zip(out_v[1:4], out_r[1:4]):
             assert a.dtype == b.dtype and a.tolist() == b.tolist()
         assert_info_equal(out_v[4], out_r[4])
-        # all accepted queries of the step went out in at most one batched call
+        # all accepted queries of the step went out in exactly one batched call, whatever the wrappers
         accepted = int(out_v[4].get("accepted", np.zeros(1)).sum())
         final = out_v[4].get("final_info", {})
         accepted += int(final.get("accepted", np.zeros(1)).sum())
-        if user != "rewrite":  # (a rewritten action is re-planned and consulted alone)
-            assert len(spy.calls) - calls_before == (1 if accepted else 0)
-            if accepted:
-                assert len(spy.calls[-1]) == accepted
+        assert len(spy.calls) - calls_before == (1 if accepted else 0)
+        if accepted:
+            assert len(spy.calls[-1]) == accepted
     for i in range(n):
         assert vec.transcripts[i] == ref.envs[i].unwrapped.transcript
         assert vec.get_attr("acceptance_prob")[i] == ref.envs[i].unwrapped.acceptance_prob
         assert vec.expert_latency_s[i] == pytest.approx(ref.envs[i].unwrapped.expert_latency_s)
         # the same random stream consumed: problem draws and acceptance draws alike
         assert vec.get_attr("np_random")[i].bit_generator.state == ref.envs[i].unwrapped.np_random.bit_generator.state
+
+
+def test_the_turn_layer_walks_gymnasium_s_checkers_and_action_wrappers_and_stops_at_a_foreign_step():
+    env = gym.make("EAPO-Math-v0", **BASE)  # OrderEnforcing(PassiveEnvChecker(RewardVerification(env)))
+    assert type(env).__name__ == "OrderEnforcing" and turn_layer(env) is env.env.env  # RewardVerification
+    shout = ShoutQueries(env)
+    layer = turn_layer(shout)
+    assert isinstance(layer, RewritingLayer) and layer.inner is env.env.env
+    env.reset(seed=0)
+    plan = layer.prepare("<consult><query>a</query></consult>")
+    assert plan.action.endswith(" (asked)") and [r.query for r in plan.requests] == ["A"]
+    assert turn_layer(LengthPenalty(shout)) is not None
+    assert turn_layer(ForeignPenalty(env)) is None and turn_layer(LengthPenalty(ForeignPenalty(env))) is None
+    with pytest.raises(TypeError, match="TurnWrapper"):
+        LengthPenalty(ForeignPenalty(env)).prepare("x")
+
+
+def test_a_wrapper_that_overrides_step_alone_is_stepped_blocking_with_a_warning_and_the_same_results():
+    with pytest.warns(UserWarning, match="overrides step"):
+        vec, ref, spy = make_pair(3, AutoresetMode.NEXT_STEP, [ForeignPenalty])
+    assert vec.blocking_envs == (0, 1, 2)
+    assert vec.reset(seed=4)[0] == ref.reset(seed=4)[0]
+    actions = ["<consult><query>a</query></consult>"] * 3
+    out_v, out_r = vec.step(actions), ref.step(tuple(actions))
+    assert out_v[0] == out_r[0] and out_v[1].tolist() == out_r[1].tolist() == [-0.5] * 3
+    assert_info_equal(out_v[4], out_r[4])
+    assert len(spy.calls) == 3  # one call per env: the price of a wrapper that cannot be split
 
 
 def test_make_vec_returns_our_class_for_both_ids():

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import Any
 
 import gymnasium as gym
 
-from eapo_env.progress import set_progress
 from envs.math_env import eapo_unwrapped
+from envs.step import TurnOutcome
+from envs.turns import TurnPlan
+from wrappers.turn import TurnWrapper
 
 
-class RecordEpisodes(gym.Wrapper[str, str, str, str]):
+class RecordEpisodes(TurnWrapper):
     """Append every finished episode to ``path`` as one JSON line.
 
     A line holds ``problem_id``, ``seed`` (of the reset, or null), ``return``, ``turns``,
@@ -38,34 +40,30 @@ class RecordEpisodes(gym.Wrapper[str, str, str, str]):
         self._seed: int | None = None
         self._return = 0.0
 
-    def set_progress(self, step: int) -> None:
-        set_progress(self.env, step)
-
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         self._seed = seed
         self._return = 0.0
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._return += float(reward)
-        if terminated or truncated:
+    def outcome(self, outcome: TurnOutcome, plan: TurnPlan) -> TurnOutcome:
+        self._return += outcome.reward
+        if outcome.ended:
             base = eapo_unwrapped(self.env)
             record = {
-                "problem_id": info.get("problem_id"),
+                "problem_id": outcome.problem_id,
                 "seed": self._seed,
                 "return": self._return,
-                "turns": info.get("turn"),
-                "consults": info.get("consults"),
-                "verdict": info.get("verdict"),
-                "correct": info.get("correct"),
-                "answer": info.get("answer"),
-                "truncated": bool(truncated),
+                "turns": outcome.turn,
+                "consults": outcome.consults,
+                "verdict": outcome.verdict,
+                "correct": outcome.correct if outcome.verdict is not None else None,
+                "answer": outcome.answer,
+                "truncated": outcome.truncated,
                 "transcript": [[source, text] for source, text in base.transcript],
             }
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._file.flush()
-        return obs, reward, terminated, truncated, info
+        return outcome
 
     def close(self) -> None:
         if not self._file.closed:

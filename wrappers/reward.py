@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, SupportsFloat
+import dataclasses
 
 import gymnasium as gym
 
@@ -10,13 +10,15 @@ from eapo_env.progress import set_progress
 from eapo_env.schedules import Schedule, as_schedule
 from eapo_env.scoring import Verifier, score_answer
 from eapo_env.verify import verify_problem
-from envs.math_env import eapo_unwrapped
+from envs.step import TurnOutcome
+from envs.turns import TurnPlan
+from wrappers.turn import TurnWrapper
 
 # ``Verifier``: verifier(prediction, problem) -> Verdict; swap in F1, unit tests for code, an LLM judge, ...
 __all__ = ["ConsultPenalty", "RewardVerification", "Verifier", "verify_problem"]
 
 
-class RewardVerification(gym.Wrapper[str, str, str, str]):
+class RewardVerification(TurnWrapper):
     """Reward = the verifier's score of the final answer (1.0 correct, 0.0 otherwise by default).
 
     On the step that ends the episode, ``info`` gains ``verdict`` (a status of
@@ -36,23 +38,15 @@ class RewardVerification(gym.Wrapper[str, str, str, str]):
         super().__init__(env)
         self.verifier = verifier
 
-    def set_progress(self, step: int) -> None:
-        set_progress(self.env, step)
-
-    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if terminated or truncated:
-            # The same function as eapo_env.score_turn: the env's reward and the public one are one rule.
-            problem = eapo_unwrapped(self.env).problem
-            assert problem is not None
-            scored = score_answer(info.get("answer") if terminated else None, problem, self.verifier)
-            reward = float(reward) + scored.score
-            info["verdict"] = scored.status
-            info["correct"] = scored.correct
-        return obs, reward, terminated, truncated, info
+    def outcome(self, outcome: TurnOutcome, plan: TurnPlan) -> TurnOutcome:
+        if not outcome.ended:
+            return outcome
+        # The same function as eapo_env.score_turn: the env's reward and the public one are one rule.
+        scored = score_answer(outcome.answer if outcome.terminated else None, plan.problem, self.verifier)
+        return dataclasses.replace(outcome, score=outcome.score + scored.score, verdict=scored.status)
 
 
-class ConsultPenalty(gym.Wrapper[str, str, str, str]):
+class ConsultPenalty(TurnWrapper):
     """Subtract ``penalty`` from the reward of every turn that consulted (optionally per query).
 
     The penalty may be a schedule (DESIGN §6), driven by ``set_progress`` like the annealing
@@ -76,11 +70,8 @@ class ConsultPenalty(gym.Wrapper[str, str, str, str]):
         self._step = int(step)
         set_progress(self.env, step)
 
-    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if info.get("action") == "consult" and not info.get("format_error"):
-            units = info.get("queries", 1) if self.per_query else 1
-            cost = float(self.penalty(self._step)) * units
-            reward = float(reward) - cost
-            info["consult_penalty"] = cost
-        return obs, reward, terminated, truncated, info
+    def outcome(self, outcome: TurnOutcome, plan: TurnPlan) -> TurnOutcome:
+        if outcome.kind != "consult" or outcome.format_error:
+            return outcome
+        units = outcome.counts.queries if self.per_query else 1
+        return outcome.penalized("consult_penalty", float(self.penalty(self._step)) * units)

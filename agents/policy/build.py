@@ -24,6 +24,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from agents.hf_protocols import causal_lm
 from agents.policy.directory import POLICY_INFO_FILE, read_policy_info, write_policy_dir  # noqa: F401 (re-exported)
 from agents.policy.model import build_model, count_parameters
 from agents.policy.tokenizer import build_tokenizer, encode_prompt, fixed_phrases, mine_phrases, tag_token_ids
@@ -85,7 +86,7 @@ def first_turns(
         # Left padding, so every row's generation starts at the same position.
         ids = torch.tensor([[pad_id] * (width - len(e)) + e for e in encoded], device=device)
         mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=device)
-        gen = model.generate(
+        gen: torch.Tensor = causal_lm(model).generate(
             input_ids=ids,
             attention_mask=mask,
             max_new_tokens=max_new_tokens,

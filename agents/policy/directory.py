@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from agents.hf_protocols import causal_lm, lora_model
 from agents.policy.tokenizer import encode_prompt, encode_segment
 from eapo_env import prompts
 from eapo_env.protocol import STOP_STRINGS
@@ -128,7 +129,7 @@ def merged_copy(model: torch.nn.Module) -> torch.nn.Module:
     module keeps its adapters, so training or a resume goes on unchanged)."""
     model = getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     if hasattr(model, "merge_and_unload"):  # a peft model
-        return copy.deepcopy(model).merge_and_unload()
+        return lora_model(copy.deepcopy(model)).merge_and_unload()
     return model
 
 
@@ -171,7 +172,7 @@ def write_policy_dir(
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     plain = merged_copy(model)
-    plain.save_pretrained(path)
+    causal_lm(plain).save_pretrained(path)
     tokenizer.save_pretrained(path)
     check = check_auto_tokenizer(path, tokenizer)
     record: dict[str, Any] = {"format": INFO_FORMAT, **(info or {}), "written_by": written_by}

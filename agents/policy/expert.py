@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from agents.hf_protocols import causal_lm
 from agents.policy.model import load_policy
 from agents.policy.tokenizer import encode_prompt, tag_token_ids
 from eapo_env import prompts
@@ -103,7 +104,7 @@ class PolicyExpert(LocalExpert):
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(stable_seed(self.seed, *(r.request_id for r in chunk)))
-            gen = self.model.generate(
+            gen: torch.Tensor = causal_lm(self.model).generate(
                 input_ids=ids,
                 attention_mask=mask,
                 max_new_tokens=self.max_new_tokens,
@@ -117,7 +118,10 @@ class PolicyExpert(LocalExpert):
         out = []
         for row in gen[:, width:].tolist():
             n = next((i + 1 for i, t in enumerate(row) if t in self.stop_ids), len(row))
-            out.append((reply_from_turn(tok.decode(row[:n], skip_special_tokens=True)), n))
+            text = tok.decode(row[:n], skip_special_tokens=True)
+            if not isinstance(text, str):  # HF types decode for batches too; one id list gives a str
+                raise TypeError(f"the tokenizer decoded one id sequence into {type(text).__name__}, not str")
+            out.append((reply_from_turn(text), n))
         return out
 
 

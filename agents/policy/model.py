@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from transformers import (
@@ -28,12 +28,23 @@ from transformers import (
 
 from agents.device import pick_device
 
+
+class ModelSize(TypedDict):
+    """The architecture fields of a named size (keyword arguments of ``Qwen2Config``)."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    intermediate_size: int
+
+
 #: Architecture of each named size; everything else comes from :func:`build_model`'s defaults.
-SIZES: dict[str, dict[str, int]] = {
-    "tiny": dict(
+SIZES: dict[str, ModelSize] = {
+    "tiny": ModelSize(
         hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, intermediate_size=512
     ),
-    "small": dict(
+    "small": ModelSize(
         hidden_size=384, num_hidden_layers=8, num_attention_heads=6, num_key_value_heads=2, intermediate_size=1152
     ),
 }
@@ -188,6 +199,7 @@ def load_policy(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **model_kwargs)
-    model.to(device)
+    # transformers wraps ``to`` with ``functools.wraps(Module.to)``, whose stub types ``self`` as the first argument
+    model.to(device)  # type: ignore[arg-type]
     model.eval()
     return model, tokenizer

@@ -140,9 +140,12 @@ def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
 def prompt_text(tokenizer: PreTrainedTokenizerBase, prompt: str, use_chat_template: bool = True) -> str:
     """The text that precedes the first policy turn: the chat-wrapped prompt, or the prompt itself."""
     if use_chat_template and has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template(
+        text = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
         )
+        if not isinstance(text, str):  # HF types the result for every mode; tokenize=False gives a str
+            raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, not str")
+        return text
     return prompt
 
 

@@ -11,7 +11,7 @@ vector env (``gym.make_vec("EAPO-Math-v0", num_envs=N)``) driven by :class:`Epis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.rollout.driver import EpisodeDriver, PerEnvVector, as_vector_env
 from agents.rollout.engine import RolloutEngine
@@ -19,11 +19,16 @@ from agents.rollout.hf_engine import HFRolloutEngine
 from agents.rollout.sampling import StopCriteria, sample_tokens
 from agents.rollout.types import RolloutBatch, Trajectory
 
+if TYPE_CHECKING:
+    from agents.rollout.vllm_engine import VLLMRolloutEngine
+
 #: The engine names (the one list: ``TrainConfig.engine``, the CLI and :func:`make_engine` use it).
 ENGINES = ("ours", "hf", "vllm")
 
 
-def make_engine(name: str, model: Any, tokenizer: Any, **kwargs: Any):
+def make_engine(
+    name: str, model: Any, tokenizer: Any, **kwargs: Any
+) -> RolloutEngine | HFRolloutEngine | VLLMRolloutEngine:
     """Build the engine called ``name`` (``ours``, ``hf`` or ``vllm``; for ``vllm`` ``model`` is a
     ``vllm.LLM`` or a model path)."""
     if name == "ours":

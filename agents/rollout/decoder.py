@@ -14,10 +14,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Protocol, cast
+
 import torch
 import torch.nn.functional as F
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama", "mistral", "qwen3")
+
+TensorMap = Callable[[torch.Tensor], torch.Tensor]
+
+
+class _LlamaConfig(Protocol):
+    model_type: str
+    num_attention_heads: int
+    num_key_value_heads: int
+
+
+class _LlamaAttention(Protocol):
+    """The parts of an HF Llama-family attention block this forward calls."""
+
+    head_dim: int
+    scaling: float
+    q_proj: TensorMap
+    k_proj: TensorMap
+    v_proj: TensorMap
+    o_proj: TensorMap
+
+
+class _QKNormAttention(_LlamaAttention, Protocol):
+    """Qwen3's attention: per-head RMSNorm of queries and keys before rope."""
+
+    q_norm: TensorMap
+    k_norm: TensorMap
+
+
+class _LlamaLayer(Protocol):
+    self_attn: _LlamaAttention
+    input_layernorm: TensorMap
+    post_attention_layernorm: TensorMap
+    mlp: TensorMap
+
+
+class _LlamaBackbone(Protocol):
+    layers: Iterable[_LlamaLayer]
+    embed_tokens: torch.nn.Embedding
+    rotary_emb: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    norm: TensorMap
+
+
+class LlamaFamilyLM(Protocol):
+    """What :class:`StaticCacheDecoder` reads off a ``*ForCausalLM``: the HF submodule layout shared
+    by Qwen2, Llama, Mistral and Qwen3. torch types every submodule attribute ``Tensor | Module``
+    (``Module.__getattr__``); this names the interface the forward relies on instead."""
+
+    config: _LlamaConfig
+    model: _LlamaBackbone
+    lm_head: TensorMap
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -27,13 +80,15 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
     return x * cos + rotated * sin
 
 
-def _sdpa(q, k, v, mask, scale: float, gqa: bool) -> torch.Tensor:
+def _sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float, gqa: bool
+) -> torch.Tensor:
     """SDPA with grouped K/V heads; torch < 2.5 has no ``enable_gqa`` and gets repeated heads."""
     if gqa and not _HAS_GQA:
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         gqa = False
-    kw = {"enable_gqa": True} if gqa else {}
+    kw: dict[str, bool] = {"enable_gqa": True} if gqa else {}
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, **kw)
 
 
@@ -48,26 +103,35 @@ class StaticCacheDecoder:
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
-        cfg = model.config
+        lm = cast(LlamaFamilyLM, model)
+        cfg = lm.config
         if cfg.model_type not in SUPPORTED_MODEL_TYPES:
             raise NotImplementedError(
                 f"our engine implements {SUPPORTED_MODEL_TYPES}, not {cfg.model_type!r}; use engine='hf'"
             )
-        self.model = model
-        self.layers = list(model.model.layers)
+        self.model = lm
+        self.layers = list(lm.model.layers)
         if any(getattr(layer.self_attn, "sliding_window", None) for layer in self.layers):
             raise NotImplementedError("sliding-window attention is not implemented; use engine='hf'")
         attn = self.layers[0].self_attn
         self.head_dim, self.n_kv, self.scaling = int(attn.head_dim), int(cfg.num_key_value_heads), float(attn.scaling)
         self.gqa = cfg.num_attention_heads != cfg.num_key_value_heads
-        weight = model.model.embed_tokens.weight
+        weight = lm.model.embed_tokens.weight
         self.device, self.dtype = weight.device, weight.dtype
         self.kv: torch.Tensor | None = None  # [layers, 2, rows, kv_heads, capacity, head_dim]
-        self.cos = self.sin = self.slots = None  # [capacity, D], [capacity, D], [capacity]
+        # rope tables and slot indices, [capacity, D], [capacity, D], [capacity]; filled by allocate()
+        self.cos = self.sin = torch.empty(0, self.head_dim, dtype=self.dtype, device=self.device)
+        self.slots = torch.empty(0, dtype=torch.long, device=self.device)
 
     @property
     def capacity(self) -> int:
         return 0 if self.kv is None else int(self.kv.shape[4])
+
+    def cache(self) -> torch.Tensor:
+        """The KV cache; an error before :meth:`allocate` made one."""
+        if self.kv is None:
+            raise RuntimeError("StaticCacheDecoder: allocate() the cache before using it")
+        return self.kv
 
     @property
     def dump(self) -> int:
@@ -91,8 +155,9 @@ class StaticCacheDecoder:
         if needed + 1 <= self.capacity or self.capacity >= limit:
             return
         new = min(max(needed + 1, 2 * self.capacity), limit)
-        kv = torch.zeros((*self.kv.shape[:4], new, self.head_dim), dtype=self.dtype, device=self.device)
-        kv[..., : self.capacity - 1, :] = self.kv[..., : self.capacity - 1, :]
+        old = self.cache()
+        kv = torch.zeros((*old.shape[:4], new, self.head_dim), dtype=self.dtype, device=self.device)
+        kv[..., : self.capacity - 1, :] = old[..., : self.capacity - 1, :]
         self.kv = kv
         self._tables(new)
 
@@ -120,6 +185,7 @@ class StaticCacheDecoder:
             [n, V] logits.
         """
         n, m = tokens.shape
+        kv = self.cache()
         offs = torch.arange(m, device=tokens.device)
         qpos = start[:, None] + offs  # [n, m] absolute positions
         if n_real is None:
@@ -139,13 +205,14 @@ class StaticCacheDecoder:
             k = attn.k_proj(h).view(n, m, -1, self.head_dim)
             v = attn.v_proj(h).view(n, m, -1, self.head_dim)
             if hasattr(attn, "q_norm"):  # Qwen3
-                q, k = attn.q_norm(q), attn.k_norm(k)
+                qk_norm = cast(_QKNormAttention, attn)
+                q, k = qk_norm.q_norm(q), qk_norm.k_norm(k)
             q = _rope(q.transpose(1, 2), cos, sin)
             k = _rope(k.transpose(1, 2), cos, sin)
             # write first, then attend: query j of a row sees its own and earlier new tokens
-            self.kv[i, 0][rows, :, write] = k.transpose(1, 2).to(self.dtype)
-            self.kv[i, 1][rows, :, write] = v.to(self.dtype)
-            kc, vc = self.kv[i, 0, row0 : row0 + n, :, :span], self.kv[i, 1, row0 : row0 + n, :, :span]
+            kv[i, 0][rows, :, write] = k.transpose(1, 2).to(self.dtype)
+            kv[i, 1][rows, :, write] = v.to(self.dtype)
+            kc, vc = kv[i, 0, row0 : row0 + n, :, :span], kv[i, 1, row0 : row0 + n, :, :span]
             o = _sdpa(q, kc, vc, mask, self.scaling, self.gqa)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(n, m, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
@@ -154,10 +221,11 @@ class StaticCacheDecoder:
 
     def move_rows(self, dst: torch.Tensor, src: torch.Tensor, span: int, swap: bool) -> None:
         """Copy cache rows ``src`` into ``dst`` (first ``span`` slots); ``swap`` keeps ``dst`` too."""
-        moved = self.kv[:, :, src, :, :span]
+        kv = self.cache()
+        moved = kv[:, :, src, :, :span]
         if swap:
-            self.kv[:, :, src, :, :span] = self.kv[:, :, dst, :, :span]
-        self.kv[:, :, dst, :, :span] = moved
+            kv[:, :, src, :, :span] = kv[:, :, dst, :, :span]
+        kv[:, :, dst, :, :span] = moved
 
 
 class CudaGraphDecoder:
@@ -170,7 +238,7 @@ class CudaGraphDecoder:
 
     def __init__(self, dec: StaticCacheDecoder) -> None:
         self.dec = dec
-        rows = dec.kv.shape[2]
+        rows = dec.cache().shape[2]
         self.tok = torch.zeros(rows, 1, dtype=torch.long, device=dec.device)
         self.start = torch.zeros(rows, dtype=torch.long, device=dec.device)
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}

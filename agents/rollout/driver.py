@@ -75,10 +75,12 @@ class PerEnvVector:
         self.envs = list(envs)
         self.num_envs = len(self.envs)
 
-    def reset_envs(self, indices, seeds, options):
+    def reset_envs(
+        self, indices: Sequence[int], seeds: Sequence[int | None], options: Sequence[dict | None]
+    ) -> list[tuple[str, dict[str, Any]]]:
         return [self.envs[i].reset(seed=s, options=o) for i, s, o in zip(indices, seeds, options)]
 
-    def submit(self, indices, actions) -> _Finished:
+    def submit(self, indices: Sequence[int], actions: Sequence[str]) -> _Finished:
         return _Finished({i: StepResult.of(self.envs[i].step(a)) for i, a in zip(indices, actions)})
 
     def collect(self, pending: PendingStep) -> dict[int, StepResult]:

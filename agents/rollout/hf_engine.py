@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.utils import GenerateDecoderOnlyOutput
 
+from agents.hf_protocols import causal_lm
 from agents.rollout.driver import EpisodeDriver
 from agents.rollout.sampling import StopCriteria, model_eos_ids
 from agents.rollout.types import Trajectory
@@ -108,7 +110,7 @@ class HFRolloutEngine:
             attention[r, L - len(h) :] = 1
         room = self.max_total_tokens - min(len(h) for h in histories)
         sample = self.temperature > 0
-        out = self.model.generate(
+        out: GenerateDecoderOnlyOutput = causal_lm(self.model).generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention.to(self.device),
             max_new_tokens=min(self.max_turn_tokens, room),
@@ -123,6 +125,8 @@ class HFRolloutEngine:
             return_dict_in_generate=True,
         )
         new = out.sequences[:, L:]  # [B, n]
+        if out.logits is None:
+            raise RuntimeError("generate returned no logits although output_logits=True was passed")
         logits = torch.stack(out.logits, dim=1).float()  # [B, n, V] raw logits
         if sample:
             logits = logits / self.temperature

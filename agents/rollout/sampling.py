@@ -6,6 +6,7 @@ Pure tensor functions; shapes: ``n`` rows being sampled, ``V`` vocabulary.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
@@ -89,6 +90,21 @@ def _top_p_filter(logp: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.full_like(logp, float("-inf")).scatter(-1, order, sorted_logp)
 
 
+class TurnTokenizer(Protocol):
+    """What :class:`StopCriteria` calls on a tokenizer (a Hugging Face tokenizer has all three)."""
+
+    @property
+    def eos_token_id(self) -> int | None: ...
+
+    def encode(self, text: str, /, *, add_special_tokens: bool) -> list[int]: ...
+
+    def decode(
+        self, token_ids: list[int], /, *, skip_special_tokens: bool, clean_up_tokenization_spaces: bool
+    ) -> str | list[str]:
+        """Ids to text; HF types it for batches too, but a flat id list gives one ``str``."""
+        ...
+
+
 class StopCriteria:
     """When does a policy turn end: a stop tag (``</consult>``, ``</answer>``) or EOS.
 
@@ -103,7 +119,7 @@ class StopCriteria:
 
     def __init__(
         self,
-        tokenizer,
+        tokenizer: TurnTokenizer,
         stop_strings: Sequence[str] = STOP_STRINGS,
         eos_ids: Sequence[int] = (),
     ) -> None:
@@ -144,9 +160,7 @@ class StopCriteria:
 
     def text_stop(self, turn_ids: Sequence[int]) -> bool:
         """The decoded tail of the turn contains a multi-token stop string (fallback path)."""
-        tail = self.tokenizer.decode(
-            list(turn_ids[-self._tail :]), skip_special_tokens=False, clean_up_tokenization_spaces=False
-        )
+        tail = self._decode(list(turn_ids[-self._tail :]))
         return any(s in tail for s in self.string_stops)
 
     def turn_text(self, turn_ids: Sequence[int]) -> str:
@@ -154,7 +168,14 @@ class StopCriteria:
         ids = list(turn_ids)
         if ids and ids[-1] in self.eos_ids:
             ids = ids[:-1]
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return self._decode(ids)
+
+    def _decode(self, ids: list[int]) -> str:
+        """``ids`` decoded with their tags and spacing kept."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        if not isinstance(text, str):
+            raise TypeError(f"the tokenizer decoded one id sequence into {type(text).__name__}, not str")
+        return text
 
 
 def model_eos_ids(model: torch.nn.Module) -> list[int]:

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from agents.hf_protocols import causal_lm
 from agents.rollout.driver import EpisodeDriver
 from agents.rollout.sampling import StopCriteria
 from agents.rollout.types import Trajectory
@@ -226,7 +227,7 @@ def _policy_dir_of(model: torch.nn.Module, tokenizer: Any) -> Path:
     if (src / "config.json").is_file():
         return src
     tmp = Path(tempfile.mkdtemp(prefix="eapo-vllm-policy-"))
-    model.save_pretrained(tmp)
+    causal_lm(model).save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     return tmp
 

@@ -123,7 +123,7 @@ def _close(text: str) -> str:
 
 
 def _drop_trailing_results(text: str, answer: str) -> str:
-    """Cut before the last result while it is ``answer`` (``x \equiv 7 \equiv 7`` loses both)."""
+    r"""Cut before the last result while it is ``answer`` (``x \equiv 7 \equiv 7`` loses both)."""
     while (results := list(_RESULT.finditer(text))) and results[-1].group(2) == answer:
         text = text[: results[-1].start()]
     return text
