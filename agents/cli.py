@@ -150,6 +150,23 @@ def _eval_pass_ks(args: argparse.Namespace) -> tuple[int, ...]:
         raise SystemExit(f"eapo eval: {exc} (-k {args.k}, --pass-k {' '.join(map(str, args.pass_k or []))})") from None
 
 
+def _sampling_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The evaluation keywords ``eapo eval`` passes alike with and without ``--expert``."""
+    return dict(
+        num_problems=args.num_problems,
+        problems_seed=args.problems_seed,
+        k=args.k,
+        pass_ks=_eval_pass_ks(args),
+        max_turns=args.max_turns,
+        engine=args.engine,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_turn_tokens=args.max_turn_tokens,
+        max_total_tokens=args.max_total_tokens,
+        seed=args.seed,
+    )
+
+
 def cmd_eval_workflow(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """``eapo eval --expert NAME``: the expert-assisted workflow (the reply in the prompt), with
     ``--compare-alone`` beside the policy alone on the same problems (the paper's precondition)."""
@@ -165,17 +182,7 @@ def cmd_eval_workflow(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         _parse_set(args.expert_arg or []),
         replies=args.expert_replies,
         compare_alone=args.compare_alone,
-        num_problems=args.num_problems,
-        problems_seed=args.problems_seed,
-        k=args.k,
-        pass_ks=_eval_pass_ks(args),
-        max_turns=args.max_turns,
-        engine=args.engine,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_turn_tokens=args.max_turn_tokens,
-        max_total_tokens=args.max_total_tokens,
-        seed=args.seed,
+        **_sampling_options(args),
     )
     if args.out:
         cmp.with_expert.write(Path(args.out) / "with_expert")
@@ -200,17 +207,7 @@ def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         args.problems,
         out_dir=args.out,
         device=args.device,
-        k=args.k,
-        num_problems=args.num_problems,
-        problems_seed=args.problems_seed,
-        pass_ks=_eval_pass_ks(args),
-        max_turns=args.max_turns,
-        engine=args.engine,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_turn_tokens=args.max_turn_tokens,
-        max_total_tokens=args.max_total_tokens,
-        seed=args.seed,
+        **_sampling_options(args),
     )
     result = {
         "command": "eval",
