@@ -117,6 +117,11 @@ class TrainConfig:
     env_wrappers: tuple[str, ...] = ()
     """Your own Gymnasium wrappers, as import paths ``"module:Class"``, applied to every env of the
     training vector env (after the built-in ones), e.g. ``["my_pkg.shaping:LengthPenalty"]``."""
+    env_id: str = ""
+    """The registered id the training envs are made from; ``""``: ``EAPO-Math-v0`` (``EAPO-Math-Eval-v0``
+    with ``consultation = false``). A task of your own (``eapo_env.tasks``), registered under its id,
+    trains by naming that id here, with no edit to ``agents/``; ``consultation = false`` then makes
+    it with ``eval_mode = True``."""
     group_size: int = 8
     """G: samples per prompt. Larger G: better group baselines and fewer all-0/all-1 groups,
     linearly more rollout compute."""

@@ -50,8 +50,7 @@ def episode_metrics(trajs: Sequence[Any]) -> dict[str, float]:
     correct = [episode_correct(t) for t in trajs]
     queries = [sum(int(i.get("queries", 0)) for i in t.infos) for t in trajs]
     accepted = [sum(int(i.get("accepted", 0)) for i in t.infos) for t in trajs]
-    attempts = [sum(1 for i in t.infos if i.get("action") == "consult") for t in trajs]
-    consults = [max(int(t.consults), a) for t, a in zip(trajs, attempts)]
+    consults = [int(t.consults) for t in trajs]  # the env's episode total (info["consults"]), not recounted
     p_used = [t.reset_info.get("acceptance_prob") for t in trajs if "acceptance_prob" in t.reset_info]
     turns_used = [t.reset_info.get("max_turns") for t in trajs if "max_turns" in t.reset_info]
     total_q = sum(queries)

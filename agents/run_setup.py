@@ -86,10 +86,12 @@ def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, ev
         problems=problems, expert=expert, max_experts=config.max_experts, max_turns=config.max_turns
     )
     if eval_mode:
-        env_id = eapo_env.EVAL_ID
+        env_id = config.env_id or eapo_env.EVAL_ID
         kwargs["turn_schedule"] = config.turn_schedule
+        if config.env_id:
+            kwargs["eval_mode"] = True
     else:
-        env_id = eapo_env.TRAIN_ID
+        env_id = config.env_id or eapo_env.TRAIN_ID
         kwargs.update(
             acceptance_schedule=config.acceptance_schedule,
             turn_schedule=config.turn_schedule,

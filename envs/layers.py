@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, cast, runtime_checkable
 
 import gymnasium as gym
+from gymnasium import logger
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker
 
 from eapo_env.experts import ExpertReply, consult_blocking
@@ -98,6 +99,18 @@ def inner_layer(wrapper: gym.Wrapper[Any, Any, Any, Any]) -> TurnLayer:
             "two phases (a wrapper that overrides step only): subclass wrappers.turn.TurnWrapper"
         )
     return layer
+
+
+def fronts_of(envs: Sequence[Any]) -> tuple[list[TurnLayer | None], tuple[int, ...]]:
+    """Per env, its :func:`turn_layer`; and the envs that have none (a warning names the first)."""
+    fronts = [turn_layer(env) for env in envs]
+    blocking = tuple(i for i, front in enumerate(fronts) if front is None)
+    if blocking:
+        logger.warn(
+            f"EAPOVectorEnv: env {blocking[0]} has a wrapper that overrides step() alone ({envs[blocking[0]]}); "
+            "such envs consult one by one. Subclass wrappers.turn.TurnWrapper so they join the batched call."
+        )
+    return fronts, blocking
 
 
 def run_turn(layer: TurnLayer, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:

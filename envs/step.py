@@ -76,9 +76,8 @@ class Penalty:
     cost: float
 
 
-@dataclass(frozen=True, slots=True)
-class TurnCounts:
-    """What one turn sent to and got back from the experts (``info``'s per-step counters).
+class TurnCounts(NamedTuple):
+    """What one turn sent to and got back from the experts (``info``'s per-step counters; immutable).
 
     ``queries``: kept queries; ``accepted``: sent to an expert (after the p draw); ``unavailable``:
     entries without a reply (rejected, timed out, failed); ``replies_cut``: ok replies cut to
@@ -156,7 +155,18 @@ class TurnOutcome:
 
     def penalized(self, name: str, cost: float) -> TurnOutcome:
         """This outcome with one more :class:`Penalty`."""
-        return dataclasses.replace(self, penalties=(*self.penalties, Penalty(name, float(cost))))
+        return self.evolve(penalties=(*self.penalties, Penalty(name, float(cost))))
+
+    def scored(self, score: float, verdict: str) -> TurnOutcome:
+        """This outcome with the verifier's ``score`` added and its ``verdict``."""
+        return self.evolve(score=self.score + score, verdict=verdict)
+
+    def evolve(self, **changes: Any) -> TurnOutcome:
+        """A copy with ``changes`` (``dataclasses.replace``, without its per-call field introspection:
+        it runs on every penalised or final turn)."""
+        values = {name: getattr(self, name) for name in _OUTCOME_FIELDS}
+        values.update(changes)
+        return TurnOutcome(**values)
 
     def info(self) -> StepInfo:
         """The step's ``info`` (DESIGN §3), a fresh dict each call: the one place ``info`` is rendered."""
@@ -191,7 +201,10 @@ class TurnOutcome:
 
     def as_step(self) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Gymnasium's ``(observation, reward, terminated, truncated, info)``."""
-        return self.observation, self.reward, self.terminated, self.truncated, dict(self.info())
+        return self.observation, self.reward, self.terminated, self.truncated, self.info()  # type: ignore[return-value]
+
+
+_OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(TurnOutcome))
 
 
 class StepResult(NamedTuple):

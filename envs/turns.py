@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -136,10 +136,10 @@ class TurnKey(NamedTuple):
     turn: int
 
 
-@dataclass(frozen=True, slots=True)
-class TurnPlan:
+class TurnPlan(NamedTuple):
     """Phase 1 of a turn: everything decided before any expert is called. The plan owns the pending
-    turn: the env keeps nothing between ``prepare`` and ``complete``.
+    turn: the env keeps nothing between ``prepare`` and ``complete``. Immutable (a ``NamedTuple``:
+    built on every step, where a frozen dataclass's ``__init__`` costs 3x more).
 
     Attributes:
         key: the turn it plans (see :class:`TurnKey`).
@@ -167,7 +167,7 @@ class TurnPlan:
     early_observation: str | None = None
     accepted: tuple[bool, ...] = ()
     requests: tuple[ExpertRequest, ...] = ()
-    expert: Any = field(default=None, compare=False, repr=False)
+    expert: Any = None
     timeout_s: float | None = None
 
 

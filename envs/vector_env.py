@@ -7,10 +7,9 @@ through their own wrapper stacks: every rule (turn semantics, verification, pena
 evaluation mode, a user's wrapper) lives in one place, the single env or its wrapper. What the
 vector env adds is the batching of experts (DESIGN §7): a step first *prepares* every stepping env
 through the front of its wrapper stack (``prepare(action) -> TurnPlan``, see :mod:`envs.layers`),
-sends all their expert requests as ONE ``Expert.consult`` call, then completes each env with its
-replies (``complete(plan, replies) -> TurnOutcome``), again through the front. An env whose stack
-holds a wrapper that cannot be split (one overriding ``step`` alone) is stepped through its own
-blocking ``step`` instead, and listed in ``blocking_envs`` (a warning says so once).
+sends all their expert requests as ONE ``Expert.consult`` call, then completes each env through the
+front (``complete(plan, replies) -> TurnOutcome``). An env whose stack cannot be split (a wrapper
+overriding ``step`` alone) steps by its blocking ``step``, listed in ``blocking_envs`` (with a warning).
 
 * ``submit(indices, actions)`` / ``collect(pending)``: the non-blocking two halves (the rollout engine
   keeps decoding other rows while a batch is with the experts); ``step`` / ``step_subset`` block.
@@ -43,18 +42,16 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import logger
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from eapo_env.experts import Expert, ExpertRequest, make_expert
+from eapo_env.experts import Expert, ExpertRequest
 from eapo_env.experts.base import ConsultCall
-from eapo_env.problems import load_problems
 from eapo_env.progress import set_progress
 from eapo_env.registration import EVAL_ID, TRAIN_ID
-from envs.layers import TurnLayer, turn_layer
-from envs.math_env import EAPOMathEnv, Source
+from envs.layers import fronts_of
 from envs.step import StepResult
+from envs.text_env import EAPOTextEnv, Source
 from envs.turns import TurnPlan
 from envs.vector_info import ConsultSlice, PendingStep, compact_info, merge_infos
 
@@ -72,9 +69,9 @@ class EAPOVectorEnv(VectorEnv):
         env_id: the registered id each env is made from.
         env_wrappers: wrappers (or ``env -> env`` callables) applied to every env, innermost first.
         autoreset_mode: a :class:`gymnasium.vector.AutoresetMode` (or its value string).
-        problems, expert, expert_kwargs: as for ``gym.make``; loaded/built once and shared by the envs,
-            so that all their requests can go to the expert as one call.
-        **env_kwargs: every other ``gym.make`` keyword argument.
+        **env_kwargs: every ``gym.make`` keyword argument. The first env is made with them as given;
+            the others share its problem source and expert (built once: thousands of problems, one
+            connection pool), so that all their requests can go to the expert as one call.
     """
 
     def __init__(
@@ -84,36 +81,29 @@ class EAPOVectorEnv(VectorEnv):
         *,
         env_wrappers: Sequence[EnvWrapper] = (),
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        problems: Any = "generated",
-        expert: str | Expert = "reference",
-        expert_kwargs: dict[str, Any] | None = None,
         **env_kwargs: Any,
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         self.num_envs = num_envs
         self.autoreset_mode = AutoresetMode(autoreset_mode)
-        self.expert: Expert = make_expert(expert, **(expert_kwargs or {}))
-        source = load_problems(problems)
+        made = [gym.make(env_id, **env_kwargs)]
+        lead = self._base(made[0])
+        shared = {**env_kwargs, "problems": lead.source, "expert": lead.expert}
+        shared.pop("expert_kwargs", None)
+        made += [gym.make(env_id, **shared) for _ in range(num_envs - 1)]
+        self.expert: Expert = lead.expert
         self.envs: list[gym.Env[str, str]] = []
-        for _ in range(num_envs):
-            env = gym.make(env_id, problems=source, expert=self.expert, **env_kwargs)
+        for env in made:
             for wrap in env_wrappers:
                 env = wrap(env)
             self.envs.append(env)
-        self.bases: list[EAPOMathEnv] = [self._base(env) for env in self.envs]  #: the unwrapped envs
+        self.bases: list[EAPOTextEnv] = [self._base(env) for env in self.envs]  #: the unwrapped envs
         for i, base in enumerate(self.bases):
             base.request_prefix = f"env{i}/"  # request ids unique within a batched call
-        #: Per env, the front of its stack in the two-phase turn (``None``: stepped by its blocking ``step``).
-        self.fronts: list[TurnLayer | None] = [turn_layer(env) for env in self.envs]
-        #: Envs whose stack cannot be split in two phases (they consult one by one).
-        self.blocking_envs: tuple[int, ...] = tuple(i for i, f in enumerate(self.fronts) if f is None)
-        if self.blocking_envs:
-            logger.warn(
-                f"EAPOVectorEnv: env {self.blocking_envs[0]} has a wrapper that overrides step() alone "
-                f"({self.envs[self.blocking_envs[0]]}); such envs consult one by one. Subclass "
-                "wrappers.turn.TurnWrapper so their expert calls join the batched one."
-            )
+        #: Per env, the front of its stack in the two-phase turn (``None``: stepped by its blocking ``step``),
+        #: and the envs whose stack cannot be split in two phases (they consult one by one).
+        self.fronts, self.blocking_envs = fronts_of(self.envs)
         first = self.envs[0]
         self.metadata = {**first.metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = first.render_mode
@@ -129,10 +119,10 @@ class EAPOVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ views of the composed envs
     @staticmethod
-    def _base(env: gym.Env[str, str]) -> EAPOMathEnv:
+    def _base(env: gym.Env[str, str]) -> EAPOTextEnv:
         base = env.unwrapped
-        if not isinstance(base, EAPOMathEnv):
-            raise TypeError(f"EAPOVectorEnv composes EAPOMathEnv envs, got {type(base).__name__}")
+        if not isinstance(base, EAPOTextEnv):
+            raise TypeError(f"EAPOVectorEnv composes EAPOTextEnv envs (any task), got {type(base).__name__}")
         return base
 
     @property

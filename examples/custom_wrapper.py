@@ -3,6 +3,9 @@
 EAPO's envs are plain Gymnasium envs: a wrapper you write works on one env and, passed as
 ``env_wrappers=[...]``, on every env of the batched vector env (which composes ``gym.make`` envs and
 still sends all expert queries of a step as one call). Nothing in ``envs/`` needs to know about it.
+Subclass :class:`wrappers.TurnWrapper` and override ``outcome`` (or ``action``) rather than ``step``:
+the vector env runs a turn in two phases (prepare, then complete after the one batched expert call),
+and a wrapper that only overrides ``step`` cannot be split, so its env would consult on its own.
 
 Run:
     python examples/custom_wrapper.py
@@ -15,14 +18,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 
 import eapo_env  # noqa: F401  (registers the ids)
+from envs.step import TurnOutcome
+from envs.turns import TurnPlan
+from wrappers import TurnWrapper
 
 
-class LengthPenalty(gym.Wrapper[str, str, str, str]):
+class LengthPenalty(TurnWrapper):
     """Subtract ``cost`` per character of the policy's turn (discourages rambling).
 
     The penalty is recorded in ``info["length_penalty"]`` so a trainer can log it.
@@ -32,10 +36,8 @@ class LengthPenalty(gym.Wrapper[str, str, str, str]):
         super().__init__(env)
         self.cost = cost
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        info["length_penalty"] = self.cost * len(action)
-        return obs, float(reward) - info["length_penalty"], terminated, truncated, info
+    def outcome(self, outcome: TurnOutcome, plan: TurnPlan) -> TurnOutcome:
+        return outcome.penalized("length_penalty", self.cost * len(plan.action))
 
 
 def main(verbose: bool = True) -> tuple[list[float], list[float]]:

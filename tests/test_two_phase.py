@@ -5,7 +5,6 @@ expert faults become ``unavailable``."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -14,13 +13,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode
 from hypothesis import given
 from hypothesis import strategies as st
 
 import eapo_env  # noqa: F401  (registers the ids)
 from eapo_env.experts import ExpertReply, ExpertRequest
 from envs import StepResult
-from envs.layers import turn_layer
+from envs.layers import RewritingLayer, turn_layer
 from envs.step import TurnOutcome
 from envs.turns import TurnPlan
 from tests.conftest import SpyExpert
@@ -92,7 +92,7 @@ def test_the_plan_owns_the_turn_the_env_keeps_nothing_and_refuses_a_stale_plan()
     before = (list(base.transcript), base.in_episode, vars(base).get("_turn"))
     plan = front.prepare(consult)
     assert (list(base.transcript), base.in_episode, vars(base).get("_turn")) == before  # only the RNG moved
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):  # immutable
         plan.action = "x"  # type: ignore[misc]
     dropped = front.prepare("thinking")  # a plan may be dropped: nothing to undo
     front.complete(plan, plan.expert.consult_sync(plan.requests))
@@ -114,6 +114,46 @@ def test_bad_replies_become_unavailable_entries():
     outcome = front.complete(plan, [ExpertReply("only one")])  # wrong count
     assert outcome.counts.unavailable == 2 and outcome.counts.expert_errors == 2
     assert "only one" not in outcome.observation and env.unwrapped.expert.calls == []
+
+
+# ---------------------------------------------------------------- crossing a wrapper stack (envs.layers)
+class ForeignPenalty(gym.Wrapper):
+    """A wrapper that overrides ``step`` alone: it cannot be split in two phases."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(reward) - 0.5, terminated, truncated, info
+
+
+def test_the_turn_layer_walks_gymnasium_s_checkers_and_action_wrappers_and_stops_at_a_foreign_step():
+    from tests.test_vector_env import BASE, LengthPenalty, ShoutQueries
+
+    env = gym.make("EAPO-Math-v0", **BASE)  # OrderEnforcing(PassiveEnvChecker(RewardVerification(env)))
+    assert type(env).__name__ == "OrderEnforcing" and turn_layer(env) is env.env.env  # RewardVerification
+    shout = ShoutQueries(env)
+    layer = turn_layer(shout)
+    assert isinstance(layer, RewritingLayer) and layer.inner is env.env.env
+    env.reset(seed=0)
+    plan = layer.prepare("<consult><query>a</query></consult>")
+    assert plan.action.endswith(" (asked)") and [r.query for r in plan.requests] == ["A"]
+    assert turn_layer(LengthPenalty(shout)) is not None
+    assert turn_layer(ForeignPenalty(env)) is None and turn_layer(LengthPenalty(ForeignPenalty(env))) is None
+    with pytest.raises(TypeError, match="TurnWrapper"):
+        LengthPenalty(ForeignPenalty(env)).prepare("x")
+
+
+def test_a_wrapper_that_overrides_step_alone_is_stepped_blocking_with_a_warning_and_the_same_results():
+    from tests.test_vector_env import assert_info_equal, make_pair
+
+    with pytest.warns(UserWarning, match="overrides step"):
+        vec, ref, spy = make_pair(3, AutoresetMode.NEXT_STEP, [ForeignPenalty])
+    assert vec.blocking_envs == (0, 1, 2)
+    assert vec.reset(seed=4)[0] == ref.reset(seed=4)[0]
+    actions = ["<consult><query>a</query></consult>"] * 3
+    out_v, out_r = vec.step(actions), ref.step(tuple(actions))
+    assert out_v[0] == out_r[0] and out_v[1].tolist() == out_r[1].tolist() == [-0.5] * 3
+    assert_info_equal(out_v[4], out_r[4])
+    assert len(spy.calls) == 3  # one call per env: the price of a wrapper that cannot be split
 
 
 # ---------------------------------------------------------------- vector env: submit / collect

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 import eapo_env  # noqa: F401  (registers the ids)
 from eapo_env.experts import ExpertReply, ExpertRequest
-from envs.layers import RewritingLayer, turn_layer
 from envs.vector_env import EAPOVectorEnv
 from tests.conftest import SpyExpert
 from wrappers.turn import TurnWrapper
@@ -57,14 +56,6 @@ class AskTwice(TurnWrapper):
 
     def action(self, action):
         return action.replace("<consult><query>", "<consult><query>again</query><query>", 1)
-
-
-class ForeignPenalty(gym.Wrapper):
-    """A wrapper that overrides ``step`` alone: it cannot be split in two phases."""
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, float(reward) - 0.5, terminated, truncated, info
 
 
 USER_WRAPPERS = {
@@ -180,33 +171,6 @@ def test_same_results_as_independent_single_envs(n, seed, mode, p, shaping, step
         assert vec.expert_latency_s[i] == pytest.approx(ref.envs[i].unwrapped.expert_latency_s)
         # the same random stream consumed: problem draws and acceptance draws alike
         assert vec.get_attr("np_random")[i].bit_generator.state == ref.envs[i].unwrapped.np_random.bit_generator.state
-
-
-def test_the_turn_layer_walks_gymnasium_s_checkers_and_action_wrappers_and_stops_at_a_foreign_step():
-    env = gym.make("EAPO-Math-v0", **BASE)  # OrderEnforcing(PassiveEnvChecker(RewardVerification(env)))
-    assert type(env).__name__ == "OrderEnforcing" and turn_layer(env) is env.env.env  # RewardVerification
-    shout = ShoutQueries(env)
-    layer = turn_layer(shout)
-    assert isinstance(layer, RewritingLayer) and layer.inner is env.env.env
-    env.reset(seed=0)
-    plan = layer.prepare("<consult><query>a</query></consult>")
-    assert plan.action.endswith(" (asked)") and [r.query for r in plan.requests] == ["A"]
-    assert turn_layer(LengthPenalty(shout)) is not None
-    assert turn_layer(ForeignPenalty(env)) is None and turn_layer(LengthPenalty(ForeignPenalty(env))) is None
-    with pytest.raises(TypeError, match="TurnWrapper"):
-        LengthPenalty(ForeignPenalty(env)).prepare("x")
-
-
-def test_a_wrapper_that_overrides_step_alone_is_stepped_blocking_with_a_warning_and_the_same_results():
-    with pytest.warns(UserWarning, match="overrides step"):
-        vec, ref, spy = make_pair(3, AutoresetMode.NEXT_STEP, [ForeignPenalty])
-    assert vec.blocking_envs == (0, 1, 2)
-    assert vec.reset(seed=4)[0] == ref.reset(seed=4)[0]
-    actions = ["<consult><query>a</query></consult>"] * 3
-    out_v, out_r = vec.step(actions), ref.step(tuple(actions))
-    assert out_v[0] == out_r[0] and out_v[1].tolist() == out_r[1].tolist() == [-0.5] * 3
-    assert_info_equal(out_v[4], out_r[4])
-    assert len(spy.calls) == 3  # one call per env: the price of a wrapper that cannot be split
 
 
 def test_make_vec_returns_our_class_for_both_ids():

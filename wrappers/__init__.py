@@ -6,6 +6,8 @@
 - :class:`ConsultPenalty` — subtract a (scheduled) cost per consulting turn.
 - :class:`EvalMode` — consultation off, evaluation prompt.
 - :class:`RecordEpisodes` — append finished episodes to JSONL.
+- :class:`TurnWrapper` — the base of your own wrappers: ``action`` / ``outcome`` hooks that take part
+  in both phases of a turn, so the vector env keeps its one batched expert call.
 - :func:`make_math_env` / :func:`make_eval_env` — the registered ids' entry points (env + default wrappers).
 """
 
@@ -14,6 +16,7 @@ from wrappers.eval_mode import EvalMode
 from wrappers.factory import make_eval_env, make_math_env
 from wrappers.recorder import RecordEpisodes
 from wrappers.reward import ConsultPenalty, RewardVerification, Verifier, verify_problem
+from wrappers.turn import TurnWrapper
 
 __all__ = [
     "AcceptanceAnnealing",
@@ -23,6 +26,7 @@ __all__ = [
     "RewardVerification",
     "ScheduledKnob",
     "TurnBudget",
+    "TurnWrapper",
     "Verifier",
     "make_eval_env",
     "make_math_env",

@@ -8,7 +8,7 @@ import gymnasium as gym
 
 from eapo_env.progress import set_progress
 from eapo_env.schedules import Schedule, as_schedule
-from envs.math_env import eapo_unwrapped
+from envs.text_env import eapo_unwrapped
 
 
 class ScheduledKnob(gym.Wrapper[str, str, str, str]):

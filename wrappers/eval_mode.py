@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 
 from eapo_env.progress import set_progress
-from envs.math_env import eapo_unwrapped
+from envs.text_env import eapo_unwrapped
 
 
 class EvalMode(gym.Wrapper[str, str, str, str]):

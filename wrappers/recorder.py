@@ -9,8 +9,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.math_env import eapo_unwrapped
 from envs.step import TurnOutcome
+from envs.text_env import eapo_unwrapped
 from envs.turns import TurnPlan
 from wrappers.turn import TurnWrapper
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import gymnasium as gym
 
 from eapo_env.progress import set_progress
@@ -11,6 +9,7 @@ from eapo_env.schedules import Schedule, as_schedule
 from eapo_env.scoring import Verifier, score_answer
 from eapo_env.verify import verify_problem
 from envs.step import TurnOutcome
+from envs.text_env import eapo_unwrapped
 from envs.turns import TurnPlan
 from wrappers.turn import TurnWrapper
 
@@ -34,16 +33,17 @@ class RewardVerification(TurnWrapper):
         1.0
     """
 
-    def __init__(self, env: gym.Env[str, str], verifier: Verifier = verify_problem) -> None:
+    def __init__(self, env: gym.Env[str, str], verifier: Verifier | None = None) -> None:
         super().__init__(env)
-        self.verifier = verifier
+        #: ``verifier(answer, problem) -> Verdict``; ``None``: the env's task scores (math: ``verify_problem``).
+        self.verifier: Verifier = eapo_unwrapped(env).task.score if verifier is None else verifier
 
     def outcome(self, outcome: TurnOutcome, plan: TurnPlan) -> TurnOutcome:
         if not outcome.ended:
             return outcome
         # The same function as eapo_env.score_turn: the env's reward and the public one are one rule.
         scored = score_answer(outcome.answer if outcome.terminated else None, plan.problem, self.verifier)
-        return dataclasses.replace(outcome, score=outcome.score + scored.score, verdict=scored.status)
+        return outcome.scored(scored.score, scored.status)
 
 
 class ConsultPenalty(TurnWrapper):
