@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
+from agents.eval_config import EvalConfig
+from agents.methods import register, runner
 
 RESULT_FILE = "result.json"
 Log = Callable[[str], None]
@@ -59,6 +61,7 @@ def _evaluate_dir(config: TrainConfig, policy_dir: Path, out: Path, problems: An
     return evaluate_config(model, tokenizer, config, out_dir=out, problems=problems).summary()
 
 
+@register("base")
 def run_base(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: Any) -> Result:
     from agents.trainer import resolve_policy
 
@@ -69,6 +72,7 @@ def run_base(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: An
     return _finish(out, {"method": "base", "policy_dir": str(policy), "eval": ev, "seconds": time.perf_counter() - t0})
 
 
+@register("eapo", "self_explore")
 def run_rl(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Log = print, **_: Any) -> Result:
     """``eapo`` and ``self_explore``: :func:`agents.trainer.train`, then the held-out evaluation."""
     from agents.trainer import resolve_policy, train
@@ -157,6 +161,7 @@ def distillation_traces(
     return traces, {"problems": len(problems), "kept": len(traces), "rejected": rejected}
 
 
+@register("distill_sft")
 def run_distill_sft(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: Any) -> Result:
     import torch
 
@@ -224,6 +229,7 @@ def with_expert_replies(problems: Sequence[Any], replies: Sequence[Sequence[str 
     ]
 
 
+@register("expert_workflow")
 def run_expert_workflow(config: TrainConfig, out_dir: str | Path, log: Log = print, **_: Any) -> Result:
     from agents.trainer import resolve_policy
 
@@ -283,44 +289,38 @@ def compare_workflow(
     problems: Any,
     expert: str,
     expert_kwargs: dict[str, Any] | None = None,
+    settings: EvalConfig | None = None,
     *,
     replies: int = 1,
     compare_alone: bool = True,
-    num_problems: int = 64,
-    problems_seed: int = 1,
-    **eval_kwargs: Any,
 ) -> WorkflowComparison:
     """Evaluate the expert-assisted workflow on held-out problems (and the policy alone on the same ones).
 
     ``replies`` replies of ``expert`` to each question go in its prompt as one experts block (a
-    deterministic expert gives the same text each time, so 1 is the default); ``eval_kwargs`` are
-    :func:`agents.evaluation.evaluate`'s (``k``, ``max_turn_tokens``, ...).
+    deterministic expert gives the same text each time, so 1 is the default); ``settings`` is both
+    evaluations' :class:`~agents.eval_config.EvalConfig` (``num_problems`` / ``problems_seed`` pick a spec's problems).
     """
     from agents.evaluation import ci95_bootstrap, evaluate, heldout_problems
 
     if replies < 1:
         raise ValueError(f"replies must be >= 1, got {replies}")
-    plain = problems if isinstance(problems, list) else heldout_problems(problems, num_problems, problems_seed)
+    settings = settings if settings is not None else EvalConfig()
+    plain = (
+        problems
+        if isinstance(problems, list)
+        else heldout_problems(problems, settings.num_problems, settings.problems_seed)
+    )
     shown = with_expert_replies(plain, replies_of(expert, dict(expert_kwargs or {}), plain, replicas=replies))
-    with_expert = evaluate(model, tokenizer, shown, **eval_kwargs)
+    with_expert = evaluate(model, tokenizer, shown, settings)
     result = WorkflowComparison(expert, replies, with_expert)
     if compare_alone:
-        result.alone = evaluate(model, tokenizer, plain, **eval_kwargs)
+        result.alone = evaluate(model, tokenizer, plain, settings)
         diffs = [w.mean_score - a.mean_score for w, a in zip(with_expert.problems, result.alone.problems)]
         result.gain = with_expert.score_mean - result.alone.score_mean
         result.gain_ci95 = ci95_bootstrap(diffs)
     return result
 
 
-RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "base": run_base,
-    "eapo": run_rl,
-    "self_explore": run_rl,
-    "distill_sft": run_distill_sft,
-    "expert_workflow": run_expert_workflow,
-}
-
-
 def run(config: TrainConfig, out_dir: str | Path, resume: bool = False, log: Log = print) -> Result:
     """Run ``config.method`` into ``out_dir``; returns (and writes) its result dict."""
-    return RUNNERS[config.method](config, out_dir, resume=resume, log=log)
+    return runner(config.method)(config, out_dir, resume=resume, log=log)

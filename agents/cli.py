@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.eval_config import EvalConfig  # torch-free: the CLI's import stays light
+
 
 def _stderr_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -150,9 +152,9 @@ def _eval_pass_ks(args: argparse.Namespace) -> tuple[int, ...]:
         raise SystemExit(f"eapo eval: {exc} (-k {args.k}, --pass-k {' '.join(map(str, args.pass_k or []))})") from None
 
 
-def _sampling_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The evaluation keywords ``eapo eval`` passes alike with and without ``--expert``."""
-    return dict(
+def _eval_config(args: argparse.Namespace) -> EvalConfig:
+    """The one :class:`~agents.eval_config.EvalConfig` of ``eapo eval``, with and without ``--expert``."""
+    return EvalConfig(
         num_problems=args.num_problems,
         problems_seed=args.problems_seed,
         k=args.k,
@@ -164,6 +166,7 @@ def _sampling_options(args: argparse.Namespace) -> dict[str, Any]:
         max_turn_tokens=args.max_turn_tokens,
         max_total_tokens=args.max_total_tokens,
         seed=args.seed,
+        device=args.device,
     )
 
 
@@ -180,9 +183,9 @@ def cmd_eval_workflow(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         args.problems,
         args.expert,
         _parse_set(args.expert_arg or []),
+        _eval_config(args).replace(device=None),  # the model is already on args.device
         replies=args.expert_replies,
         compare_alone=args.compare_alone,
-        **_sampling_options(args),
     )
     if args.out:
         cmp.with_expert.write(Path(args.out) / "with_expert")
@@ -202,13 +205,7 @@ def cmd_eval(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         torch.set_num_threads(args.threads)
     if args.expert:
         return cmd_eval_workflow(args)
-    res = evaluate_policy_dir(
-        args.policy,
-        args.problems,
-        out_dir=args.out,
-        device=args.device,
-        **_sampling_options(args),
-    )
+    res = evaluate_policy_dir(args.policy, args.problems, _eval_config(args), out_dir=args.out)
     result = {
         "command": "eval",
         "policy": str(args.policy),

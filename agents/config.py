@@ -6,7 +6,7 @@ is saved as JSON next to every checkpoint (``to_dict``) and read back with ``fro
 
 Example:
     >>> cfg = TrainConfig(steps=20, group_size=4)
-    >>> cfg.acceptance_schedule                     # defaults to annealing over the first half
+    >>> str(cfg.acceptance())                       # empty field: annealing over the first half
     'linear:1.0:0.0:10'
     >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
     True
@@ -24,11 +24,10 @@ from typing import Any, get_type_hints
 from agents.config_io import coerce_value as _coerce
 from agents.config_io import read_toml
 from agents.distributed import STRATEGIES
+from agents.eval_config import EvalConfig
+from agents.methods import METHODS  # the one registry (names here, runners in agents.baselines)
 from agents.rollout import ENGINES
-from eapo_env.schedules import parse_schedule
-
-#: Values of :attr:`TrainConfig.method` (see :mod:`agents.baselines`).
-METHODS = ("eapo", "self_explore", "base", "distill_sft", "expert_workflow")
+from eapo_env.schedules import Schedule, parse_schedule
 
 
 @dataclass
@@ -36,7 +35,8 @@ class TrainConfig:
     """One training (or baseline) run.
 
     Schedules are strings in the grammar of :func:`eapo_env.schedules.parse_schedule`; an empty
-    schedule means "the default over this run's ``steps``" (filled in by ``__post_init__``).
+    schedule means "the default over this run's ``steps``", resolved where used (:meth:`acceptance`,
+    :meth:`turns`), so ``replace(steps=...)`` or ``--set steps=N`` rescales a derived one.
     """
 
     # ------------------------------------------------------------------ what to run
@@ -242,10 +242,6 @@ class TrainConfig:
     """``distill_sft``: SFT learning rate."""
 
     def __post_init__(self) -> None:
-        if not self.acceptance_schedule:
-            self.acceptance_schedule = f"linear:1.0:0.0:{max(1, self.steps // 2)}"
-        if not self.turn_schedule:
-            self.turn_schedule = f"linear:{self.max_turns}:{min(4, self.max_turns)}:{max(1, self.steps // 2)}"
         self.eval_pass_ks = tuple(int(k) for k in self.eval_pass_ks)
         self.expert_kwargs = dict(self.expert_kwargs)
         if self.method == "self_explore":
@@ -264,35 +260,15 @@ class TrainConfig:
         need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
         self._validate_vllm(need)
         need(self.policy_size in ("tiny", "small"), "policy_size", "tiny or small")
-        for name in (
-            "group_size",
-            "prompts_per_step",
-            "eval_k",
-            "eval_num_problems",
-            "max_experts",
-            "max_turns",
-            "max_turn_tokens",
-            "max_total_tokens",
-            "grad_accum",
-            "mini_batches",
-            "ppo_epochs",
-            "checkpoint_every",
-            "keep_checkpoints",
-        ):
+        for name in ("group_size", "prompts_per_step", "eval_k", "eval_num_problems", "max_experts", "max_turns"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in (
-            "steps",
-            "warmup_steps",
-            "lora_r",
-            "lora_alpha",
-            "eval_max_turns",
-            "threads",
-            "rollout_workers",
-            "distill_steps",
-            "seed",
-            "problems_seed",
-            "eval_problems_seed",
-        ):
+        for name in ("max_turn_tokens", "max_total_tokens", "grad_accum", "mini_batches", "ppo_epochs"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("checkpoint_every", "keep_checkpoints"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("steps", "warmup_steps", "lora_r", "lora_alpha", "eval_max_turns", "threads", "rollout_workers"):
+            need(getattr(self, name) >= 0, name, "must be >= 0")
+        for name in ("distill_steps", "seed", "problems_seed", "eval_problems_seed"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
         need(self.distributed in STRATEGIES, "distributed", f"one of {', '.join(STRATEGIES)}")
@@ -307,9 +283,9 @@ class TrainConfig:
         need(
             self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "auto, cpu or cuda[:i]"
         )
-        for name in ("acceptance_schedule", "turn_schedule"):
+        for name, resolve in (("acceptance_schedule", self.acceptance), ("turn_schedule", self.turns)):
             try:
-                parse_schedule(getattr(self, name))
+                resolve()
             except ValueError as exc:
                 raise ValueError(f"config {name}: {exc}") from None
 
@@ -363,7 +339,7 @@ class TrainConfig:
         return cls.from_dict(data, source=str(path))
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` (schedules left empty in ``changes`` are re-derived)."""
+        """A copy with ``changes`` (an empty schedule stays empty: it is derived from the copy's ``steps``)."""
         return dataclasses.replace(self, **changes)
 
     def dumps(self) -> str:
@@ -374,13 +350,30 @@ class TrainConfig:
     def batch_episodes(self) -> int:
         return self.group_size * self.prompts_per_step
 
+    def acceptance(self) -> Schedule:
+        """p(t) in effect (the one resolver: trainer log, env wrappers, checkpoints)."""
+        return parse_schedule(self.acceptance_schedule or f"linear:1.0:0.0:{max(1, self.steps // 2)}")
+
+    def turns(self) -> Schedule:
+        """Turn budget in effect: ``turn_schedule`` or the default over ``steps``."""
+        half = max(1, self.steps // 2)
+        return parse_schedule(self.turn_schedule or f"linear:{self.max_turns}:{min(4, self.max_turns)}:{half}")
+
+    def evaluation(self) -> EvalConfig:
+        """The held-out evaluation this run ends with: its ``eval_*`` fields and sampling knobs, built once."""
+        return EvalConfig(
+            k=self.eval_k, pass_ks=self.eval_pass_ks, num_problems=self.eval_num_problems,
+            problems_seed=self.eval_problems_seed, max_turns=self.resolved_eval_max_turns, max_experts=self.max_experts,
+            engine=self.engine, temperature=self.temperature, top_p=self.top_p, max_turn_tokens=self.max_turn_tokens,
+            max_total_tokens=self.max_total_tokens, seed=self.seed,
+        )  # fmt: skip
+
     @property
     def resolved_eval_max_turns(self) -> int:
         """The evaluation turn budget: ``eval_max_turns`` or the end of the turn schedule."""
         if self.eval_max_turns:
             return self.eval_max_turns
-        s = parse_schedule(self.turn_schedule)
-        return max(1, int(round(s(10**9))))
+        return max(1, int(round(self.turns()(10**9))))
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agents.eval_config import EvalConfig
+from agents.stats import ci95_bootstrap, ci95_normal
 
 EVAL_JSON = "eval.json"
 EVAL_CSV = "eval_problems.csv"
@@ -101,30 +103,6 @@ def score_stats(scores: Sequence[Sequence[float]]) -> dict[str, float]:
         "score_variance": float(np.mean(variances)),
         "num_problems": len(scores),
     }
-
-
-def ci95_bootstrap(values: Sequence[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap CI of the mean of ``values`` (resampling the values)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return (float("nan"), float("nan"))
-    if v.size == 1:
-        return (float(v[0]), float(v[0]))
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(reps, v.size))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return (float(lo), float(hi))
-
-
-def ci95_normal(values: Sequence[float]) -> tuple[float, float]:
-    """``mean ± 1.96 * sd / sqrt(n)`` (sample sd, ddof 1), clipped to [0, 1] for scores."""
-    v = np.asarray(values, dtype=float)
-    if v.size < 2:
-        m = float(v.mean()) if v.size else float("nan")
-        return (m, m)
-    half = 1.96 * float(v.std(ddof=1)) / math.sqrt(v.size)
-    m = float(v.mean())
-    return (max(0.0, m - half), min(1.0, m + half))
 
 
 # ------------------------------------------------------------------------------ result
@@ -293,36 +271,17 @@ def heldout_problems(spec: Any, num_problems: int, seed: int = 1) -> list[Any]:
 
 
 def evaluate(
-    model: Any,
-    tokenizer: Any,
-    problems: Any,
-    *,
-    k: int = 32,
-    num_problems: int = 64,
-    problems_seed: int = 1,
-    pass_ks: Sequence[int] = (1,),
-    max_turns: int = 4,
-    max_experts: int = 3,
-    engine: str = "ours",
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_turn_tokens: int = 64,
-    max_total_tokens: int = 512,
-    batch_episodes: int = 256,
-    seed: int = 0,
-    device: Any = None,
-    out_dir: str | Path | None = None,
+    model: Any, tokenizer: Any, problems: Any, settings: EvalConfig | None = None, out_dir: str | Path | None = None
 ) -> EvalResult:
-    """Evaluate a policy with consultation off: ``k`` samples for each held-out problem.
+    """Evaluate a policy with consultation off: ``settings.k`` samples for each held-out problem.
 
     Args:
         model, tokenizer: the policy (``agents.policy.load_policy``).
-        problems: a spec (the first ``num_problems`` of ``load_problems(spec, seed=problems_seed)``)
+        problems: a spec (the first ``settings.num_problems`` of ``load_problems(spec, seed=problems_seed)``)
             or a list of :class:`~eapo_env.problems.Problem` (used as given).
-        k: samples per problem; ``pass_ks``: k values of the unbiased estimator (each in ``[1, k]``,
-            else ``ValueError``; :func:`default_pass_ks` gives the CLI's default).
-        max_turns: the evaluation turn budget.
-        batch_episodes: episodes rolled out together (memory / speed trade-off).
+        settings: the evaluation knobs (:class:`~agents.eval_config.EvalConfig`; its defaults when ``None``).
+            A ``pass_ks`` k outside ``[1, k]`` is a ``ValueError`` before any rollout
+            (:func:`default_pass_ks` gives the CLI's default).
         out_dir: when given, ``eval.json`` and ``eval_problems.csv`` are written there.
     """
     import functools
@@ -334,25 +293,26 @@ def evaluate(
     from agents.rollout import make_engine
 
     t0 = time.perf_counter()
-    pass_ks = check_pass_ks(pass_ks, k)  # before any rollout: a bad request fails in a second, not after
+    s = settings if settings is not None else EvalConfig()
+    pass_ks = check_pass_ks(s.pass_ks, s.k)  # before any rollout: a bad request fails in a second, not after
     if isinstance(problems, (list, tuple)) and problems and not isinstance(problems[0], (str, dict)):
         plist = list(problems)
     else:
-        plist = heldout_problems(problems, num_problems, problems_seed)
-    device = pick_device(device) if device is not None else next(model.parameters()).device
+        plist = heldout_problems(problems, s.num_problems, s.problems_seed)
+    device = pick_device(s.device) if s.device is not None else next(model.parameters()).device
     prompt_ids, obs_ids = functools.partial(encode_prompt, tokenizer), functools.partial(encode_segment, tokenizer)
-    sampling = dict(temperature=temperature, top_p=top_p, max_turn_tokens=max_turn_tokens, seed=seed)
-    budget = dict(max_total_tokens=max_total_tokens, device=device)
+    sampling = dict(temperature=s.temperature, top_p=s.top_p, max_turn_tokens=s.max_turn_tokens, seed=s.seed)
+    budget = dict(max_total_tokens=s.max_total_tokens, device=device)
     eng = make_engine(
-        engine, model, tokenizer, encode_prompt=prompt_ids, encode_observation=obs_ids, **sampling, **budget
+        s.engine, model, tokenizer, encode_prompt=prompt_ids, encode_observation=obs_ids, **sampling, **budget
     )
     was_training = model.training
     model.eval()
-    env_kwargs = dict(problems=plist, max_turns=max_turns, eval_max_turns=max_turns, max_experts=max_experts)
+    env_kwargs = dict(problems=plist, max_turns=s.max_turns, eval_max_turns=s.max_turns, max_experts=s.max_experts)
     with torch.no_grad():
-        episodes = _roll_out(eng, plist, k, batch_episodes, seed, env_kwargs)
+        episodes = _roll_out(eng, plist, s.k, s.batch_episodes, s.seed, env_kwargs)
     model.train(was_training)
-    result = summarize([p.id for p in plist], episodes, k, pass_ks, seconds=time.perf_counter() - t0)
+    result = summarize([p.id for p in plist], episodes, s.k, pass_ks, seconds=time.perf_counter() - t0)
     if out_dir is not None:
         result.write(out_dir)
     return result
@@ -404,34 +364,20 @@ def _episode_record(t: Any) -> dict[str, Any]:
 
 
 def evaluate_policy_dir(
-    policy: str | Path, problems: Any, out_dir: str | Path | None = None, device: str = "cpu", **kwargs: Any
+    policy: str | Path, problems: Any, settings: EvalConfig | None = None, out_dir: str | Path | None = None
 ) -> EvalResult:
-    """Load a policy directory and :func:`evaluate` it."""
+    """Load a policy directory on ``settings.device`` (``cpu`` when ``None``) and :func:`evaluate` it."""
     from agents.policy import load_policy
 
-    model, tokenizer = load_policy(policy, device=device)
-    return evaluate(model, tokenizer, problems, out_dir=out_dir, **kwargs)
+    settings = settings if settings is not None else EvalConfig()
+    model, tokenizer = load_policy(policy, device=settings.device or "cpu")
+    return evaluate(model, tokenizer, problems, settings.replace(device=None), out_dir=out_dir)
 
 
 def evaluate_config(
     model: Any, tokenizer: Any, config: Any, out_dir: str | Path | None = None, problems: Any = None
 ) -> EvalResult:
-    """:func:`evaluate` with a :class:`~agents.config.TrainConfig`'s evaluation settings."""
+    """:func:`evaluate` with a :class:`~agents.config.TrainConfig`'s evaluation settings (``config.evaluation()``)."""
     return evaluate(
-        model,
-        tokenizer,
-        config.eval_problems if problems is None else problems,
-        k=config.eval_k,
-        num_problems=config.eval_num_problems,
-        problems_seed=config.eval_problems_seed,
-        pass_ks=config.eval_pass_ks,
-        max_turns=config.resolved_eval_max_turns,
-        max_experts=config.max_experts,
-        engine=config.engine,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_turn_tokens=config.max_turn_tokens,
-        max_total_tokens=config.max_total_tokens,
-        seed=config.seed,
-        out_dir=out_dir,
+        model, tokenizer, config.eval_problems if problems is None else problems, config.evaluation(), out_dir
     )

@@ -90,8 +90,8 @@ def run_quickstart(
     t0 = time.perf_counter()
     log(
         f"[3/5] EAPO RL: {config.steps} steps x {config.prompts_per_step} problems x G={config.group_size}, "
-        f"{config.mini_batches}x{config.ppo_epochs} optimizer steps per rollout, p(t) {config.acceptance_schedule}, "
-        f"turns {config.turn_schedule}, consult penalty {config.consult_penalty}"
+        f"{config.mini_batches}x{config.ppo_epochs} optimizer steps per rollout, p(t) {config.acceptance()}, "
+        f"turns {config.turns()}, consult penalty {config.consult_penalty}"
     )
     res = train(config, out / "train", log=log)
     phases["rl"] = time.perf_counter() - t0

@@ -87,14 +87,14 @@ def make_envs(config: TrainConfig, n: int, problems: Any, expert: Any = None, ev
     )
     if eval_mode:
         env_id = config.env_id or eapo_env.EVAL_ID
-        kwargs["turn_schedule"] = config.turn_schedule
+        kwargs["turn_schedule"] = config.turns()
         if config.env_id:
             kwargs["eval_mode"] = True
     else:
         env_id = config.env_id or eapo_env.TRAIN_ID
         kwargs.update(
-            acceptance_schedule=config.acceptance_schedule,
-            turn_schedule=config.turn_schedule,
+            acceptance_schedule=config.acceptance(),
+            turn_schedule=config.turns(),
             consult_penalty=config.consult_penalty,
         )
     return gym.make_vec(env_id, num_envs=n, env_wrappers=wrappers, **kwargs)
@@ -138,20 +138,9 @@ def apply_lora(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.nn.Mo
     inside it (what the engines run); without, the model twice."""
     if not config.lora_r:
         return model, model
-    from peft import LoraConfig, get_peft_model
+    from agents.sft import add_lora_adapters  # the one LoRA set-up, shared with SFT
 
-    from agents.sft import LORA_TARGETS
-
-    peft_model = get_peft_model(
-        model,
-        LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha or 2 * config.lora_r,
-            lora_dropout=0.0,
-            target_modules=list(LORA_TARGETS),
-            task_type="CAUSAL_LM",
-        ),
-    )
+    peft_model = add_lora_adapters(model, config.lora_r, config.lora_alpha or None)
     return peft_model, peft_model.get_base_model()  # LoRA: ``base_model.model``, the causal LM with adapters injected
 
 
@@ -188,7 +177,7 @@ def restore(
     state = ckpt_io.load_checkpoint(latest, module, optimizer, scheduler)
     acceptance = parse_schedule(state["schedules"]["acceptance"]["spec"])
     turns = parse_schedule(state["schedules"]["turns"]["spec"])
-    if (acceptance, turns) != (parse_schedule(config.acceptance_schedule), parse_schedule(config.turn_schedule)):
+    if (acceptance, turns) != (config.acceptance(), config.turns()):
         log(f"resume: using the checkpoint's schedules ({acceptance}, {turns}), not the config's")
         config = config.replace(acceptance_schedule=str(acceptance), turn_schedule=str(turns))
     log(f"resumed from {latest} at step {int(state['step'])}")

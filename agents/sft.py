@@ -15,13 +15,16 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from agents.hf_protocols import lora_model
 from agents.policy.tokenizer import encode_prompt, encode_segment
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 IGNORE_INDEX = -100
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -136,13 +139,15 @@ def _length_bucketed_batches(
     return [batches[i] for i in shuffled]
 
 
-def _apply_lora(model: PreTrainedModel, r: int, alpha: int | None, dropout: float) -> torch.nn.Module:
+def add_lora_adapters(model: torch.nn.Module, r: int, alpha: int | None = None, dropout: float = 0.0) -> PeftModel:
+    """The one LoRA set-up (SFT here, RL through :func:`agents.run_setup.apply_lora`): a peft model with
+    rank-``r`` adapters on :data:`LORA_TARGETS`, alpha ``alpha or 2 * r``, the base weights frozen."""
     from peft import LoraConfig, get_peft_model  # optional dependency: imported only when asked for
 
     config = LoraConfig(
         r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout, target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"
     )
-    return get_peft_model(model, config)
+    return cast("PeftModel", get_peft_model(model, config))  # never the mixed model: ``mixed=False``
 
 
 @dataclass(frozen=True)
@@ -297,7 +302,7 @@ def sft_train(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
 
-    train_model: torch.nn.Module = _apply_lora(model, lora_r, lora_alpha, lora_dropout) if lora_r else model
+    train_model: torch.nn.Module = add_lora_adapters(model, lora_r, lora_alpha, lora_dropout) if lora_r else model
     params = [p for p in train_model.parameters() if p.requires_grad]
     opt = _adamw(params, lr, weight_decay)
     stream = _BatchStream(examples, batch_size, pad_id, device, torch.Generator().manual_seed(seed))

@@ -56,7 +56,7 @@ from agents.run_setup import (
 )
 from agents.update import correct_mismatch, ppo_update, select_and_score
 from eapo_env.problems import load_problems
-from eapo_env.schedules import Schedule, parse_schedule
+from eapo_env.schedules import Schedule
 
 __all__ = ["TrainResult", "build_engine", "make_envs", "resolve_policy", "step_rng", "train"]
 
@@ -163,8 +163,8 @@ def start_run(config: TrainConfig, out: Path, resume: bool, log: Callable[[str],
         ref_model=ref_model, tokenizer=tokenizer, pad_id=pad_id, source=source,
         envs=make_envs(config, len(distributed.rank_groups(config.prompts_per_step)) * config.group_size, source),
         engine=build_engine(config, rollout_model, tokenizer, device),
-        optimizer=optimizer, scheduler=scheduler, acceptance=parse_schedule(config.acceptance_schedule),
-        turns=parse_schedule(config.turn_schedule), start_step=start_step,
+        optimizer=optimizer, scheduler=scheduler, acceptance=config.acceptance(),
+        turns=config.turns(), start_step=start_step,
         pool=start_workers(config, policy_dir, rollout_model, log) if config.rollout_workers else None,
         learner=learner,
     )  # fmt: skip

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 from learning_rows import MECH_ROWS, describe_schedule
-from learning_stats import Estimate, RowScores, difference, levels, mean_score, row_scores
 
 from agents.metrics import read_metrics
+from agents.stats import Estimate, RowScores, difference, levels, mean_score, row_scores
 
 TARGET_LEVEL = "L2"
 #: Pre-registered: written into the report above every result, and never edited after a run.

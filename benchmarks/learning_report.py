@@ -14,19 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from learning_claims import CLAIMS
 from learning_rows import ROW_BY_KEY, ROWS, describe_schedule
-from learning_stats import (
-    CLAIMS,
-    RowScores,
-    difference,
-    levels,
-    mean_score,
-    mean_variance,
-    row_scores,
-    verdict,
-)
 
 from agents.metrics import read_metrics
+from agents.stats import RowScores, difference, levels, mean_score, mean_variance, row_scores, verdict
 
 RL_METHODS = ("eapo", "self_explore")
 TABLE_TITLES = {

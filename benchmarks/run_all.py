@@ -1,11 +1,14 @@
-"""Run every CPU benchmark in turn (each prints its own table). ``--quick`` is passed through.
+"""Run every CPU speed benchmark in turn (each prints its own table); unknown options such as
+``--quick`` or ``--json`` are passed through to every script.
 
-The real-server benchmarks (vLLM consult overhead, GEM) need their venvs/servers and are run
-separately; see each script's docstring.
+The real-server benchmarks (vLLM consult overhead, GEM, the training-step consult), the verifier's
+suite agreement (needs a Math-Verify checkout) and the learning benchmark (minutes to hours) are run
+on their own: ``benchmarks/README.md`` lists each with its command.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +23,32 @@ CPU_BENCHMARKS = (
 )
 
 
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # every other option goes through to the scripts untouched
+        epilog="scripts run, in order: " + ", ".join(CPU_BENCHMARKS),
+    )
+    ap.add_argument("--list", action="store_true", help="print the scripts that would run, and exit")
+    ap.add_argument("--only", nargs="+", default=None, metavar="SCRIPT", help="run only these scripts")
+    return ap.parse_known_args(argv)
+
+
 def main(argv: list[str]) -> int:
+    args, passthrough = parse_args(argv)
+    names = tuple(args.only) if args.only else CPU_BENCHMARKS
+    unknown = [n for n in names if not (HERE / n).is_file()]
+    if unknown:
+        print(f"no such benchmark: {', '.join(unknown)} (known: {', '.join(CPU_BENCHMARKS)})", file=sys.stderr)
+        return 2
+    if args.list:
+        print("\n".join(names))
+        return 0
     failed = []
-    for name in CPU_BENCHMARKS:
+    for name in names:
         print(f"\n=== {name} ===", flush=True)
-        if subprocess.call([sys.executable, str(HERE / name), *argv]) != 0:
+        if subprocess.call([sys.executable, str(HERE / name), *passthrough]) != 0:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

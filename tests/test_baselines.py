@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.baselines import RUNNERS, expert_replies, with_policy_expert, workflow_problems
-from agents.config import METHODS, load_config
+from agents.baselines import expert_replies, with_policy_expert, workflow_problems
+from agents.config import load_config
+from agents.methods import METHODS, RUNNERS, register, runner
 from eapo_env import prompts
 from eapo_env.schedules import parse_schedule
 
@@ -39,13 +40,26 @@ def test_every_packaged_config_loads_and_has_a_runner(path):
     assert config.method in METHODS and config.method in RUNNERS
 
 
+def test_every_method_has_exactly_one_registered_runner():
+    """One registry: every name config validation accepts has a runner, and only those do."""
+    assert sorted(RUNNERS) == sorted(METHODS)
+    assert all(runner(m) is RUNNERS[m] for m in METHODS)
+    assert runner("eapo") is runner("self_explore")
+    with pytest.raises(ValueError, match="not in agents.methods.METHODS"):
+        register("dpo")(lambda *a, **k: {})
+    with pytest.raises(ValueError, match="already has a runner"):
+        register("base")(lambda *a, **k: {})
+    with pytest.raises(ValueError, match="method"):
+        load_config(None, method="dpo")
+
+
 @pytest.mark.parametrize("name", sorted(ABLATIONS))
 def test_an_ablation_changes_only_its_knob(name):
     parent, knobs = ABLATIONS[name]
     mine, theirs = load_config(name).to_dict(), load_config(parent).to_dict()  # effective values
     differ = {k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)}
     assert differ and differ <= knobs, (
-        f"{name} differs from {parent} in {sorted(differ - knobs)}: rerun python benchmarks/learning_configs.py"
+        f"{name} differs from {parent} in {sorted(differ - knobs)}: an ablation extends its parent and sets only its knob"
     )
 
 

@@ -144,6 +144,40 @@ def test_packaged_configs_load():
     assert TrainConfig.from_dict(qs.to_dict()) == qs
 
 
+def test_set_steps_rescales_derived_schedules(tmp_path):
+    """`--set steps=N` on a config with empty schedules: both are derived from the new horizon where
+    used; a schedule given in the file is kept as written."""
+    from agents.cli import _parse_set
+    from eapo_env.schedules import parse_schedule
+
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text("steps = 100\nmax_turns = 6\n")
+    assert str(load_config(cfg_file).acceptance()) == "linear:1.0:0.0:50"
+    cfg = load_config(cfg_file, **_parse_set(["steps=40"]))
+    assert (cfg.acceptance_schedule, cfg.turn_schedule) == ("", "")  # the fields keep what was given
+    assert (cfg.acceptance(), cfg.turns()) == (parse_schedule("linear:1:0:20"), parse_schedule("linear:6:4:20"))
+    assert str(cfg.replace(steps=10).acceptance()) == "linear:1.0:0.0:5"
+    assert cfg.replace(steps=10).resolved_eval_max_turns == 4
+    cfg_file.write_text('steps = 100\nacceptance_schedule = "const:0.5"\n')
+    assert str(load_config(cfg_file, **_parse_set(["steps=40"])).acceptance()) == "const:0.5"
+
+
+def test_one_eval_config_from_the_cli_and_from_a_train_config():
+    """``eapo eval`` flags and a TrainConfig's ``eval_*`` fields each build one EvalConfig, passed through."""
+    from agents.cli import _eval_config, build_parser
+    from agents.eval_config import EvalConfig
+
+    argv = ["eval", "--policy", "p", "--problems", "generated", "-k", "4", "--pass-k", "1", "2", "--num-problems", "3"]
+    args = build_parser().parse_args(argv)
+    ev = _eval_config(args)
+    assert isinstance(ev, EvalConfig) and (ev.k, ev.pass_ks, ev.num_problems, ev.device) == (4, (1, 2), 3, "cpu")
+    cfg = TrainConfig(eval_k=4, eval_pass_ks=(1, 4), eval_num_problems=5, eval_problems_seed=9, max_turns=6, steps=10)
+    got = cfg.evaluation()
+    assert (got.k, got.pass_ks, got.num_problems, got.problems_seed) == (4, (1, 4), 5, 9)
+    assert got.max_turns == cfg.resolved_eval_max_turns == 4 and got.device is None  # None: the model's device
+    assert (got.engine, got.max_turn_tokens, got.seed) == (cfg.engine, cfg.max_turn_tokens, cfg.seed)
+
+
 def test_quickstart_config_file_overrides_only_its_keys(tmp_path):
     """`eapo quickstart --config F`: F's keys on top of the packaged quickstart, the rest kept."""
     from agents.quickstart import quickstart_config

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agents.baselines import compare_workflow, replies_of, with_expert_replies
-from agents.evaluation import heldout_problems
+from agents.evaluation import EvalConfig, heldout_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,15 +33,17 @@ def test_workflow_prompt_carries_the_hint_and_comparison_is_paired(policy_dir):
     assert "\\boxed" not in shown.question and shown.answer == problems[0].answer
 
     model, tok = load_policy(policy_dir)
-    kwargs = dict(k=2, max_turns=2, max_turn_tokens=6, max_total_tokens=400, pass_ks=(1,))
-    cmp = compare_workflow(model, tok, "generated:arithmetic:2", "hint", num_problems=3, problems_seed=777, **kwargs)
+    settings = EvalConfig(k=2, max_turns=2, max_turn_tokens=6, max_total_tokens=400, num_problems=3, problems_seed=777)
+    cmp = compare_workflow(model, tok, "generated:arithmetic:2", "hint", None, settings)
     assert cmp.alone is not None and cmp.with_expert.num_problems == cmp.alone.num_problems == 3
     assert [r.problem_id for r in cmp.alone.problems] == [r.problem_id for r in cmp.with_expert.problems]
     assert cmp.gain == pytest.approx(cmp.with_expert.score_mean - cmp.alone.score_mean)
     assert cmp.with_expert.expert_call_rate == 0.0  # consultation stays off: the reply is in the prompt
     assert "workflow - alone" in cmp.describe()
     with pytest.raises(ValueError, match="replies"):
-        compare_workflow(model, tok, "generated:arithmetic:2", "hint", replies=0, num_problems=1, **kwargs)
+        compare_workflow(
+            model, tok, "generated:arithmetic:2", "hint", None, settings.replace(num_problems=1), replies=0
+        )
 
 
 def test_cli_eval_expert_compare_alone_json(policy_dir, tmp_path):

@@ -134,7 +134,7 @@ def test_evaluate_rolls_out_through_the_vector_env(tmp_path):
     """``evaluate`` on a built policy: chunks of the vector env (a smaller last one), consultation off."""
     import torch
 
-    from agents.evaluation import evaluate
+    from agents.evaluation import EvalConfig, evaluate
     from agents.policy import build_policy, load_policy
 
     torch.set_num_threads(1)
@@ -142,8 +142,9 @@ def test_evaluate_rolls_out_through_the_vector_env(tmp_path):
         build_policy(tmp_path / "policy", "tiny", sft_steps=0, n_train=50, n_heldout=0, verbose=False)
     )
     kw = dict(k=2, num_problems=3, batch_episodes=4, max_turns=2, max_turn_tokens=8, max_total_tokens=400, seed=1)
-    res = evaluate(model, tok, "generated:arithmetic:1", **kw)  # 6 episodes: chunks of 4 and 2
+    settings = EvalConfig(**kw)
+    res = evaluate(model, tok, "generated:arithmetic:1", settings)  # 6 episodes: chunks of 4 and 2
     assert [p.n for p in res.problems] == [2, 2, 2]
     assert res.expert_call_rate == 0.0  # the eval env never calls an expert
-    again = evaluate(model, tok, "generated:arithmetic:1", **kw)
+    again = evaluate(model, tok, "generated:arithmetic:1", settings)
     assert again.summary() | {"seconds": 0} == res.summary() | {"seconds": 0}  # seeded: the same episodes

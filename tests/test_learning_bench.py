@@ -13,9 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from learning_claims import CLAIMS  # noqa: E402
 from learning_rows import PROFILES, ROWS, rescale_schedule, row_config  # noqa: E402
-from learning_stats import CLAIMS, Claim, Estimate, RowScores, difference, mean_score, verdict  # noqa: E402
 
+from agents.stats import Claim, Estimate, RowScores, difference, mean_score, verdict  # noqa: E402
 from eapo_env.schedules import parse_schedule  # noqa: E402
 
 

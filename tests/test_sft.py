@@ -140,6 +140,24 @@ def test_sft_with_lora_merges_back(tokenizer, problems):
     assert sum(res.losses[-3:]) / 3 < res.losses[0]
 
 
+def test_rl_and_sft_share_one_lora_set_up(tokenizer):
+    """The trainer's ``apply_lora`` is the SFT set-up (``add_lora_adapters``): same adapters, same
+    frozen base, and the rollout model is the LoRA-injected causal LM inside the peft model."""
+    from agents.config import TrainConfig
+    from agents.run_setup import apply_lora
+    from agents.sft import LORA_TARGETS, add_lora_adapters
+
+    rl_module, rollout = apply_lora(build_model(tokenizer, "tiny", seed=0), TrainConfig(lora_r=4))
+    sft_module = add_lora_adapters(build_model(tokenizer, "tiny", seed=0), 4)
+    rl_cfg, sft_cfg = rl_module.peft_config["default"], sft_module.peft_config["default"]
+    assert (rl_cfg.r, rl_cfg.lora_alpha, rl_cfg.lora_dropout) == (sft_cfg.r, sft_cfg.lora_alpha, 0.0) == (4, 8, 0.0)
+    assert set(rl_cfg.target_modules) == set(sft_cfg.target_modules) == set(LORA_TARGETS)
+    trainable = lambda m: sorted(n for n, p in m.named_parameters() if p.requires_grad)  # noqa: E731
+    assert trainable(rl_module) == trainable(sft_module) and all("lora_" in n for n in trainable(rl_module))
+    assert rollout is rl_module.get_base_model()
+    assert apply_lora(model := build_model(tokenizer, "tiny", seed=0), TrainConfig()) == (model, model)
+
+
 def test_rsqrt_schedule_makes_a_short_run_the_prefix_of_a_long_one(tokenizer, problems):
     """With the horizon-free schedule, N steps of a long run are exactly a run of N steps (so a
     snapshot of the shipped base build is what ``--sft-steps N`` rebuilds); cosine depends on ``steps``."""

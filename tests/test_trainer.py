@@ -237,3 +237,21 @@ def test_train_loop_sets_progress_and_logs(policy_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_000002", "step_000004"]
     state = json.loads((tmp_path / "checkpoints" / "step_000004" / "state.json").read_text())
     assert state["step"] == 4 and state["schedules"]["acceptance"]["spec"] == cfg.acceptance_schedule
+
+
+def test_logged_p_t_is_the_envs_acceptance_prob_with_derived_schedules(policy_dir, tmp_path):
+    """p(t) has one owner, ``TrainConfig.acceptance()``: with the schedules left empty (derived from
+    ``steps``, here after a ``replace``), the trainer's ``p_schedule``, the ``acceptance_prob`` every
+    env reported at reset (``p_t``) and the checkpoint's schedule are the same value at each step."""
+    base = TrainConfig(
+        policy=str(policy_dir), steps=100, group_size=2, prompts_per_step=1, max_turns=3, max_turn_tokens=4,
+        max_total_tokens=128, checkpoint_every=4, tensorboard=False, progress_bar=False, final_eval=False,
+    )  # fmt: skip
+    cfg = base.replace(steps=4)  # derived p(t): linear:1.0:0.0:2, not the 100-step horizon
+    assert str(cfg.acceptance()) == "linear:1.0:0.0:2"
+    train(cfg, tmp_path, log=lambda m: None)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["p_t"] for r in records] == [r["p_schedule"] for r in records] == [1.0, 0.5, 0.0, 0.0]
+    state = json.loads((tmp_path / "checkpoints" / "step_000004" / "state.json").read_text())
+    assert state["schedules"]["acceptance"]["spec"] == str(cfg.acceptance())
+    assert state["schedules"]["turns"]["spec"] == str(cfg.turns())

@@ -194,7 +194,7 @@ class EpisodeDriver:
             traj = self.trajs[i]
             traj.add_policy(ids, lps)
             traj.num_turns += 1
-            natural = ids[-1] in self.stop.all_ids or (self.stop.needs_text_check and self.stop.text_stop(ids))
+            natural = self.stop.ends_turn(ids)  # the one stop rule every engine shares
             if len(traj.prompt_ids) + len(traj.token_ids) >= self.budget and not natural:
                 traj.truncated = traj.overlong = True  # cut by the token budget mid-turn
                 ended.append(i)

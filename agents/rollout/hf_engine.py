@@ -133,10 +133,6 @@ class HFRolloutEngine:
         lps = torch.log_softmax(logits, dim=-1).gather(-1, new[..., None]).squeeze(-1)
         results = []
         for ids, lp in zip(new.tolist(), lps.tolist()):
-            end = len(ids)
-            for k, t in enumerate(ids):
-                if t in self.stop.all_ids or (self.stop.needs_text_check and self.stop.text_stop(ids[: k + 1])):
-                    end = k + 1
-                    break
+            end = self.stop.turn_end(ids)  # the shared stop rule (``generate`` pads rows that stopped early)
             results.append((ids[:end], lp[:end]))
         return results

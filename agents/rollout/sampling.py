@@ -163,6 +163,17 @@ class StopCriteria:
         tail = self._decode(list(turn_ids[-self._tail :]))
         return any(s in tail for s in self.string_stops)
 
+    def ends_turn(self, turn_ids: Sequence[int]) -> bool:
+        """The one stop rule: the turn so far ends at its last token (a stop/EOS id, or a stop string
+        completed by it). Ours applies it batched (:meth:`token_stop`, then :meth:`text_stop`), the hf
+        engine and the episode driver per row, vLLM is given its ids and strings and checked by it."""
+        return bool(turn_ids) and (turn_ids[-1] in self.all_ids or (self.needs_text_check and self.text_stop(turn_ids)))
+
+    def turn_end(self, ids: Sequence[int]) -> int:
+        """How many of ``ids`` (a generated continuation) are the turn: up to the first token that
+        :meth:`ends_turn`, or all of them when none does (cut by a token cap)."""
+        return next((k + 1 for k in range(len(ids)) if self.ends_turn(ids[: k + 1])), len(ids))
+
     def turn_text(self, turn_ids: Sequence[int]) -> str:
         """The text handed to the env: the turn decoded with its tags, a trailing EOS left out."""
         ids = list(turn_ids)

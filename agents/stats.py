@@ -1,12 +1,17 @@
-"""Statistics of the learning benchmark: per-row scores over seeds and problems, CIs, claims and verdicts.
+"""Statistics for comparing trained policies: per-row scores over seeds and problems, paired
+bootstrap CIs, and verdicts on signed claims.
 
 A row's result is a matrix ``means[seed, problem]`` (each problem's mean score over its k samples, the
 paper's per-problem "Pass@k") and ``variances[seed, problem]`` (the per-problem variance of the k
-scores). Every row is evaluated on the same held-out problems, so rows pair by problem.
+scores), read from the ``eval_problems.csv`` that ``eapo eval`` writes per run. Every row is evaluated
+on the same held-out problems, so rows pair by problem.
 
 **CIs** are 95 % percentile bootstraps over **seeds and problems** (two levels: seeds resampled with
 replacement, then problems; seeds pair across rows by index, problems by id). With one seed this is a
-bootstrap over problems only, which ignores training-seed variance: the report says so.
+bootstrap over problems only, which ignores training-seed variance: a report should say so.
+
+This lives in the library (not in ``benchmarks/``) because the learning benchmark, its tests and a
+user comparing their own runs all read the same files the same way.
 
 Example:
     >>> import numpy as np
@@ -19,11 +24,29 @@ Example:
 from __future__ import annotations
 
 import csv
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+__all__ = [
+    "REPS",
+    "Claim",
+    "Estimate",
+    "RowScores",
+    "ci95_bootstrap",
+    "ci95_normal",
+    "difference",
+    "levels",
+    "mean_score",
+    "mean_variance",
+    "read_problem_csv",
+    "row_scores",
+    "verdict",
+]
 
 REPS = 2000
 
@@ -145,49 +168,6 @@ class Claim:
     what: str = "means"
 
 
-CLAIMS: tuple[Claim, ...] = (
-    Claim("1", "EAPO beats self-exploratory RL", "eapo", "self_explore", +1, 64.07 - 59.16),
-    Claim("1", "EAPO beats the base model", "eapo", "base", +1, 64.07 - 42.53),
-    Claim("1", "Self-exploratory RL beats the base model", "self_explore", "base", +1, 59.16 - 42.53),
-    Claim("1", "EAPO beats the expert-assisted workflow", "eapo", "expert_workflow", +1, 64.07 - 49.39),
-    Claim("1", "The expert-assisted workflow beats the base model", "expert_workflow", "base", +1, 49.39 - 42.53),
-    Claim("1", "Self-collaboration does not beat the base model", "self_collab", "base", 0, 41.83 - 42.53),
-    Claim("1", "Full distillation SFT falls below the base model", "distill_full", "base", -1, 35.31 - 42.53),
-    Claim("1", "LoRA distillation stays near the base model", "distill_lora", "base", 0, 43.24 - 42.53),
-    Claim("1", "EAPO beats LoRA distillation", "eapo", "distill_lora", +1, 64.07 - 43.24),
-    Claim(
-        "1",
-        "EAPO has a lower per-problem variance than self-exploratory RL",
-        "eapo",
-        "self_explore",
-        -1,
-        0.0643 - 0.0727,
-        "variances",
-    ),
-    Claim("9", "The default schedule beats a budget-matched constant p", "eapo", "sched_const", +1, 64.07 - 59.65),
-    Claim("9", "The default schedule beats a slower decay", "eapo", "sched_slow", +1, 64.07 - 62.82),
-    Claim("9", "The default schedule beats a faster decay", "eapo", "sched_fast", +1, 64.07 - 59.76),
-    Claim(
-        "3", "A stronger (heterogeneous) expert beats homogeneous replicas", "eapo", "expert_self", +1, 64.07 - 58.85
-    ),
-    Claim("3", "Homogeneous replicas give about self-exploratory RL", "expert_self", "self_explore", 0, 58.85 - 59.16),
-    Claim(
-        "3", "Informative experts beat noisy (error-sampling) experts in EAPO", "eapo", "expert_noisy", +1, float("nan")
-    ),
-    Claim("3", "Informative experts beat meaningless guidance in EAPO", "eapo", "expert_constant", +1, float("nan")),
-    Claim(
-        "2",
-        "Parallel consults (K=3) beat sequential (K=1) at the same turn budget",
-        "expert_noisy",
-        "noisy_k1",
-        +1,
-        64.07 - 61.79,
-    ),
-    Claim("E", "Error-sampling experts hurt the workflow", "workflow_noisy", "expert_workflow", -1, 42.82 - 49.39),
-    Claim("E", "Meaningless guidance hurts the workflow", "workflow_constant", "expert_workflow", -1, 42.92 - 49.39),
-)
-
-
 def verdict(claim: Claim, est: Estimate) -> str:
     """``supported`` / ``contradicted`` / ``inconclusive`` from the CI of ``a - b`` and the claim's sign."""
     above, below = est.lo > 0, est.hi < 0
@@ -198,3 +178,27 @@ def verdict(claim: Claim, est: Estimate) -> str:
     if (claim.sign > 0 and below) or (claim.sign < 0 and above):
         return "contradicted"
     return "inconclusive (CI spans 0)"
+
+
+def ci95_bootstrap(values: Sequence[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of the mean of ``values`` (resampling the values)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    if v.size == 1:
+        return (float(v[0]), float(v[0]))
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(reps, v.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+def ci95_normal(values: Sequence[float]) -> tuple[float, float]:
+    """``mean ± 1.96 * sd / sqrt(n)`` (sample sd, ddof 1), clipped to [0, 1] for scores."""
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        m = float(v.mean()) if v.size else float("nan")
+        return (m, m)
+    half = 1.96 * float(v.std(ddof=1)) / math.sqrt(v.size)
+    m = float(v.mean())
+    return (max(0.0, m - half), min(1.0, m + half))
