@@ -352,12 +352,14 @@ class TrainConfig:
 
     def acceptance(self) -> Schedule:
         """p(t) in effect (the one resolver: trainer log, env wrappers, checkpoints)."""
-        return parse_schedule(self.acceptance_schedule or f"linear:1.0:0.0:{max(1, self.steps // 2)}")
+        spec = self.acceptance_schedule or f"linear:1.0:0.0:{max(1, self.steps // 2)}"
+        return parse_schedule(spec, horizon=max(1, self.steps))  # `P%` counts are shares of this run
 
     def turns(self) -> Schedule:
         """Turn budget in effect: ``turn_schedule`` or the default over ``steps``."""
         half = max(1, self.steps // 2)
-        return parse_schedule(self.turn_schedule or f"linear:{self.max_turns}:{min(4, self.max_turns)}:{half}")
+        spec = self.turn_schedule or f"linear:{self.max_turns}:{min(4, self.max_turns)}:{half}"
+        return parse_schedule(spec, horizon=max(1, self.steps))
 
     def evaluation(self) -> EvalConfig:
         """The held-out evaluation this run ends with: its ``eval_*`` fields and sampling knobs, built once."""

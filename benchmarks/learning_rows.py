@@ -10,9 +10,10 @@ at toy scale, identically for every row (:func:`row_config`):
   mini-batch fields) read from ``agents/configs/quickstart.toml``, the regime the quickstart is tested
   with, since the packaged configs carry the paper's 7B values (lr 1e-6). The consult penalty and p(t)
   are the method's own (each row's config): they are what the EAPO rows compare;
-* the update budget: RL rows run ``steps`` rollout batches; schedules written for the config's own
-  ``steps`` are rescaled to the benchmark's, so an ablation keeps its shape (a budget-matched constant
-  stays budget-matched); distillation SFT gets as many optimizer steps as RL takes.
+* the update budget: RL rows run ``steps`` rollout batches; the packaged schedules write their step
+  counts as shares of the run (``linear:1.0:0.0:25%``, :mod:`eapo_env.schedules`), so setting ``steps``
+  is all it takes for an ablation to keep its shape (a budget-matched constant stays budget-matched);
+  distillation SFT gets as many optimizer steps as RL takes.
 
 Example:
     >>> [r.key for r in rows_for("smoke")][:3]
@@ -191,34 +192,11 @@ def rows_for(profile: str) -> list[Row]:
     return [table[k] for k in PROFILES[profile].rows]
 
 
-def rescale_schedule(spec: str, from_steps: int, to_steps: int) -> str:
-    """``spec`` with its step counts scaled by ``to_steps / from_steps`` (its shape over the run kept).
-
-    >>> rescale_schedule("linear:1.0:0.0:400", 500, 100), rescale_schedule("const:0.4", 500, 100)
-    ('linear:1.0:0.0:80', 'const:0.4')
-    >>> rescale_schedule("piecewise:0=1,250=0.5", 500, 100), rescale_schedule("exp:1.0:0.99", 500, 250)
-    ('piecewise:0=1,50=0.5', 'exp:1.0:0.9801')
-    """
-    f = to_steps / max(1, from_steps)
-    kind, _, rest = spec.partition(":")
-    if kind in ("linear", "cosine", "step"):
-        a, b, n = rest.split(":")
-        return f"{kind}:{a}:{b}:{max(1, round(int(n) * f))}"
-    if kind == "piecewise":
-        points = [p.split("=") for p in rest.split(",")]
-        return "piecewise:" + ",".join(f"{round(int(s) * f)}={v}" for s, v in points)
-    if kind == "exp":
-        start, decay, *floor = rest.split(":")
-        return ":".join(["exp", start, f"{float(decay) ** (1 / f):.6g}", *floor])
-    return spec
-
-
 def toy_regime(path: Path = CONFIGS / "quickstart.toml") -> dict[str, Any]:
     """The learner settings of ``quickstart.toml`` that :class:`TrainConfig` knows (see ``TOY_KEYS``)."""
     quick = load_config(path)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     out = {k: getattr(quick, k) for k in TOY_KEYS if k in known}
-    out["turn_schedule"] = rescale_schedule(quick.turn_schedule, quick.steps, 1000)  # normalised to 1000
     return out
 
 
@@ -240,11 +218,9 @@ def row_config(
 ) -> TrainConfig:
     """The packaged config of ``row`` with the benchmark's shared settings (module doc)."""
     own = load_config(row.config)
-    toy = (
-        toy_regime() if profile.toy_regime else {"turn_schedule": rescale_schedule(own.turn_schedule, own.steps, 1000)}
-    )
+    toy = toy_regime() if profile.toy_regime else {}
     steps = profile.steps
-    changes: dict[str, Any] = {k: v for k, v in toy.items() if k != "turn_schedule"}
+    changes: dict[str, Any] = dict(toy)
     changes.update(
         policy=policy,
         seed=seed,
@@ -255,9 +231,7 @@ def row_config(
         eval_num_problems=profile.eval_problems,
         eval_k=profile.eval_k,
         eval_pass_ks=tuple(k for k in (1, 8, 32) if k <= profile.eval_k),
-        steps=segment_steps or steps,
-        acceptance_schedule=rescale_schedule(own.acceptance_schedule, own.steps, steps),
-        turn_schedule=rescale_schedule(toy["turn_schedule"], 1000, steps),
+        steps=steps,
         progress_bar=False,
         tensorboard=False,
         checkpoint_every=max(1, steps),
@@ -266,7 +240,12 @@ def row_config(
     for name in ("prompts_per_step", "group_size", "max_turn_tokens"):
         if getattr(profile, name) is not None:
             changes[name] = getattr(profile, name)
-    cfg = own.replace(**changes)
+    full = own.replace(**changes)
+    # The schedules resolved over the whole run, written out: a segment (``segment_steps``, a curve point)
+    # runs to an earlier end on the same schedules, and the record and report name the counts that ran.
+    cfg = full.replace(
+        steps=segment_steps or steps, acceptance_schedule=str(full.acceptance()), turn_schedule=str(full.turns())
+    )
     if cfg.method == "distill_sft":  # the same number of optimizer steps as an RL row
         cfg = cfg.replace(distill_steps=steps * updates_per_step(cfg), distill_num_problems=profile.distill_problems)
     return cfg

@@ -5,7 +5,8 @@ schedule is a frozen dataclass (value equality, hashable), prints as a canonical
 :func:`parse_schedule` reads back to an equal schedule, and round-trips through
 :meth:`~Schedule.to_dict` / :func:`schedule_from_dict` for checkpoints.
 
-Grammar (numbers are Python floats; ``steps``/``every`` and piecewise steps are integers):
+Grammar (numbers are Python floats; ``steps``/``every`` and piecewise steps are integers, or a share
+of the run written ``P%``, see below):
 
 ====================================  =============================================================
 ``const:V`` or ``V``                  ``V``
@@ -16,7 +17,21 @@ Grammar (numbers are Python floats; ``steps``/``every`` and piecewise steps are 
 ``piecewise:S0=V0,S1=V1,...``         linear between points, clamped to the first/last value
 ====================================  =============================================================
 
+Relative step counts. Any step count of ``linear``/``cosine``/``step`` and any piecewise step may be
+written as a percentage of the run, ``P%`` (``P`` a number >= 0, > 0 for a count), so one config
+keeps its shape when a run's ``steps`` changes. Such a spec is resolved where it is used, by
+``parse_schedule(spec, horizon=steps)``: a count ``P%`` becomes ``round(P * steps / 100)`` (at least 1
+for ``linear``/``cosine``/``step``). Parsing a relative spec without a horizon is a ``ValueError``:
+there is no run length to take a share of. The resolved schedule is the absolute one (equal to it,
+printed as it); it remembers the spec it came from in ``source``, and :meth:`~Schedule.to_dict` keeps
+both (``spec``: the absolute form a resume reads back; ``source``: what the config said).
+``exp`` has no step count: its ``DECAY`` is per step, so it stays absolute (a longer run decays further).
+
 Example:
+    >>> str(parse_schedule("piecewise:0=1,20%=1,45%=0", horizon=80))
+    'piecewise:0=1.0,16=1.0,36=0.0'
+    >>> parse_schedule("linear:1.0:0.0:25%", horizon=400).to_dict()
+    {'kind': 'linear', 'spec': 'linear:1.0:0.0:100', 'source': 'linear:1.0:0.0:25%'}
     >>> s = parse_schedule("linear:1.0:0.0:500")
     >>> s(0), s(250), s(500), s(10_000)
     (1.0, 0.5, 0.0, 0.0)
@@ -31,8 +46,8 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, cast
 
 __all__ = [
     "GRAMMAR",
@@ -51,7 +66,8 @@ __all__ = [
 GRAMMAR = (
     "accepted schedules: 'const:V' or a bare number 'V', 'linear:START:END:STEPS', "
     "'exp:START:DECAY[:FLOOR]', 'cosine:START:END:STEPS', 'step:START:GAMMA:EVERY', "
-    "'piecewise:STEP=VALUE,STEP=VALUE,...' (STEPS/EVERY/STEP integers > 0, >= 0 for points)"
+    "'piecewise:STEP=VALUE,STEP=VALUE,...' (STEPS/EVERY/STEP integers > 0, >= 0 for points, or a share "
+    "of the run 'P%' resolved with parse_schedule(spec, horizon=steps))"
 )
 
 
@@ -109,8 +125,10 @@ class Schedule:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :func:`schedule_from_dict` reads it back."""
-        return {"kind": self.kind, "spec": str(self)}
+        """A JSON-ready dict; :func:`schedule_from_dict` reads it back. ``spec`` is the absolute form (what
+        a resume runs); ``source``, present for a schedule resolved from a relative spec, is that spec."""
+        source = getattr(self, "source", "")
+        return {"kind": self.kind, "spec": str(self), **({"source": source} if source else {})}
 
 
 @dataclass(frozen=True)
@@ -137,6 +155,7 @@ class Linear(Schedule):
     start: float
     end: float
     steps: int
+    source: str = field(default="", compare=False, repr=False)  # the relative spec it was resolved from
     kind: ClassVar[str] = "linear"
 
     def __post_init__(self) -> None:
@@ -186,6 +205,7 @@ class Cosine(Schedule):
     start: float
     end: float
     steps: int
+    source: str = field(default="", compare=False, repr=False)  # the relative spec it was resolved from
     kind: ClassVar[str] = "cosine"
 
     def __post_init__(self) -> None:
@@ -208,6 +228,7 @@ class Step(Schedule):
     start: float
     gamma: float
     every: int
+    source: str = field(default="", compare=False, repr=False)  # the relative spec it was resolved from
     kind: ClassVar[str] = "step"
 
     def __post_init__(self) -> None:
@@ -229,6 +250,7 @@ class Piecewise(Schedule):
     """Linear interpolation between ``(step, value)`` points (strictly increasing steps)."""
 
     points: tuple[tuple[int, float], ...]
+    source: str = field(default="", compare=False, repr=False)  # the relative spec it was resolved from
     kind: ClassVar[str] = "piecewise"
 
     def __post_init__(self) -> None:
@@ -274,15 +296,45 @@ def _int(text: str, spec: str) -> int:
         raise ValueError(f"bad integer {text!r} in schedule {spec!r}; {GRAMMAR}") from None
 
 
-def parse_schedule(text: str) -> Schedule:
+class _Counts:
+    """Reads the step counts of one spec: integers, or ``P%`` of ``horizon`` (and notes that it saw one)."""
+
+    def __init__(self, spec: str, horizon: int | None) -> None:
+        self.spec, self.horizon, self.relative = spec, horizon, False
+
+    def __call__(self, text: str, at_least_one: bool) -> int:
+        text = text.strip()
+        if not text.endswith("%"):
+            return _int(text, self.spec)
+        share = _float(text[:-1], self.spec)
+        if share < 0 or (at_least_one and share == 0):
+            raise ValueError(f"share {text!r} must be {'> 0' if at_least_one else '>= 0'}")
+        if self.horizon is None:
+            raise ValueError(f"{text!r} is a share of the run: parse it with horizon=<the run's steps>")
+        self.relative = True
+        count = round(share * self.horizon / 100)
+        return max(1, count) if at_least_one else count
+
+
+def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
     """Parse a short schedule string (see the module grammar); ``ValueError`` on anything else.
 
-    >>> parse_schedule("0.5"), parse_schedule("exp:1.0:0.99")(1)
-    (Constant(value=0.5), 0.99)
+    ``horizon``: the run's length in steps, which resolves ``P%`` counts (needed only for them).
+
+    >>> parse_schedule("0.5"), parse_schedule("exp:1.0:0.99")(1), parse_schedule("cosine:1:0:50%", horizon=60)
+    (Constant(value=0.5), 0.99, Cosine(start=1.0, end=0.0, steps=30))
     """
     if not isinstance(text, str):
         raise TypeError(f"schedule spec must be a str, got {type(text).__name__}")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0):
+        raise ValueError(f"schedule horizon must be a positive integer (the run's steps), got {horizon!r}")
     spec = text.strip()
+    count = _Counts(spec, horizon)
+    schedule = _parse(spec, text, count)
+    return replace(cast(Any, schedule), source=spec) if count.relative else schedule
+
+
+def _parse(spec: str, text: str, count: _Counts) -> Schedule:
     kind, _, rest = spec.partition(":")
     args = rest.split(":") if rest else []
     arity = {"const": (1,), "linear": (3,), "exp": (2, 3), "cosine": (3,), "step": (3,)}
@@ -297,7 +349,7 @@ def parse_schedule(text: str) -> Schedule:
                 s, eq, v = item.partition("=")
                 if not eq:
                     raise ValueError(f"point {item!r} is not STEP=VALUE")
-                points.append((_int(s.strip(), spec), _float(v.strip(), spec)))
+                points.append((count(s, at_least_one=False), _float(v.strip(), spec)))
             return Piecewise(tuple(points))
         if kind not in arity or len(args) not in arity[kind]:
             raise ValueError("unknown kind or wrong number of fields")
@@ -309,7 +361,7 @@ def parse_schedule(text: str) -> Schedule:
                 _float(args[0], spec), _float(args[1], spec), -math.inf if floor == "-inf" else _float(floor, spec)
             )
         a, b = _float(args[0], spec), _float(args[1], spec)
-        n = _int(args[2], spec)
+        n = count(args[2], at_least_one=True)
         return {"linear": Linear, "cosine": Cosine, "step": Step}[kind](a, b, n)
     except ValueError as exc:
         msg = str(exc)
@@ -325,7 +377,10 @@ def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
     schedule = parse_schedule(data["spec"])
     if "kind" in data and data["kind"] != schedule.kind:
         raise ValueError(f"schedule dict kind {data['kind']!r} does not match its spec {data['spec']!r}")
-    return schedule
+    source = data.get("source", "")
+    if not isinstance(source, str) or (source and not hasattr(schedule, "source")):
+        raise ValueError(f"schedule dict source must be the spec it was resolved from, got {source!r}")
+    return replace(cast(Any, schedule), source=source) if source else schedule
 
 
 def as_schedule(value: Schedule | str | float | int | Sequence[Any] | Mapping[str, Any]) -> Schedule:

@@ -10,7 +10,6 @@ from agents.baselines import expert_replies, with_policy_expert, workflow_proble
 from agents.config import load_config
 from agents.methods import METHODS, RUNNERS, register, runner
 from eapo_env import prompts
-from eapo_env.schedules import parse_schedule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "agents" / "configs"
 
@@ -65,12 +64,12 @@ def test_an_ablation_changes_only_its_knob(name):
 
 def test_budget_matched_constant_spends_the_default_schedules_budget():
     default, const = load_config("eapo"), load_config("eapo_sched_const")
-    p = parse_schedule(default.acceptance_schedule)
+    p = default.acceptance()
     mean_p = sum(p(t) for t in range(default.steps)) / default.steps
-    assert parse_schedule(const.acceptance_schedule)(0) == pytest.approx(mean_p, abs=0.005)
+    assert const.acceptance()(0) == pytest.approx(mean_p, abs=0.005)
     slow, fast = (
-        parse_schedule(load_config("eapo_sched_slow").acceptance_schedule),
-        parse_schedule(load_config("eapo_sched_fast").acceptance_schedule),
+        load_config("eapo_sched_slow").acceptance(),
+        load_config("eapo_sched_fast").acceptance(),
     )
     mid = next(t for t in range(default.steps) if p(t) <= 0.5)  # half-way down the default's decay
     assert fast(mid) < p(mid) < slow(mid)
@@ -188,9 +187,9 @@ def test_mechanism_rows_share_prompt_caps_and_give_a_real_dose():
         ("eapo", True, hint.max_turn_tokens, hint.max_total_tokens, hint.turn_schedule)
     }
     assert {c.expert for c in rows} == {"hint", "reference", "constant"}
-    never = parse_schedule(load_config("mech_self_explore").acceptance_schedule)
+    never = load_config("mech_self_explore").acceptance()
     assert all(never(t) == 0.0 for t in range(hint.steps))
-    p = parse_schedule(hint.acceptance_schedule)
+    p = hint.acceptance()
     first_half = [p(t) for t in range(hint.steps // 2)]
     assert sum(first_half) / len(first_half) >= 0.5  # a meaningful share of the run with p(t) > 0
     assert all(p(t) == 0.0 for t in range(int(0.5 * hint.steps), hint.steps))  # and time left to wean

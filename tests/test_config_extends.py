@@ -18,8 +18,8 @@ from agents.config_io import read_toml
 # config -> (the config it extends, the values it produced for the keys that differ from that base)
 PACKAGED_ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "eapo_sched_const": ("eapo", {"acceptance_schedule": "const:0.126"}),
-    "eapo_sched_slow": ("eapo", {"acceptance_schedule": "linear:1.0:0.0:200"}),
-    "eapo_sched_fast": ("eapo", {"acceptance_schedule": "linear:1.0:0.0:50"}),
+    "eapo_sched_slow": ("eapo", {"acceptance_schedule": "linear:1.0:0.0:50%"}),  # 200 of 400 (resolved below)
+    "eapo_sched_fast": ("eapo", {"acceptance_schedule": "linear:1.0:0.0:12.5%"}),  # 50 of 400
     "eapo_expert_self": ("eapo", {"expert": "policy", "expert_kwargs": {"max_new_tokens": 96, "temperature": 1.0}}),
     "eapo_expert_noisy": ("eapo", {"expert": "noisy", "expert_kwargs": {"base": "reference", "error_rate": 0.5}}),
     "eapo_expert_noisy_k1": (
@@ -41,6 +41,49 @@ PACKAGED_ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "eapo_placebo": ("eapo_hint", {"expert": "constant"}),
     "mech_self_explore": ("eapo_hint", {"acceptance_schedule": "const:0.0"}),
 }
+
+
+# config -> (steps, p(t), turn budget) it resolved to at its own steps when every packaged schedule was
+# written in absolute steps (captured before they became shares of the run, ``25%``; issue 21).
+RESOLVED_SCHEDULES: dict[str, tuple[int, str, str]] = {
+    "base": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+    "distill_lora": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+    "distill_sft": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+    "eapo": (400, "linear:1.0:0.0:100", "linear:4.0:2.0:200"),
+    "eapo_answer": (80, "piecewise:0=1.0,16=1.0,36=0.0", "linear:4.0:2.0:40"),
+    "eapo_expert_constant": (400, "linear:1.0:0.0:100", "linear:4.0:2.0:200"),
+    "eapo_expert_noisy": (400, "linear:1.0:0.0:100", "linear:4.0:2.0:200"),
+    "eapo_expert_noisy_k1": (400, "linear:1.0:0.0:100", "linear:4.0:2.0:200"),
+    "eapo_expert_self": (400, "linear:1.0:0.0:100", "linear:4.0:2.0:200"),
+    "eapo_hint": (80, "piecewise:0=1.0,16=1.0,36=0.0", "linear:4.0:2.0:40"),
+    "eapo_placebo": (80, "piecewise:0=1.0,16=1.0,36=0.0", "linear:4.0:2.0:40"),
+    "eapo_sched_const": (400, "const:0.126", "linear:4.0:2.0:200"),
+    "eapo_sched_fast": (400, "linear:1.0:0.0:50", "linear:4.0:2.0:200"),
+    "eapo_sched_slow": (400, "linear:1.0:0.0:200", "linear:4.0:2.0:200"),
+    "expert_workflow": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+    "mech_distill_full": (100, "linear:1.0:0.0:50", "linear:4.0:4.0:50"),
+    "mech_self_explore": (80, "const:0.0", "linear:4.0:2.0:40"),
+    "quickstart": (100, "linear:1.0:0.0:50", "linear:4.0:2.0:50"),
+    "self_collab": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+    "self_explore": (400, "linear:1.0:0.0:200", "linear:4.0:2.0:200"),
+    "workflow_constant": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+    "workflow_noisy": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+}
+
+
+def test_every_packaged_config_resolves_to_the_schedules_it_had() -> None:
+    packaged = sorted(p.stem for p in (Path(__file__).parents[1] / "agents" / "configs").glob("*.toml"))
+    assert packaged == sorted(RESOLVED_SCHEDULES)
+    for name in packaged:
+        config = load_config(name)
+        assert (config.steps, str(config.acceptance()), str(config.turns())) == RESOLVED_SCHEDULES[name], name
+
+
+def test_a_relative_schedule_follows_a_steps_override() -> None:
+    eapo, short = load_config("eapo"), load_config("eapo", steps=60)
+    assert "%" in eapo.acceptance_schedule and short.acceptance_schedule == eapo.acceptance_schedule
+    assert (str(short.acceptance()), str(short.turns())) == ("linear:1.0:0.0:15", "linear:4.0:2.0:30")
+    assert str(eapo.replace(steps=8).acceptance()) == "linear:1.0:0.0:2"
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGED_ABLATIONS))

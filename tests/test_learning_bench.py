@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -14,10 +15,162 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from learning_claims import CLAIMS  # noqa: E402
-from learning_rows import PROFILES, ROWS, rescale_schedule, row_config  # noqa: E402
+from learning_rows import PROFILES, ROWS, row_config, row_table  # noqa: E402
 
 from agents.stats import Claim, Estimate, RowScores, difference, mean_score, verdict  # noqa: E402
 from eapo_env.schedules import parse_schedule  # noqa: E402
+
+# (row set, row) -> {steps: 'acceptance | turns'} that row_config resolved to by rescaling the strings (captured
+# before it was removed); 'ValueError': a piecewise too short for that many steps, then and now.
+RESCALED_ROW_SCHEDULES: dict[tuple[str, str], dict[int, str]] = {
+    ("mechanism", "distill_full"): {
+        3: "linear:1.0:0.0:1 | linear:4.0:4.0:1",
+        7: "linear:1.0:0.0:3 | linear:4.0:4.0:3",
+        40: "linear:1.0:0.0:20 | linear:4.0:4.0:20",
+        80: "linear:1.0:0.0:40 | linear:4.0:4.0:40",
+        100: "linear:1.0:0.0:50 | linear:4.0:4.0:50",
+    },
+    ("mechanism", "eapo_answer"): {
+        3: "ValueError",
+        7: "piecewise:0=1.0,1=1.0,3=0.0 | linear:4.0:2.0:4",
+        40: "piecewise:0=1.0,8=1.0,18=0.0 | linear:4.0:2.0:20",
+        80: "piecewise:0=1.0,16=1.0,36=0.0 | linear:4.0:2.0:40",
+        100: "piecewise:0=1.0,20=1.0,45=0.0 | linear:4.0:2.0:50",
+    },
+    ("mechanism", "eapo_hint"): {
+        3: "ValueError",
+        7: "piecewise:0=1.0,1=1.0,3=0.0 | linear:4.0:2.0:4",
+        40: "piecewise:0=1.0,8=1.0,18=0.0 | linear:4.0:2.0:20",
+        80: "piecewise:0=1.0,16=1.0,36=0.0 | linear:4.0:2.0:40",
+        100: "piecewise:0=1.0,20=1.0,45=0.0 | linear:4.0:2.0:50",
+    },
+    ("mechanism", "eapo_placebo"): {
+        3: "ValueError",
+        7: "piecewise:0=1.0,1=1.0,3=0.0 | linear:4.0:2.0:4",
+        40: "piecewise:0=1.0,8=1.0,18=0.0 | linear:4.0:2.0:20",
+        80: "piecewise:0=1.0,16=1.0,36=0.0 | linear:4.0:2.0:40",
+        100: "piecewise:0=1.0,20=1.0,45=0.0 | linear:4.0:2.0:50",
+    },
+    ("mechanism", "self_explore"): {
+        3: "const:0.0 | linear:4.0:2.0:2",
+        7: "const:0.0 | linear:4.0:2.0:4",
+        40: "const:0.0 | linear:4.0:2.0:20",
+        80: "const:0.0 | linear:4.0:2.0:40",
+        100: "const:0.0 | linear:4.0:2.0:50",
+    },
+    ("paper", "base"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "distill_full"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "distill_lora"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "eapo"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:2 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:15 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:25 | linear:4.0:2.0:50",
+    },
+    ("paper", "expert_constant"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:2 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:15 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:25 | linear:4.0:2.0:50",
+    },
+    ("paper", "expert_noisy"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:2 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:15 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:25 | linear:4.0:2.0:50",
+    },
+    ("paper", "expert_self"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:2 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:15 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:25 | linear:4.0:2.0:50",
+    },
+    ("paper", "expert_workflow"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "noisy_k1"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:2 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:15 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:25 | linear:4.0:2.0:50",
+    },
+    ("paper", "sched_const"): {
+        2: "const:0.126 | linear:4.0:2.0:1",
+        3: "const:0.126 | linear:4.0:2.0:2",
+        7: "const:0.126 | linear:4.0:2.0:4",
+        60: "const:0.126 | linear:4.0:2.0:30",
+        100: "const:0.126 | linear:4.0:2.0:50",
+    },
+    ("paper", "sched_fast"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:1 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:8 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:12 | linear:4.0:2.0:50",
+    },
+    ("paper", "sched_slow"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:2 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:4 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "self_collab"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "self_explore"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "workflow_constant"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+    ("paper", "workflow_noisy"): {
+        2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
+        3: "linear:1.0:0.0:1 | linear:4.0:2.0:2",
+        7: "linear:1.0:0.0:3 | linear:4.0:2.0:4",
+        60: "linear:1.0:0.0:30 | linear:4.0:2.0:30",
+        100: "linear:1.0:0.0:50 | linear:4.0:2.0:50",
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +232,26 @@ def test_rows_scale_their_schedules_to_the_benchmark_budget():
     default = parse_schedule(row_config(by_key["eapo"], profile, 0, "p", "g", "g").acceptance_schedule)
     const = parse_schedule(row_config(by_key["sched_const"], profile, 0, "p", "g", "g").acceptance_schedule)
     budget = np.mean([default(t) for t in range(profile.steps)])
-    assert const(0) == pytest.approx(budget, abs=0.01)  # still budget-matched after rescaling
-    assert rescale_schedule("cosine:1:0:50", 100, 300) == "cosine:1:0:150"
+    assert const(0) == pytest.approx(budget, abs=0.01)  # still budget-matched at the benchmark's steps
+
+
+@pytest.mark.parametrize("key", sorted(RESCALED_ROW_SCHEDULES))
+def test_relative_schedules_resolve_to_what_rescaling_produced(key):
+    """The rows set only ``steps``; the packaged share-of-the-run schedules give each row, at each budget,
+    the very schedules the string rescaling used to write (and a piecewise too short still fails)."""
+    row_set, row_key = key
+    profile = PROFILES["mechanism" if row_set == "mechanism" else "quick"]
+    for steps, expected in RESCALED_ROW_SCHEDULES[key].items():
+        budget = dataclasses.replace(profile, steps=steps)
+        if expected == "ValueError":
+            with pytest.raises(ValueError, match="strictly increasing"):
+                row_config(row_table(budget)[row_key], budget, 0, "p", "g", "g")
+            continue
+        cfg = row_config(row_table(budget)[row_key], budget, 0, "p", "g", "g")
+        assert f"{cfg.acceptance()} | {cfg.turns()}" == expected, (key, steps)
+        # a curve segment stops early on the same (whole-run) schedules
+        seg = row_config(row_table(budget)[row_key], budget, 0, "p", "g", "g", segment_steps=max(1, steps // 2))
+        assert (seg.acceptance(), seg.turns()) == (cfg.acceptance(), cfg.turns())
 
 
 def test_distillation_gets_the_rl_rows_optimizer_steps():

@@ -224,3 +224,86 @@ def test_dicts_and_coercion() -> None:
         as_schedule(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         as_schedule(True)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ relative step counts (share of the run)
+_shares = st.integers(1, 800).map(lambda half_percent: half_percent / 2)  # 0.5 % .. 400 %, e.g. 12.5
+_horizons = st.integers(1, 10**6)
+
+
+def _pct(share: float) -> str:
+    return f"{share:g}%"
+
+
+@given(kind=st.sampled_from(["linear", "cosine", "step"]), a=_finite, b=_finite, share=_shares, horizon=_horizons)
+def test_a_relative_count_is_that_share_of_the_horizon(
+    kind: str, a: float, b: float, share: float, horizon: int
+) -> None:
+    relative = parse_schedule(f"{kind}:{a!r}:{b!r}:{_pct(share)}", horizon=horizon)
+    absolute = parse_schedule(f"{kind}:{a!r}:{b!r}:{max(1, round(share * horizon / 100))}")
+    assert relative == absolute and str(relative) == str(absolute)
+    assert relative.to_dict() == {**absolute.to_dict(), "source": f"{kind}:{a!r}:{b!r}:{_pct(share)}"}
+
+
+@given(
+    shares=st.lists(st.integers(0, 400), min_size=1, max_size=5, unique=True).map(sorted),
+    values=st.lists(_finite, min_size=5, max_size=5),
+    horizon=_horizons,
+)
+def test_relative_piecewise_points_round_to_steps(shares: list[int], values: list[float], horizon: int) -> None:
+    spec = "piecewise:" + ",".join(f"{s}%={v!r}" for s, v in zip(shares, values))
+    steps = [round(s * horizon / 100) for s in shares]
+    if len(set(steps)) < len(steps):  # two shares landing on one step: the same error as written out
+        with pytest.raises(ValueError, match="strictly increasing"):
+            parse_schedule(spec, horizon=horizon)
+        return
+    absolute = parse_schedule("piecewise:" + ",".join(f"{s}={v!r}" for s, v in zip(steps, values)))
+    assert parse_schedule(spec, horizon=horizon) == absolute
+
+
+@given(
+    kind=st.sampled_from(["linear", "cosine", "step", "piecewise"]),
+    percent=st.integers(1, 100),
+    hundreds=st.integers(1, 20),
+    factor=st.integers(2, 7),
+    fraction=st.floats(0.0, 1.5),
+)
+def test_changing_steps_keeps_the_shape(kind: str, percent: int, hundreds: int, factor: int, fraction: float) -> None:
+    """The same relative spec over a run ``factor`` times longer takes the same values ``factor`` times later."""
+    spec = f"piecewise:0=1.0,{percent}%=0.25,{percent + 50}%=0.0" if kind == "piecewise" else f"{kind}:1:0.5:{percent}%"
+    short, long = parse_schedule(spec, horizon=100 * hundreds), parse_schedule(spec, horizon=100 * hundreds * factor)
+    step = int(fraction * 100 * hundreds)
+    assert long(factor * step) == pytest.approx(short(step), rel=1e-12, abs=1e-12)  # cosine: pi*t/n rounding
+
+
+def test_relative_specs_need_a_horizon_and_stay_resolved_through_dicts() -> None:
+    for spec in ("linear:1:0:25%", "piecewise:0=1,50%=0.5", "cosine:1:0:10%", "step:1:0.5:5%"):
+        with pytest.raises(ValueError, match="horizon"):
+            parse_schedule(spec)
+    resolved = parse_schedule("piecewise:0=1,50%=0.5", horizon=60)
+    saved = json.loads(json.dumps(resolved.to_dict()))
+    assert saved == {"kind": "piecewise", "spec": "piecewise:0=1.0,30=0.5", "source": "piecewise:0=1,50%=0.5"}
+    back = schedule_from_dict(saved)
+    assert back == resolved == parse_schedule(saved["spec"]) and back.to_dict() == saved  # a resume runs `spec`
+    assert parse_schedule("linear:1:0:25", horizon=60) == Linear(1.0, 0.0, 25)  # absolute counts ignore it
+    assert parse_schedule("exp:1.0:0.99", horizon=60) == Exponential(1.0, 0.99)  # per-step decay: no share
+
+
+@pytest.mark.parametrize(
+    ("spec", "horizon"),
+    [
+        ("linear:1:0:0%", 10),
+        ("linear:1:0:-5%", 10),
+        ("piecewise:-5%=1", 10),
+        ("linear:1:0:x%", 10),
+        ("exp:1:99%", 10),
+        ("linear:1:0:25%", 0),
+        ("linear:1:0:25%", True),
+        ("const:0.5", -3),
+    ],
+)
+def test_bad_relative_specs_and_horizons(spec: str, horizon: int) -> None:
+    with pytest.raises(ValueError):
+        parse_schedule(spec, horizon=horizon)
+    with pytest.raises(ValueError):
+        schedule_from_dict({"kind": "const", "spec": "const:1.0", "source": "const:1.0"})  # nothing to resolve
