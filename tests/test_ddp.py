@@ -242,7 +242,10 @@ def test_torchrun_train_command_writes_once_and_ranks_agree(tmp_path, strategy):
     proc = _torchrun(
         "-m", "agents.cli", "train", "--config", "quickstart", "--out", str(out), "--no-progress",
         "--set", "steps=2", "prompts_per_step=4", "group_size=4", "eval_num_problems=8", "eval_k=2",
-        "eval_pass_ks=[1]", f'distributed="{strategy}"', timeout=240,
+        "eval_pass_ks=[1]", f'distributed="{strategy}"',
+        # quickstart's schedules are shares of the run: at steps=2, p(t) = 0 and 2 turns by step 1, where
+        # every group may be all-wrong (nothing to update); fixed schedules keep both steps updating
+        'acceptance_schedule="const:1.0"', 'turn_schedule="const:4"', timeout=240,
     )  # fmt: skip
     print(f"torchrun train ({strategy}): {time.perf_counter() - t0:.1f} s")
     assert proc.stdout.count("eapo: run in") == 1, proc.stdout  # rank 0 reports, rank 1 is silent
