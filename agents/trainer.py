@@ -124,8 +124,8 @@ class TrainingRun:
     tokenizer: Any
     pad_id: int
     source: Any  # the training problem source
-    envs: Any  # one vector env holding every episode of a step
-    engine: Any
+    envs: Any  # one vector env holding every episode of a step (None with Ray workers: they own theirs)
+    engine: Any  # the rollout engine (None with Ray workers)
     optimizer: torch.optim.Optimizer
     scheduler: Any
     acceptance: Schedule
@@ -158,15 +158,16 @@ def start_run(config: TrainConfig, out: Path, resume: bool, log: Callable[[str],
             out, resume, module, optimizer, scheduler, config, log
         )  # checkpoint's schedules win
     source = load_problems(config.problems, seed=config.problems_seed)
+    pool = start_workers(config, policy_dir, rollout_model, log) if config.rollout_workers else None
+    local = pool is None  # with Ray workers the actors own the envs and engines: none are built here
+    episodes = len(distributed.rank_groups(config.prompts_per_step)) * config.group_size
     return TrainingRun(
         config=config, out=out, device=device, policy_dir=policy_dir, module=module, rollout_model=rollout_model,
         ref_model=ref_model, tokenizer=tokenizer, pad_id=pad_id, source=source,
-        envs=make_envs(config, len(distributed.rank_groups(config.prompts_per_step)) * config.group_size, source),
-        engine=build_engine(config, rollout_model, tokenizer, device),
+        envs=make_envs(config, episodes, source) if local else None,
+        engine=build_engine(config, rollout_model, tokenizer, device) if local else None,
         optimizer=optimizer, scheduler=scheduler, acceptance=config.acceptance(),
-        turns=config.turns(), start_step=start_step,
-        pool=start_workers(config, policy_dir, rollout_model, log) if config.rollout_workers else None,
-        learner=learner,
+        turns=config.turns(), start_step=start_step, pool=pool, learner=learner,
     )  # fmt: skip
 
 
@@ -352,7 +353,8 @@ def train(
         bar.close()
     if logger is not None:
         logger.close()
-    run.envs.close()
+    if run.envs is not None:
+        run.envs.close()
     if run.pool is not None:
         run.pool.close()
     digests = distributed.digests_over_ranks(run.module)  # an error if the ranks' weights differ
