@@ -129,6 +129,8 @@ def session(device: str, timeout_s: float) -> Iterator[torch.device]:
         rank_dev = init_from_env(pick_device(device), timeout_s)
         ours = not before and dist.is_initialized()
         yield rank_dev
+        if ours:  # leave together: a rank that tears gloo down while a peer still runs (rank 0's final
+            dist.barrier()  # evaluation) was seen to abort at exit ("terminate called without an active exception")
     finally:
         if ours:
             destroy()

@@ -170,7 +170,7 @@ def test_batched_requests_carry_several_queries_in_order(fresh, mode):
     else:
         sizes = [len(p["prompt"]) for p in fresh.stats.payloads]
         assert all(isinstance(x, str) for p in fresh.stats.payloads for x in p["prompt"])
-    assert sizes == [3, 3, 4]
+    assert sorted(sizes) == [3, 3, 4]  # the three requests go out together: the server sees them in any order
     s = expert.stats
     assert (s.requests, s.ok, s.attempts) == (10, 10, 3)
     assert all(r.tokens == 0 for r in replies) and s.completion_tokens == sum(len(r.text.split()) for r in replies)
