@@ -17,9 +17,14 @@ TRAIN_ID = "EAPO-Math-v0"
 EVAL_ID = "EAPO-Math-Eval-v0"
 TOKEN_ID = "EAPO-Math-Token-v0"
 
+#: Tasks beyond math (DESIGN §11): ``EAPO-<Name>-v0`` and ``EAPO-<Name>-Eval-v0`` are the math ids'
+#: entry points with ``task=<task name>`` (a name in :data:`eapo_env.tasks.TASKS`), so every wrapper,
+#: the vector env and the trainer serve them unchanged. An id is registered once its task is known.
+TASK_IDS: dict[str, str] = {"QA": "qa", "Choice": "choice", "Code": "code"}
+
 
 def register_envs() -> None:
-    """Register ``EAPO-Math-v0`` and ``EAPO-Math-Eval-v0`` (idempotent).
+    """Register ``EAPO-Math-v0``, ``EAPO-Math-Eval-v0``, the token id and the task ids (idempotent).
 
     Called on ``import eapo_env``; also declared as a ``gymnasium.envs`` entry point for Gymnasium
     versions that load plugins, and reachable as ``gym.make("eapo_env:EAPO-Math-v0")``.
@@ -38,6 +43,23 @@ def register_envs() -> None:
         )
     if TOKEN_ID not in gym.registry:
         gym.register(TOKEN_ID, entry_point="envs.token_env:make_token_env")
+    from eapo_env.tasks import TASKS  # here, not at the top: eapo_env.tasks imports the experts
+
+    for name, task in TASK_IDS.items():
+        if task not in TASKS or f"EAPO-{name}-v0" in gym.registry:
+            continue
+        gym.register(
+            f"EAPO-{name}-v0",
+            entry_point="wrappers.factory:make_math_env",
+            vector_entry_point="envs.vector_env:make_vector_env",
+            kwargs={"task": task},
+        )
+        gym.register(
+            f"EAPO-{name}-Eval-v0",
+            entry_point="wrappers.factory:make_eval_env",
+            vector_entry_point="envs.vector_env:make_eval_vector_env",
+            kwargs={"task": task},
+        )
 
 
 def make_from_entry_point(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:

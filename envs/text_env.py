@@ -24,7 +24,7 @@ from eapo_env.experts.base import normalize_replies
 from eapo_env.problems import Problem, ProblemSource
 from eapo_env.scoring import MAX_ACTION_CHARS
 from eapo_env.spaces import TextSpace
-from eapo_env.tasks import MATH, Task
+from eapo_env.tasks import Task, resolve_task
 from envs import turns
 from envs.layers import run_turn
 from envs.step import ResetInfo, TurnCounts, TurnOutcome
@@ -64,7 +64,8 @@ class EAPOTextEnv(gym.Env[str, str]):
             the task's default.
         expert: an expert name (see :func:`eapo_env.experts.make_expert`; ``"reference"`` is the
             task's reference expert) or an ``Expert`` object.
-        task: the :class:`~eapo_env.tasks.Task` (default: the math task).
+        task: the :class:`~eapo_env.tasks.Task`, or its name in :data:`eapo_env.tasks.TASKS`
+            (``"qa"``, ``"choice"``, ``"code"``; default: the math task).
         expert_kwargs: keyword arguments for ``make_expert`` when ``expert`` is a name.
         max_experts: K, the most queries one consult may send; extra queries are dropped.
         max_turns: the turn budget; the episode is truncated when it is spent without an answer.
@@ -93,7 +94,7 @@ class EAPOTextEnv(gym.Env[str, str]):
         problems: str | Sequence[Problem] | ProblemSource | None = None,
         expert: str | Expert = "reference",
         *,
-        task: Task | None = None,
+        task: Task | str | None = None,
         expert_kwargs: dict[str, Any] | None = None,
         max_experts: int = 3,
         max_turns: int = 8,
@@ -106,7 +107,7 @@ class EAPOTextEnv(gym.Env[str, str]):
         render_mode: str | None = None,
     ) -> None:
         turns.check_env_args(max_experts, max_turns, render_mode)
-        self.task: Task = MATH if task is None else task
+        self.task: Task = resolve_task(task)
         self.source: ProblemSource = self.task.problems(problems)
         if isinstance(expert, str) and expert == "reference" and not expert_kwargs:
             self.expert: Expert = self.task.reference_expert()
