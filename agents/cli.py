@@ -7,7 +7,7 @@ exactly ONE JSON line on stdout instead (logs and progress bars go to stderr).
     eapo build-policy --out DIR [--size tiny|small] [--sft-steps N]
     eapo train --config FILE [--out DIR] [--resume] [--set KEY=VALUE ...]
     torchrun --nproc-per-node N -m agents.cli train --config FILE ...   (one learner rank per process)
-    eapo eval --policy DIR --problems SPEC [-k 32] [--out DIR] [--expert NAME [--compare-alone]]
+    eapo eval --policy DIR --problems SPEC [--env-id ID] [-k 32] [--out DIR] [--expert NAME [--compare-alone]]
     eapo bench rollout [--policy DIR] [--engine ours|hf|vllm] [--batch N] [--turns T]
 """
 
@@ -167,6 +167,7 @@ def _eval_config(args: argparse.Namespace) -> EvalConfig:
         max_total_tokens=args.max_total_tokens,
         seed=args.seed,
         device=args.device,
+        env_id=args.env_id,
     )
 
 
@@ -174,13 +175,17 @@ def cmd_eval_workflow(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """``eapo eval --expert NAME``: the expert-assisted workflow (the reply in the prompt), with
     ``--compare-alone`` beside the policy alone on the same problems (the paper's precondition)."""
     from agents.baselines import compare_workflow
+    from agents.evaluation import heldout_problems
     from agents.policy import load_policy
 
     model, tokenizer = load_policy(args.policy, device=args.device)
+    problems = args.problems  # a task's id reads the spec with that task's loader
+    if args.env_id:
+        problems = heldout_problems(args.problems, args.num_problems, args.problems_seed, args.env_id)
     cmp = compare_workflow(
         model,
         tokenizer,
-        args.problems,
+        problems,
         args.expert,
         _parse_set(args.expert_arg or []),
         _eval_config(args).replace(device=None),  # the model is already on args.device
@@ -286,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-k", type=int, default=32, help="samples per problem")
     e.add_argument("--num-problems", type=int, default=64)
     e.add_argument("--problems-seed", type=int, default=1, help="seed of generated problems (training uses 0)")
+    e.add_argument(
+        "--env-id",
+        default="",
+        help="evaluation env id (default EAPO-Math-Eval-v0; a training id runs its -Eval- twin); a task's id, "
+        "e.g. EAPO-QA-Eval-v0 or EAPO-Choice-Eval-v0, evaluates that task and reads --problems with its loaders "
+        "(generated[@SEED], hotpotqa:PATH, simpleqa:PATH, mmlu:PATH, gpqa:PATH)",
+    )
     e.add_argument(
         "--pass-k",
         type=int,

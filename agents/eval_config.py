@@ -17,7 +17,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One held-out evaluation with consultation off (``EAPO-Math-Eval-v0``)."""
+    """One held-out evaluation with consultation off (``EAPO-Math-Eval-v0``, or ``env_id``)."""
 
     k: int = 32
     """Samples per problem."""
@@ -45,6 +45,9 @@ class EvalConfig:
     """Seeds env resets and sampling: the same config gives the same episodes."""
     device: str | None = None
     """``cpu``, ``cuda[:i]`` or ``auto`` (:func:`agents.device.pick_device`); ``None``: the model's device."""
+    env_id: str = ""
+    """The evaluation env id; ``""``: ``EAPO-Math-Eval-v0``. A task's id (``EAPO-QA-Eval-v0``,
+    ``EAPO-Choice-Eval-v0``, ...) evaluates that task, and a problem spec is then read by that task."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pass_ks", tuple(int(k) for k in self.pass_ks))
@@ -52,3 +55,25 @@ class EvalConfig:
     def replace(self, **changes: Any) -> EvalConfig:
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
+
+
+def eval_env_id(env_id: str = "") -> str:
+    """The evaluation env id: ``EAPO-Math-Eval-v0`` for ``""``; a registered ``*-Eval-v<N>`` id as it is;
+    a training id ``<Name>-v<N>`` as its twin ``<Name>-Eval-v<N>`` (consultation stays off). Else ``ValueError``.
+
+    Example:
+        >>> eval_env_id("EAPO-QA-v0"), eval_env_id()
+        ('EAPO-QA-Eval-v0', 'EAPO-Math-Eval-v0')
+    """
+    import gymnasium as gym
+
+    import eapo_env
+
+    if not env_id:
+        return eapo_env.EVAL_ID
+    name, dash_v, version = env_id.rpartition("-v")
+    twin = env_id if name.endswith("-Eval") else f"{name}-Eval{dash_v}{version}"
+    if env_id not in gym.registry or twin not in gym.registry:
+        known = sorted(i for i in gym.registry if i.startswith("EAPO-") and "-Eval-v" in i)
+        raise ValueError(f"unknown env id {env_id!r} (or no -Eval- twin); evaluation ids: {', '.join(known)}")
+    return twin

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.eval_config import EvalConfig
+from agents.eval_config import EvalConfig, eval_env_id
 from agents.stats import ci95_bootstrap, ci95_normal
 
 EVAL_JSON = "eval.json"
@@ -140,6 +140,8 @@ class EvalResult:
     answered_rate: float
     seconds: float
     problems: list[ProblemRow] = field(default_factory=list, repr=False)
+    env_id: str = ""
+    """The evaluation env id the episodes ran on (``EAPO-Math-Eval-v0`` unless a task's id was given)."""
 
     @property
     def accuracy(self) -> float:
@@ -262,11 +264,17 @@ def summarize(
 # ------------------------------------------------------------------------------ running it
 
 
-def heldout_problems(spec: Any, num_problems: int, seed: int = 1) -> list[Any]:
-    """The first ``num_problems`` problems of ``load_problems(spec, seed=seed)``."""
-    from eapo_env.problems import load_problems
+def heldout_problems(spec: Any, num_problems: int, seed: int = 1, env_id: str = "") -> list[Any]:
+    """The first ``num_problems`` problems of ``spec``: ``load_problems(spec, seed=seed)``, or, when
+    ``env_id`` names a task's env (its spec's ``kwargs["task"]``, e.g. ``EAPO-QA-Eval-v0``), that task's
+    ``problems(spec)`` (there ``seed`` is not used: a task's spec carries its own, ``generated@<seed>``)."""
+    import gymnasium as gym
 
-    source = load_problems(spec, seed=seed)
+    from eapo_env.problems import load_problems
+    from eapo_env.tasks import resolve_task
+
+    task = gym.spec(eval_env_id(env_id)).kwargs.get("task")
+    source = load_problems(spec, seed=seed) if task in (None, "math") else resolve_task(task).problems(spec)
     return [source[i] for i in range(min(num_problems, len(source)))]
 
 
@@ -298,7 +306,7 @@ def evaluate(
     if isinstance(problems, (list, tuple)) and problems and not isinstance(problems[0], (str, dict)):
         plist = list(problems)
     else:
-        plist = heldout_problems(problems, s.num_problems, s.problems_seed)
+        plist = heldout_problems(problems, s.num_problems, s.problems_seed, s.env_id)
     device = pick_device(s.device) if s.device is not None else next(model.parameters()).device
     prompt_ids, obs_ids = functools.partial(encode_prompt, tokenizer), functools.partial(encode_segment, tokenizer)
     sampling = dict(temperature=s.temperature, top_p=s.top_p, max_turn_tokens=s.max_turn_tokens, seed=s.seed)
@@ -309,23 +317,23 @@ def evaluate(
     was_training = model.training
     model.eval()
     env_kwargs = dict(problems=plist, max_turns=s.max_turns, eval_max_turns=s.max_turns, max_experts=s.max_experts)
+    env_id = eval_env_id(s.env_id)
     with torch.no_grad():
-        episodes = _roll_out(eng, plist, s.k, s.batch_episodes, s.seed, env_kwargs)
+        episodes = _roll_out(eng, plist, s.k, s.batch_episodes, s.seed, env_kwargs, env_id)
     model.train(was_training)
     result = summarize([p.id for p in plist], episodes, s.k, pass_ks, seconds=time.perf_counter() - t0)
+    result.env_id = env_id
     if out_dir is not None:
         result.write(out_dir)
     return result
 
 
 def _roll_out(
-    eng: Any, plist: list[Any], k: int, batch_episodes: int, seed: int, env_kwargs: dict[str, Any]
+    eng: Any, plist: list[Any], k: int, batch_episodes: int, seed: int, env_kwargs: dict[str, Any], env_id: str
 ) -> list[list[dict[str, Any]]]:
-    """``k`` episodes of every problem through ``EAPO-Math-Eval-v0`` vector envs of ``batch_episodes``
+    """``k`` episodes of every problem through ``env_id`` vector envs of ``batch_episodes``
     envs (one more for a smaller last chunk); per problem, its episode records."""
     import gymnasium as gym
-
-    import eapo_env
 
     jobs = [(i, j) for i in range(len(plist)) for j in range(k)]
     n_envs = min(batch_episodes, len(jobs))
@@ -335,7 +343,7 @@ def _roll_out(
     for start in range(0, len(jobs), n_envs):
         chunk = jobs[start : start + n_envs]
         if len(chunk) not in vecs:
-            vecs[len(chunk)] = gym.make_vec(eapo_env.EVAL_ID, num_envs=len(chunk), **env_kwargs)
+            vecs[len(chunk)] = gym.make_vec(env_id, num_envs=len(chunk), **env_kwargs)
         trajs = eng.rollout(
             vecs[len(chunk)],
             seeds=rng.integers(2**31 - 1, size=len(chunk)).tolist(),

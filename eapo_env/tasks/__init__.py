@@ -14,6 +14,9 @@ from eapo_env.tasks.math import MATH, MathTask
 #: (why lazy: a task's module may be heavy, e.g. the code task's sandbox, and most runs use one task).
 TASKS: dict[str, str] = {
     "math": "eapo_env.tasks.math:MATH",
+    "qa": "eapo_env.tasks.qa:QA",
+    "choice": "eapo_env.tasks.choice:CHOICE",
+    "code": "eapo_env.tasks.code:CODE",
 }
 
 

@@ -22,19 +22,22 @@ from .core import ANSWER_TYPES, verify, verify_many
 from .extract import clean_answer, extract_answer
 from .options import VerifyOptions
 from .problem import math_gold, verify_problem
-from .text import f1_score, normalize_text
+from .text import QAMatch, best_qa_match, f1_score, normalize_text, qa_match
 from .worker import warm_up
 
 __all__ = [
     "ANSWER_TYPES",
+    "QAMatch",
     "VERDICT_STATUSES",
     "Verdict",
     "VerifyOptions",
+    "best_qa_match",
     "clean_answer",
     "extract_answer",
     "f1_score",
     "math_gold",
     "normalize_text",
+    "qa_match",
     "verify",
     "verify_many",
     "verify_problem",

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -142,12 +143,19 @@ def write_all(folder: str | Path) -> list[str]:
     with open(out / "problems_tiny.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for row in OURS_ROWS:
             f.write(json.dumps(row) + "\n")
+    qa_spec = importlib.util.spec_from_file_location(
+        "make_qa_fixtures", Path(__file__).with_name("make_qa_fixtures.py")
+    )
+    assert qa_spec is not None and qa_spec.loader is not None
+    qa_module = importlib.util.module_from_spec(qa_spec)
+    qa_spec.loader.exec_module(qa_module)  # the QA / multiple-choice fixtures live in their own script
     return [
         "dapo_math_17k_tiny.parquet",
         "aime25_tiny.parquet",
         "aime24_tiny.jsonl",
         "aimo_tiny.csv",
         "problems_tiny.jsonl",
+        *qa_module.write_qa_fixtures(out),
     ]
 
 
