@@ -39,3 +39,14 @@ def test_examples_run_as_scripts(script, expected):
     out = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert expected in out.stdout
+
+
+def test_my_wrapper_example_is_a_property_test_that_passes_in_under_a_minute():
+    """examples/test_my_wrapper.py as a user runs it (pytest on the file), with the time CI allows it."""
+    import time
+
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_my_wrapper.py")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    assert time.perf_counter() - start < 60

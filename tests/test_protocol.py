@@ -7,11 +7,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eapo_env.protocol import (
-    PROTOCOL_TAGS,
     escape_expert_text,
     parse_action,
     unescape_expert_text,
 )
+from eapo_env.testing.strategies import near_canonical
+from eapo_env.testing.strategies import tag_soup as tag_soups
 
 CASES = [
     # (action, kind, answer, queries, dropped, blank, format_error)
@@ -73,7 +74,7 @@ def test_non_str_raises_type_error():
         parse_action(b"<answer>1</answer>", 3)  # type: ignore[arg-type]
 
 
-tag_soup = st.lists(st.one_of(st.sampled_from(PROTOCOL_TAGS), st.text(max_size=8)), max_size=30).map("".join)
+tag_soup = tag_soups()  # the strategies live in eapo_env.testing (one copy, for users too)
 
 
 @given(tag_soup, st.integers(1, 5))
@@ -124,26 +125,6 @@ def _oracle(action: str, k: int) -> tuple:
 @given(tag_soup, st.integers(1, 4))
 def test_parser_matches_a_brute_force_reading_of_the_rules(action, k):
     assert tuple(parse_action(action, max_queries=k)) == _oracle(action, k)
-
-
-_near_text = st.lists(
-    st.one_of(st.text(alphabet="ab <>/\n", max_size=4), st.sampled_from(PROTOCOL_TAGS)), max_size=3
-).map("".join)
-
-
-@st.composite
-def near_canonical(draw: st.DrawFn) -> str:
-    """Actions in (or one edit away from) the prompt's own format, what a policy mostly writes: stray
-    ``<`` or tags in the texts, blank or surplus queries, whitespace between tags, text after the block."""
-    head = draw(_near_text)
-    if draw(st.booleans()):
-        block = "<answer>" + draw(_near_text) + "</answer>"
-    else:
-        sep = draw(st.sampled_from(["", "", " ", "\n"]))
-        plain = st.text(alphabet="ab \n", max_size=4)  # mostly well-formed
-        queries = draw(st.lists(st.one_of(plain, plain, _near_text), max_size=6))
-        block = "<consult>" + sep.join("<query>" + q + "</query>" for q in queries) + sep + "</consult>"
-    return head + block + draw(st.sampled_from(["", "", " ", "x", "</answer>", "<answer>1</answer>"]))
 
 
 @settings(max_examples=1000)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import eapo_env  # noqa: F401  (registers the ids)
 from eapo_env.experts import ExpertReply, ExpertRequest
+from eapo_env.testing import assert_info_equal  # the parity helper, for users too (also read by task_env_checks)
 from envs.vector_env import EAPOVectorEnv
 from tests.conftest import SpyExpert
 from wrappers.turn import TurnWrapper
@@ -69,17 +70,6 @@ BASE = dict(problems="generated:arithmetic", max_experts=2, max_turns=3, max_act
 
 def fill(actions: list[str], problems: list[Any]) -> list[str]:
     return [f"<answer>{p.answer}</answer>" if a == GOLD else a for a, p in zip(actions, problems)]
-
-
-def assert_info_equal(got: dict[str, Any], want: dict[str, Any], path: str = "info") -> None:
-    assert set(got) == set(want), f"{path}: keys {sorted(set(got) ^ set(want))} differ"
-    for key, w in want.items():
-        g = got[key]
-        if isinstance(w, dict):
-            assert_info_equal(g, w, f"{path}[{key!r}]")
-            continue
-        assert isinstance(g, np.ndarray) and g.dtype == w.dtype, f"{path}[{key!r}]: {g!r} vs {w!r}"
-        assert g.tolist() == w.tolist(), f"{path}[{key!r}]: {g.tolist()} != {w.tolist()}"
 
 
 class FlakySpyExpert(SpyExpert):

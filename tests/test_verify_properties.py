@@ -13,55 +13,14 @@ from fractions import Fraction
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from eapo_env.testing.answers import fractions, latex, renderings, structure, structure_kinds
 from eapo_env.verify import verify
 
 FRAC = "\\frac"
-_FRACS = st.builds(Fraction, st.integers(-999, 999), st.integers(1, 1000))
-
-
-def _decimal(q: Fraction) -> str | None:
-    """The exact decimal form of ``q`` if it terminates in at most 5 digits."""
-    for digits in range(6):
-        scaled = q * 10**digits
-        if scaled.denominator == 1:
-            text = f"{abs(scaled.numerator):0{digits + 1}d}"
-            body = text if digits == 0 else f"{text[:-digits]}.{text[-digits:]}"
-            return ("-" if q < 0 else "") + body
-    return None
-
-
-def _latex(q: Fraction, frac: str, spaced: bool) -> str:
-    sp = " " if spaced else ""
-    if q.denominator == 1:
-        return str(q.numerator)
-    sign = "-" if q < 0 else ""
-    return f"{sign}{frac}{sp}{{{sp}{abs(q.numerator)}{sp}}}{sp}{{{q.denominator}}}"
-
-
-@st.composite
-def renderings(draw: st.DrawFn, q: Fraction) -> str:
-    """One way a policy or a dataset may write the number ``q``."""
-    kind = draw(st.sampled_from(["latex", "slash", "decimal"]))
-    if kind == "decimal" and _decimal(q) is not None:
-        text = _decimal(q)
-    elif kind == "slash":
-        text = f"{q.numerator}/{q.denominator}" if q.denominator != 1 else str(q.numerator)
-    else:
-        text = _latex(q, draw(st.sampled_from(["\\frac", "\\dfrac", "\\cfrac", "\\tfrac"])), draw(st.booleans()))
-    wrap = draw(
-        st.sampled_from(
-            [
-                "{}",
-                "\\boxed{{{}}}",
-                "${}$",
-                "<answer>{}</answer>",
-                "x = {}",
-                "The final answer is ${}$.",
-                "\\left( {} \\right)",
-            ]
-        )
-    )
-    return wrap.format(text)  # type: ignore[no-any-return]
+# the strategies live in eapo_env.testing.answers (one copy, for users too)
+_FRACS = fractions()
+_latex = latex
+_structure = structure
 
 
 @settings(max_examples=300, deadline=None)
@@ -79,22 +38,7 @@ def test_same_number_in_any_format_is_correct(a: Fraction, data: st.DataObject) 
     assert verify(p, g).correct, (p, g)
 
 
-def _structure(kind: str, values: list[Fraction], spaced: bool, frac: str) -> str:
-    items = [_latex(v, frac, spaced) for v in values]
-    sep = " , " if spaced else ","
-    left, right = ("\\left", "\\right") if spaced else ("", "")
-    if kind == "tuple":
-        return f"{left}({sep.join(items)}{right})"
-    if kind == "interval":
-        return f"{left}[{sep.join(items[:2])}{right})"
-    if kind == "set":
-        return f"\\{{{sep.join(items)}\\}}"
-    if kind == "matrix":
-        return "\\begin{pmatrix}" + " \\\\ ".join(f"{x} & {x}" for x in items) + "\\end{pmatrix}"
-    return (" ,  " if spaced else ", ").join(items)  # a bare list: "1,22" would be a decimal comma
-
-
-_KINDS = st.sampled_from(["tuple", "interval", "set", "matrix", "list"])
+_KINDS = structure_kinds()
 
 
 @settings(max_examples=200, deadline=None)

@@ -74,12 +74,16 @@ def make_read_only() -> None:
 
 def private_dirs(cfg: dict[str, Any]) -> None:
     uid = int(cfg["uid"])
+    # Hold the sources open before the tmpfs covers /tmp: a checkout or venv may live under /tmp
+    # (CI clones there), and a bind from /proc/self/fd/N still reaches the directory underneath.
+    sources = [os.open(cfg[key], os.O_PATH | os.O_DIRECTORY) for key in ("python_prefix", "harness_dir")]
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={cfg['tmpfs_bytes']},mode=1777")
     if os.path.isdir("/dev/shm"):
         mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=1777")
-    for source, target in ((cfg["python_prefix"], PYTHON_AT), (cfg["harness_dir"], HARNESS_AT)):
+    for source_fd, target in zip(sources, (PYTHON_AT, HARNESS_AT)):
         os.mkdir(target, 0o755)
-        mount(source, target, None, MS_BIND | MS_REC)
+        mount(f"/proc/self/fd/{source_fd}", target, None, MS_BIND | MS_REC)
+        os.close(source_fd)
         mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.mkdir(WORK_DIR, 0o700)
     os.chown(WORK_DIR, uid, uid)
