@@ -23,7 +23,9 @@ Paradigms:
 What the policy writes after a reply is ``reply_turn``: ``"answer"`` (the shipped tiny base: a bare
 ``<answer>``, which teaches "consult, copy the number") or ``"solve"`` (the expert-reader recipe:
 its *own* worked solution ending in the answer, the same text whether the reply was the full
-solution, a ``hint`` without the final answer, or ``unavailable``). With ``hint_prob`` > 0 that
+solution, a ``hint`` without the final answer, or ``unavailable``) or ``"continue"`` (the
+expert-reader-continue recipe: the policy carries out what the reply leaves undone, restating the
+unfinished step, so a small model need not re-copy a long reply it cannot copy faithfully). With ``hint_prob`` > 0 that
 share of consult/workflow traces shows ``hint`` replies (:func:`eapo_env.experts.simple.withhold_answer`),
 so the policy must carry out the last steps itself (DESIGN §8).
 
@@ -37,7 +39,6 @@ consult, how to close a block, where the answer goes), not the arithmetic.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -52,7 +53,7 @@ Source = Literal["prompt", "policy", "expert", "env"]
 Segment = tuple[Source, str]
 Trace = list[Segment]
 Paradigm = Literal["self", "direct", "decompose"]
-ReplyTurn = Literal["answer", "solve"]
+ReplyTurn = Literal["answer", "solve", "continue"]
 #: ``reply_fn(problem, query) -> reply text`` (``None`` means the expert failed).
 ReplyFn = Callable[[Problem, str], "str | None"]
 
@@ -90,8 +91,10 @@ class TraceConfig:
             default: the phrases teach nothing checkable and dilute the loss on the answer
             tokens the tiny model must learn to copy from the replies.
         max_experts, max_turns: the env settings the training prompt announces.
-        reply_turn: the turn after the experts block: ``"answer"`` (bare answer) or ``"solve"`` (the
-            solution's steps, when at most ``max_reason_chars``, then the answer).
+        reply_turn: the turn after the experts block: ``"answer"`` (bare answer), ``"solve"`` (the
+            solution's steps, when at most ``max_reason_chars``, then the answer) or ``"continue"``
+            (the steps the reply leaves undone, see :func:`continuation`, then the answer; all the
+            steps when no reply came).
         hint_prob: share of consult and workflow traces whose replies are ``hint`` replies (no
             final answer) instead of the reference solution. 0 draws nothing (old traces unchanged).
         hint_first_step_prob: among hint traces, share with only the first worked step.
@@ -115,31 +118,6 @@ class TraceConfig:
     hint_first_step_prob: float = 0.0
     workflow_frac: float = 0.0
     workflow_max_replies: int = 1
-
-
-#: The expert-reader recipe (issue 20, DESIGN §8 "the mechanism must be able to act"): after a reply
-#: the policy writes its *own* worked solution (never a bare copied answer); 75 % of replies are
-#: ``hint`` replies without the final answer (a quarter of those only the first step), so it must
-#: carry out the last steps; 45 % of traces are the expert-assisted workflow (replies inside the
-#: evaluation prompt, what ``eapo eval --expert`` shows); a fifth of replies are unavailable (it
-#: solves alone); reasoning up to 480 characters, so level-2/3 solutions keep their steps.
-READER_TRACES = TraceConfig(
-    mix=(0.25, 0.5, 0.25),
-    self_levels=(1, 2, 3),
-    eval_frac=0.3,
-    unavailable_prob=0.2,
-    max_reason_chars=480,
-    max_consult_chars=500,
-    reply_turn="solve",
-    hint_prob=0.75,
-    hint_first_step_prob=0.25,
-    workflow_frac=0.45,
-)
-#: A second stage for a base that copies replies poorly: most traces read a reply (60 % workflow, 90 %
-#: of replies hints), the rest keep it solving alone. Continued from an ``expert-reader`` build.
-READER_COPY_TRACES = dataclasses.replace(
-    READER_TRACES, mix=(0.2, 0.55, 0.25), eval_frac=0.25, hint_prob=0.9, hint_first_step_prob=0.15, workflow_frac=0.6
-)
 
 
 def solution_steps(problem: Problem) -> str:
@@ -197,6 +175,37 @@ def _own_solution(problem: Problem, cfg: TraceConfig) -> str:
     return _answer(steps if 0 < len(steps) <= cfg.max_reason_chars else "", problem.answer)
 
 
+def continuation(steps: str, reply: str) -> str:
+    r"""What is left of the worked ``steps`` after ``reply``: the steps from the first one the reply
+    does not finish. A hint cut inside a formula restarts at that formula's ``$``, so the policy
+    states the expression it computes; a reply sharing nothing leaves all the steps.
+
+    Example:
+        >>> continuation("$17 + 8 = 25$, $25 - 4 = 21$.", "$17 + 8 = 25$, $25 - 4$.")
+        '$25 - 4 = 21$.'
+        >>> continuation("First: $2 + 3 = 5$.\nThen: $5 - 1 = 4$.", "First: $2 + 3 = 5$.")
+        'Then: $5 - 1 = 4$.'
+    """
+    shared = 0
+    for a, b in zip(steps, reply):
+        if a != b:
+            break
+        shared += 1
+    if steps[:shared].count("$") % 2 == 1:  # cut inside a formula: restate it from its opening $
+        shared = steps.rfind("$", 0, shared)
+    return steps[shared:].strip()
+
+
+def _reply_turn(problem: Problem, replies: Sequence[str | None], cfg: TraceConfig) -> str:
+    """The policy's turn after the experts block (``cfg.reply_turn``; see the module docstring)."""
+    if cfg.reply_turn == "answer":
+        return _answer("", problem.answer)
+    shown = [r for r in replies if r is not None]
+    if cfg.reply_turn == "solve" or not shown:
+        return _own_solution(problem, cfg)
+    return _answer(continuation(solution_steps(problem), shown[0]), problem.answer)
+
+
 def _consult(queries: Sequence[str]) -> str:
     return CONSULT_OPEN + "".join(f"{QUERY_OPEN}{q}{QUERY_CLOSE}" for q in queries) + CONSULT_CLOSE
 
@@ -236,11 +245,8 @@ def _consult_trace(
     prefix = ""
     if cfg.phrases:
         prefix = rng.choice(closers) if any(r is not None for r in replies) else rng.choice(_ALONE)
-    if cfg.reply_turn == "solve":
-        turn = _own_solution(problem, cfg)
-        turn = f"{prefix} {turn}" if prefix else turn
-    else:
-        turn = _answer(prefix, problem.answer)
+    turn = _reply_turn(problem, replies, cfg)
+    turn = f"{prefix} {turn}" if prefix else turn
     return [
         _prompt(problem, cfg),
         ("policy", _consult(queries)),
@@ -285,7 +291,7 @@ def workflow_trace(problem: Problem, rng: random.Random, cfg: TraceConfig, reply
     replies = [None if rng.random() < cfg.unavailable_prob else reply_fn(problem, problem.question) for _ in range(n)]
     question = problem.question + render_experts_block(replies)
     prompt = render_prompt(question, eval_mode=True, max_experts=cfg.max_experts, max_turns=cfg.max_turns)
-    return [("prompt", prompt), ("policy", _own_solution(problem, cfg))]
+    return [("prompt", prompt), ("policy", _reply_turn(problem, replies, cfg))]
 
 
 def _reply_source(rng: random.Random, cfg: TraceConfig, reference: ReplyFn, hints: tuple[ReplyFn, ReplyFn]) -> ReplyFn:

@@ -164,7 +164,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rows", default="", help="comma list of row keys (default: the profile's rows)")
     ap.add_argument("--out", default=None, help="output directory (default: benchmarks/results/<profile>)")
     ap.add_argument("--policy", default=None, help="starting policy directory (default: the shipped base)")
-    ap.add_argument("--problems", default=DEFAULT_PROBLEMS, help="training and held-out problem spec")
+    ap.add_argument(
+        "--problems", default=None, help="training and held-out problem spec (default: the profile's, else level 1-2)"
+    )
     ap.add_argument("--report-only", action="store_true", help="rewrite report.md and plots from --out's rows")
     return ap.parse_args(argv)
 
@@ -196,10 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     t0 = time.perf_counter()
     policy = starting_policy(args.policy, out, profile)
+    problems = args.problems or profile.problems or DEFAULT_PROBLEMS
     records = []
     for row in rows_for_profile(profile):
         for seed in range(profile.seeds):
-            rec = run_row(row, profile, seed, policy, args.problems, out)
+            rec = run_row(row, profile, seed, policy, problems, out)
             ev = rec["eval"]
             print(
                 f"{row.key:>18} seed {seed}: Pass@{ev['k']} {ev['score_mean']:.3f} "
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "profile": dataclasses.asdict(profile),
         "policy": policy,
-        "problems": args.problems,
+        "problems": problems,
         "command": "python benchmarks/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "commit": git_commit(out),
         "seconds": time.perf_counter() - t0,

@@ -96,6 +96,7 @@ ROW_BY_KEY = {r.key: r for r in ROWS}
 #: The mechanism rows (issue 20, ``--profile mechanism``): one expert-reader base, one update budget,
 #: the same training prompt and caps; they differ only in whether and what the experts answer.
 MECH_ROWS: tuple[Row, ...] = (
+    Row("base", "mech_base", "The expert-reader base, no RL", "M"),
     Row("self_explore", "mech_self_explore", "Self-exploratory RL (p(t) = 0, same prompt and caps)", "M"),
     Row("eapo_hint", "eapo_hint", "EAPO, hint expert (worked steps, no final answer)", "M"),
     Row("eapo_answer", "eapo_answer", "EAPO, reference expert (worked solution and answer)", "M"),
@@ -123,8 +124,12 @@ class Profile:
     row_set: str = "paper"  # "paper": ROWS; "mechanism": MECH_ROWS
     toy_regime: bool = True  # False: each row keeps its own config's learner, caps and turn schedule
     policy: str | None = None  # starting policy relative to the repository root (None: the shipped tiny base)
+    problems: str | None = None  # training and held-out spec (None: learning.DEFAULT_PROBLEMS)
 
 
+#: The mechanism rows' levels: 3 is the target (the expert-reader base alone ~1 %, with a hint ~45 %),
+#: 2 the retention level (alone ~20 %).
+MECH_PROBLEMS = "generated:arithmetic:2-3"
 TABLE1 = ("base", "self_collab", "expert_workflow", "distill_full", "distill_lora", "self_explore", "eapo")
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -165,6 +170,7 @@ PROFILES: dict[str, Profile] = {
         row_set="mechanism",
         toy_regime=False,
         policy="agents/assets/expert_reader_base",
+        problems=MECH_PROBLEMS,
     ),
     "mechanism_quick": Profile(
         "mechanism_quick",
@@ -174,10 +180,12 @@ PROFILES: dict[str, Profile] = {
         eval_problems=100,
         eval_k=4,
         segments=1,
+        prompts_per_step=8,  # half the full profile's: 1 seed of all six rows in <= 15 min on one core
         row_set="mechanism",
         toy_regime=False,
         policy="agents/assets/expert_reader_base",
         distill_problems=1000,
+        problems=MECH_PROBLEMS,
     ),
 }
 

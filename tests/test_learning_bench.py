@@ -334,7 +334,7 @@ def test_mechanism_report_states_the_prediction_before_results_and_the_dose(tmp_
     from learning_mechanism import write_mechanism_report
 
     rng = np.random.default_rng(1)
-    ids = [f"gen/arithmetic/L{1 + i % 2}/{i}" for i in range(40)]
+    ids = [f"gen/arithmetic/L{2 + i % 2}/{i}" for i in range(40)]
     records = []
     for key, lift, dose in (("self_explore", 0.0, 0.0), ("eapo_hint", 0.3, 0.6), ("eapo_placebo", 0.0, 0.6)):
         csv = tmp_path / f"{key}.csv"
@@ -346,12 +346,27 @@ def test_mechanism_report_states_the_prediction_before_results_and_the_dose(tmp_
         metrics = tmp_path / f"{key}.jsonl"
         steps = [
             {"step": i, "dose": dose if i < 5 else 0.0, "solved_group_frac": 0.5, "consult_rate": 0.02}
+            | {"time_rollout_s": 1.0, "time_train_s": 2.0, "accuracy": 0.1}
             for i in range(10)
         ]
         metrics.write_text("".join(json.dumps(s) + "\n" for s in steps))
         config = {"acceptance_schedule": "piecewise:0=1.0,16=1.0,36=0.0"}
-        records.append({"row": key, "seed": 0, "eval_csv": csv.name, "metrics": metrics.name, "config": config})
+        curve = [[5, 0.1], [10, 0.2 + lift]]
+        records.append(
+            {"row": key, "seed": 0, "eval_csv": csv.name, "metrics": metrics.name, "config": config, "curve": curve}
+        )
+    # the base solves only the even-numbered L3 problems' twins: every L3 problem (odd index) is never solved
+    base_csv = tmp_path / "base.csv"
+    base_csv.write_text(
+        "problem_id,n,correct,mean_score,variance\n"
+        + "".join(f"{pid},8,{4 if '/L2/' in pid else 0},{0.5 if '/L2/' in pid else 0.0},0.25\n" for pid in ids)
+    )
+    records.insert(0, {"row": "base", "seed": 0, "eval_csv": base_csv.name, "metrics": None, "config": {}})
     text = write_mechanism_report(tmp_path, records, {"command": "x"}).read_text()
+    assert "L3 held-out problems the base solved in 0 of k samples: 20." in text
+    assert "| `eapo_hint` | 20 | 20.0 |" in text  # lift 0.3: every never-solved problem now has a correct sample
+    assert "| `eapo_hint` | 5: 0.100 (15 s), 10: 0.500 (30 s) |" in text and (tmp_path / "curves.png").exists()
+    assert "`eapo_hint`: a real dose" in text and "**met**; weaned" in text
     assert text.index("Pre-registered prediction") < text.index("Held-out Pass@k per level") < text.index("## Verdict")
     assert "| `eapo_hint` | piecewise:0=1.0,16=1.0,36=0.0 | 60.0% | 50.0% | 2.0% (2.0%) |" in text
     assert "The prediction is **supported**" in text

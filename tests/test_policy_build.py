@@ -172,7 +172,8 @@ def test_saved_policy_tokenizer_gives_the_ids_it_was_trained_on(tmp_path):
     Guards the trap of ``AutoTokenizer`` mapping a ``qwen2`` directory to ``Qwen2Tokenizer``, which
     rebuilds the pre-tokenizer: a policy then gets other ids at rollout than in SFT.
     """
-    from agents.policy.build import BASE_TRACES, policy_phrases
+    from agents.policy.build import policy_phrases
+    from agents.policy.recipes import BASE_TRACES
     from agents.sft import tokenize_trace
     from agents.traces import make_traces, solution_reply
 

@@ -24,8 +24,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 import eapo_env
 from agents.config import TrainConfig
 from agents.policy import SHIPPED_POLICIES, build_policy, build_tokenizer, load_policy, load_tokenizer
-from agents.policy.build import BASE_TRACES, policy_phrases
+from agents.policy.build import policy_phrases
 from agents.policy.directory import POLICY_INFO_FILE, TOKENIZER_NOTE_FILE, write_policy_dir
+from agents.policy.recipes import BASE_TRACES
 from agents.policy.tokenizer import encode_prompt, encode_segment
 from agents.sft import tokenize_trace
 from agents.traces import make_traces, reference_reply_fn

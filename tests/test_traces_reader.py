@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from agents.baselines import with_expert_replies
-from agents.policy.build import BASE_TRACES, RECIPES
-from agents.traces import READER_TRACES, hint_reply_fn, make_traces, solution_steps, workflow_trace
+from agents.policy.recipes import BASE_TRACES, READER_TRACES, RECIPES
+from agents.traces import hint_reply_fn, make_traces, solution_steps, workflow_trace
 from eapo_env import prompts
 from eapo_env.problems import load_problems
 from eapo_env.protocol import ANSWER_OPEN
@@ -73,3 +73,21 @@ def test_level_two_and_three_solutions_keep_their_steps() -> None:
 def test_recipes_are_named() -> None:
     assert RECIPES["base"][0] is BASE_TRACES and RECIPES["expert-reader"][0] is READER_TRACES
     assert RECIPES["expert-reader"][1] >= 400  # a level-3 trace with a reply fits the SFT window
+
+
+def test_continue_turn_carries_out_only_what_the_reply_leaves_undone() -> None:
+    """``reply_turn="continue"``: after a hint the unfinished step restated and done; after a
+    first-step hint the remaining steps; after the full solution the answer; with no reply all steps."""
+    from agents.policy.recipes import READER_CONTINUE_TRACES
+    from agents.traces import _reply_turn, continuation
+
+    problem = next(p for p in PROBLEMS if p.meta["level"] == 3)
+    steps, answer = solution_steps(problem), f"{ANSWER_OPEN}{problem.answer}</answer>"
+    hint, first = hint_reply_fn()(problem, ""), hint_reply_fn(True)(problem, "")
+    last = steps.rsplit("$, $", 1)[1]  # "-57 + 17 = -40$."
+    assert _reply_turn(problem, [hint], READER_CONTINUE_TRACES) == f"${last} {answer}"
+    assert _reply_turn(problem, [None, first], READER_CONTINUE_TRACES) == f"{steps.split(chr(10), 1)[1]} {answer}"
+    assert _reply_turn(problem, [problem.solution], READER_CONTINUE_TRACES) == answer
+    assert _reply_turn(problem, [None], READER_CONTINUE_TRACES) == f"{steps} {answer}"
+    assert continuation(steps, "unrelated text") == steps
+    assert problem.answer not in hint.rsplit("=", 1)[-1]  # the hint withholds what the turn computes

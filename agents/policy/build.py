@@ -27,9 +27,10 @@ from transformers.utils import logging as hf_logging
 from agents.hf_protocols import causal_lm
 from agents.policy.directory import POLICY_INFO_FILE, read_policy_info, write_policy_dir  # noqa: F401 (re-exported)
 from agents.policy.model import build_model, count_parameters
+from agents.policy.recipes import RECIPES
 from agents.policy.tokenizer import build_tokenizer, encode_prompt, fixed_phrases, mine_phrases, tag_token_ids
 from agents.sft import sft_train
-from agents.traces import READER_COPY_TRACES, READER_TRACES, TraceConfig, make_traces
+from agents.traces import TraceConfig, make_traces
 from eapo_env import prompts
 from eapo_env.problems import Problem, load_problems
 from eapo_env.protocol import STOP_STRINGS, parse_action
@@ -38,18 +39,6 @@ from eapo_env.protocol import STOP_STRINGS, parse_action
 #: so a build of N steps is the N-th step of any longer build.
 DEFAULT_SFT_STEPS = {"tiny": 1200, "small": 1200}
 DEFAULT_LR = {"tiny": 3e-3, "small": 1e-3}
-#: Traces of the shipped base: half under the evaluation prompt (the policy must answer alone at
-#: evaluation); under the training prompt mostly self-resolution, some consultation (one short
-#: query: a long consult costs CPU SFT time), a quarter of replies unavailable (then it answers alone).
-BASE_TRACES = TraceConfig(
-    mix=(0.6, 0.25, 0.15), self_levels=(1, 2), eval_frac=0.5, unavailable_prob=0.25, max_consult_chars=200
-)
-#: Trace recipes by name: the trace mix and the SFT's ``max_len`` (tokens kept per trace).
-RECIPES: dict[str, tuple[TraceConfig, int]] = {
-    "base": (BASE_TRACES, 192),
-    "expert-reader": (READER_TRACES, 512),
-    "expert-reader-copy": (READER_COPY_TRACES, 512),
-}
 #: SFT losses recorded in ``eapo_policy.json`` for the rebuild test (a short rebuild must match them).
 RECORDED_LOSSES = 20
 

@@ -102,7 +102,12 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 #: Policies shipped inside the package, loadable by name (``policy = "tiny-base"`` in a config).
-SHIPPED_POLICIES: dict[str, Path] = {"tiny-base": Path(__file__).resolve().parent.parent / "assets" / "tiny_base"}
+#: ``expert-reader-base`` (issue 20) reads and carries out an expert's reply (agents/policy/recipes.py).
+_ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SHIPPED_POLICIES: dict[str, Path] = {
+    "tiny-base": _ASSETS / "tiny_base",
+    "expert-reader-base": _ASSETS / "expert_reader_base",
+}
 
 
 def resolve_policy_path(name_or_path: str | Path) -> str:
