@@ -61,6 +61,7 @@ RESOLVED_SCHEDULES: dict[str, tuple[int, str, str]] = {
     "eapo_sched_fast": (400, "linear:1.0:0.0:50", "linear:4.0:2.0:200"),
     "eapo_sched_slow": (400, "linear:1.0:0.0:200", "linear:4.0:2.0:200"),
     "expert_workflow": (100, "linear:1.0:0.0:50", "linear:8.0:4.0:50"),
+    "mech_base": (100, "linear:1.0:0.0:50", "linear:4.0:4.0:50"),
     "mech_distill_full": (100, "linear:1.0:0.0:50", "linear:4.0:4.0:50"),
     "mech_self_explore": (80, "const:0.0", "linear:4.0:2.0:40"),
     "quickstart": (100, "linear:1.0:0.0:50", "linear:4.0:2.0:50"),
