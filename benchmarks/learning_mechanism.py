@@ -158,32 +158,35 @@ def curves(out: Path, by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
         "| row | step: Pass@k (wall-clock s) |",
         "|---|---|",
     ]
-    plotted: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    Metrics = list[list[dict[str, Any]]]
+    plotted: dict[str, tuple[list[int], list[float], list[float], Metrics]] = {}
     for key, recs in by_row.items():
         if not recs[0].get("curve"):
             continue
-        clocks = [_wall_clock(read_metrics(out / r["metrics"])) for r in recs if r.get("metrics")]
+        metrics = [read_metrics(out / r["metrics"]) for r in recs if r.get("metrics")]
+        clocks = [_wall_clock(m) for m in metrics]
         steps = [int(s) for s, _ in recs[0]["curve"]]
         pts = [float(np.mean([dict(r["curve"]).get(s, np.nan) for r in recs])) for s in steps]
         secs = [float(np.mean([c[min(s, len(c)) - 1] for c in clocks])) if clocks else float("nan") for s in steps]
-        plotted[key] = (steps, pts, secs)
+        plotted[key] = (steps, pts, secs, metrics)
         cells = ", ".join(f"{s}: {v:.3f} ({t:.0f} s)" for s, v, t in zip(steps, pts, secs))
         lines.append(f"| `{key}` | {cells} |")
-    _plot_curves(out, by_row, plotted)
+    _plot_curves(out / "curves.png", plotted)
     return lines
 
 
-def _plot_curves(out: Path, by_row: dict[str, list[dict[str, Any]]], plotted: dict[str, Any]) -> None:
+def _plot_curves(path: Path, plotted: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for key, (steps, pts, secs) in plotted.items():
+    for key, (steps, pts, secs, ms) in plotted.items():
         axes[0].plot(steps, pts, marker="o", label=key)
         axes[1].plot(secs, pts, marker="o", label=key)
-        ms = [read_metrics(out / r["metrics"]) for r in by_row[key] if r.get("metrics")]
+        if not ms:
+            continue
         n = min(len(m) for m in ms)
         acc = np.mean([[float(m[i].get("accuracy") or 0.0) for i in range(n)] for m in ms], axis=0)
         axes[2].plot(np.mean([_wall_clock(m)[:n] for m in ms], axis=0), acc, lw=1, label=key)
@@ -192,7 +195,7 @@ def _plot_curves(out: Path, by_row: dict[str, list[dict[str, Any]]], plotted: di
     axes[2].set(xlabel="training wall-clock (s)", ylabel="training accuracy", title="Training accuracy")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from agents.evaluation import heldout_problems
-from agents.policy import SHIPPED_POLICIES, build_policy, load_policy, read_policy_info
+from agents.policy import SHIPPED_POLICIES, load_policy, read_policy_info
 from agents.policy.recipes import EXPERT_READER_STAGES, RECIPES, stage_commands
 from agents.policy.tokenizer import encode_prompt
 from agents.traces import hint_reply_fn
 from eapo_env import prompts
+from tests.policy_rebuild import first_sft_losses
 
 PATH = SHIPPED_POLICIES["expert-reader-base"]
 
@@ -74,28 +75,5 @@ def test_it_restates_and_carries_out_the_step_a_hint_leaves_undone() -> None:
 def test_a_short_rebuild_of_the_first_stage_reproduces_its_first_losses(tmp_path) -> None:
     """Stage 1 starts from the shipped tiny base: 5 steps with its recorded arguments, the same losses."""
     first = _stages()[0]
-    args, seen = first["build_args"], []
-
-    def stop_after_five(step: int, loss: float) -> None:
-        seen.append(loss)
-        if step == 5:
-            raise StopIteration
-
-    with pytest.raises(StopIteration):
-        build_policy(
-            tmp_path / "p",
-            args["size"],
-            args["sft_steps"],
-            args["seed"],
-            args["problems"],
-            n_train=args["n_train"],
-            n_heldout=0,
-            batch_size=args["batch_size"],
-            lr=args["lr"],
-            threads=1,
-            verbose=False,
-            recipe=args["recipe"],
-            init_policy=args["init"],
-            on_sft_step=stop_after_five,
-        )
+    seen = first_sft_losses(first["build_args"], tmp_path / "p")
     assert seen == pytest.approx(first["sft"]["losses_first"][:5], rel=1e-3)

@@ -219,29 +219,8 @@ def test_short_rebuild_reproduces_the_shipped_first_losses(tmp_path):
     this pins the whole build recipe (on the same torch version; CPU float32).
     """
     from agents.policy import SHIPPED_POLICIES
+    from tests.policy_rebuild import first_sft_losses
 
     info = read_policy_info(SHIPPED_POLICIES["tiny-base"])
-    args = info["build_args"]
-    seen: list[float] = []
-
-    def stop_after_five(step: int, loss: float) -> None:
-        seen.append(loss)
-        if step == 5:
-            raise StopIteration
-
-    with pytest.raises(StopIteration):
-        build_policy(
-            tmp_path / "p",
-            args["size"],
-            args["sft_steps"],
-            args["seed"],
-            args["problems"],
-            n_train=args["n_train"],
-            n_heldout=0,
-            batch_size=args["batch_size"],
-            lr=args["lr"],
-            threads=1,
-            verbose=False,
-            on_sft_step=stop_after_five,
-        )
+    seen = first_sft_losses(info["build_args"], tmp_path / "p")
     assert seen == pytest.approx(info["sft"]["losses_first"][:5], rel=1e-3)
