@@ -151,7 +151,7 @@ class OpenAIExpert:
     Example:
         >>> import asyncio
         >>> from eapo_env.problems import Problem
-        >>> expert = OpenAIExpert("http://127.0.0.1:9/v1", model="m", max_retries=0, timeout_s=1)
+        >>> expert = OpenAIExpert("http://127.0.0.1:9/v1", model="m", max_retries=0, timeout_s=30)  # port 9: refused at once
         >>> [r.status for r in asyncio.run(expert.consult([ExpertRequest("r0", Problem("p", "1+1?", "2"), "hint?")]))]
         ['error']
     """

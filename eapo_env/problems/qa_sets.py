@@ -303,5 +303,6 @@ def load_gpqa(path: str | os.PathLike[str], seed: int = 0) -> list[Problem]:
     return _load(path, lambda row, i: _gpqa_row(row, i, seed))
 
 
-#: Choice spec kinds -> loader ``(path, seed)``.
-CHOICE_LOADERS: dict[str, Callable[[str, int], list[Problem]]] = {"mmlu": load_mmlu, "gpqa": load_gpqa}
+#: Choice spec kinds -> loader ``(path)``; each also takes a ``seed`` (where GPQA's correct option
+#: lands), 0 when a task spec reads the file.
+CHOICE_LOADERS: dict[str, Callable[[str], list[Problem]]] = {"mmlu": load_mmlu, "gpqa": load_gpqa}

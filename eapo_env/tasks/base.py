@@ -19,12 +19,14 @@ replies. A new task type is then one file and its registration, with no edit to 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from eapo_env import prompts
 from eapo_env.experts.base import Expert, ExpertReply, ExpertRequest, SyncExpert
-from eapo_env.problems import Problem, ProblemSource, load_problems
+from eapo_env.problems import Problem, ProblemSource, SequenceSource, load_problems
+from eapo_env.problems.qa_generated import generated_source
+from eapo_env.problems.qa_sets import split_dataset_spec
 from eapo_env.verify import Verdict
 
 
@@ -78,6 +80,33 @@ class TextTask:
 
     def reference_expert(self) -> Expert:
         return TaskReferenceExpert(self)
+
+
+def dataset_task_source(
+    spec: Any,
+    generated: dict[str, Callable[[int, int], Problem]],
+    loaders: Mapping[str, Callable[[str], Sequence[Problem]]],
+) -> ProblemSource:
+    """The source a dataset task's spec names, in one order for every such task (QA, multiple choice):
+    ``None`` / ``"generated[:<family>][@<seed>]"`` a family of ``generated``, ``"<kind>:PATH"`` a
+    published file read by ``loaders[kind]``, anything else :func:`~eapo_env.problems.load_problems`.
+
+    Example:
+        >>> from eapo_env.problems.qa_generated import GENERATED_QA
+        >>> type(dataset_task_source("generated:facts@1", GENERATED_QA, {})).__name__
+        'IndexedSource'
+        >>> read = {"hotpotqa": lambda path: [Problem("q0", "Capital of France?", "Paris")]}
+        >>> dataset_task_source("hotpotqa:/data/dev.json", GENERATED_QA, read).name
+        'hotpotqa:/data/dev.json'
+    """
+    source = generated_source(spec, generated)
+    if source is not None:
+        return source
+    dataset = split_dataset_spec(spec, tuple(loaders))
+    if dataset is not None:
+        kind, path = dataset
+        return SequenceSource(list(loaders[kind](path)), name=f"{kind}:{path}")
+    return load_problems(spec)
 
 
 class TaskReferenceExpert(SyncExpert):

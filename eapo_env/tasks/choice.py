@@ -36,10 +36,10 @@ import re
 from typing import Any
 
 from eapo_env import prompts
-from eapo_env.problems import Problem, ProblemSource, SequenceSource, load_problems
-from eapo_env.problems.qa_generated import GENERATED_CHOICE, generated_source
-from eapo_env.problems.qa_sets import CHOICE_LOADERS, LETTERS, split_dataset_spec
-from eapo_env.tasks.base import TextTask
+from eapo_env.problems import Problem, ProblemSource
+from eapo_env.problems.qa_generated import GENERATED_CHOICE
+from eapo_env.problems.qa_sets import CHOICE_LOADERS, LETTERS
+from eapo_env.tasks.base import TextTask, dataset_task_source
 from eapo_env.verify import Verdict
 
 _ANSWER_BODY = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -79,14 +79,7 @@ class ChoiceTask(TextTask):
     name = "choice"
 
     def problems(self, spec: Any) -> ProblemSource:
-        generated = generated_source(spec, GENERATED_CHOICE)
-        if generated is not None:
-            return generated
-        dataset = split_dataset_spec(spec, tuple(CHOICE_LOADERS))
-        if dataset is not None:
-            kind, path = dataset
-            return SequenceSource(CHOICE_LOADERS[kind](path, 0), name=f"{kind}:{path}")
-        return load_problems(spec)
+        return dataset_task_source(spec, GENERATED_CHOICE, CHOICE_LOADERS)
 
     def prompt(self, problem: Problem, *, eval_mode: bool, max_experts: int, max_turns: int) -> str:
         question = f"{problem.question}\n{CHOICE_INSTRUCTION}"

@@ -29,10 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 from eapo_env import prompts
-from eapo_env.problems import Problem, ProblemSource, SequenceSource, load_problems
-from eapo_env.problems.qa_generated import GENERATED_QA, generated_source
-from eapo_env.problems.qa_sets import QA_LOADERS, split_dataset_spec
-from eapo_env.tasks.base import TextTask
+from eapo_env.problems import Problem, ProblemSource
+from eapo_env.problems.qa_generated import GENERATED_QA
+from eapo_env.problems.qa_sets import QA_LOADERS
+from eapo_env.tasks.base import TextTask, dataset_task_source
 from eapo_env.verify import QAMatch, Verdict, best_qa_match, extract_answer
 
 #: The line added under every QA question (why: say the answer is a short span, as the sets expect).
@@ -51,14 +51,7 @@ class QATask(TextTask):
     name = "qa"
 
     def problems(self, spec: Any) -> ProblemSource:
-        generated = generated_source(spec, GENERATED_QA)
-        if generated is not None:
-            return generated
-        dataset = split_dataset_spec(spec, tuple(QA_LOADERS))
-        if dataset is not None:
-            kind, path = dataset
-            return SequenceSource(QA_LOADERS[kind](path), name=f"{kind}:{path}")
-        return load_problems(spec)
+        return dataset_task_source(spec, GENERATED_QA, QA_LOADERS)
 
     def prompt(self, problem: Problem, *, eval_mode: bool, max_experts: int, max_turns: int) -> str:
         question = f"{problem.question}\n{QA_INSTRUCTION}"
