@@ -205,6 +205,10 @@ class TrainConfig:
     wasted tokens in the loss; a step can end up with no group to train on (then it is skipped)."""
     overlong_filter: bool = True
     """Mask the loss of episodes cut by the token budget (their 0 reward is not the answer's fault)."""
+    expert_in_group: str = ""
+    """Off-policy guidance (LUFFY): the expert's worked solution joins ``"every"`` group, or only groups
+    with no correct episode (``"all_wrong"``, Guide-GRPO's rule), as one more member rewarded 1
+    (:mod:`agents.guidance`). A signal where exploration found none, at the cost of off-policy tokens."""
 
     # ------------------------------------------------------------------ bookkeeping
     seed: int = 0
@@ -260,16 +264,14 @@ class TrainConfig:
         need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
         self._validate_vllm(need)
         need(self.policy_size in ("tiny", "small"), "policy_size", "tiny or small")
-        for name in ("group_size", "prompts_per_step", "eval_k", "eval_num_problems", "max_experts", "max_turns"):
+        for name in ("group_size", "prompts_per_step", "eval_k", "eval_num_problems", "max_experts", "max_turns",
+                     "max_turn_tokens", "max_total_tokens", "grad_accum", "mini_batches", "ppo_epochs",
+                     "checkpoint_every", "keep_checkpoints"):  # fmt: skip
             need(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in ("max_turn_tokens", "max_total_tokens", "grad_accum", "mini_batches", "ppo_epochs"):
-            need(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in ("checkpoint_every", "keep_checkpoints"):
-            need(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in ("steps", "warmup_steps", "lora_r", "lora_alpha", "eval_max_turns", "threads", "rollout_workers"):
+        for name in ("steps", "warmup_steps", "lora_r", "lora_alpha", "eval_max_turns", "threads", "rollout_workers",
+                     "distill_steps", "seed", "problems_seed", "eval_problems_seed"):  # fmt: skip
             need(getattr(self, name) >= 0, name, "must be >= 0")
-        for name in ("distill_steps", "seed", "problems_seed", "eval_problems_seed"):
-            need(getattr(self, name) >= 0, name, "must be >= 0")
+        need(self.expert_in_group in ("", "every", "all_wrong"), "expert_in_group", "'', 'every' or 'all_wrong'")
         need(self.lr > 0, "lr", "must be > 0")
         need(self.distributed in STRATEGIES, "distributed", f"one of {', '.join(STRATEGIES)}")
         need(self.dist_timeout_s > 0, "dist_timeout_s", "must be > 0")

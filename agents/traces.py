@@ -169,6 +169,12 @@ def _answer(prefix: str, answer: str) -> str:
     return f"{prefix} {body}" if prefix else body
 
 
+def expert_solution_turn(problem: Problem) -> str:
+    """The reference's whole worked solution written as the policy's answer turn (steps, then the answer
+    tag): the member off-policy guidance adds to a group (:mod:`agents.guidance`)."""
+    return _answer(solution_steps(problem), problem.answer)
+
+
 def _own_solution(problem: Problem, cfg: TraceConfig) -> str:
     """The policy's own worked solution: the steps (when short enough), then the answer."""
     steps = solution_steps(problem)

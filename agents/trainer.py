@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from agents import checkpoint as ckpt_io
-from agents import distributed
+from agents import distributed, guidance
 from agents.config import TrainConfig
 from agents.metrics import CollapseMonitor, MetricsLogger, episode_metrics, read_metrics
 from agents.rollout import RolloutBatch
@@ -218,8 +218,13 @@ def rollout_episodes(
 
 def learn_step(run: TrainingRun, step: int, trajs: list[Any], rng: np.random.Generator) -> dict[str, Any]:
     """Steps 3-7 on one rollout batch; returns the step's metrics line (without timings)."""
-    batch = RolloutBatch.from_trajectories(trajs, pad_id=run.pad_id)
     correct = torch.tensor([t.correct for t in trajs], dtype=torch.bool)  # the env's info["correct"]
+    guided = guidance.expert_members(
+        trajs, correct, run.config.expert_in_group, run.source, run.tokenizer, run.rollout_model,
+        run.config.temperature, run.config.max_turn_tokens,
+    )  # fmt: skip
+    batch = RolloutBatch.from_trajectories([*trajs, *guided], pad_id=run.pad_id)
+    correct = torch.cat([correct, torch.tensor([m.correct for m in guided], dtype=torch.bool)])
     keep_group, keep, advantages, loss_mask = select_and_score(batch, correct, run.config)
     lr_now = run.optimizer.param_groups[0]["lr"]
     device_batch, mismatch = correct_mismatch(run.module, batch.to(run.device), run.config)  # engine vs learner
@@ -233,7 +238,10 @@ def learn_step(run: TrainingRun, step: int, trajs: list[Any], rng: np.random.Gen
     with warnings.catch_warnings():  # a skipped update (no kept group) still advances the LR clock
         warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
         run.scheduler.step()
-    record = step_record(step, trajs, keep_group, keep, advantages, loss_mask, {**stats, **mismatch})
+    n = len(trajs)  # the episode metrics describe the on-policy episodes; the loss saw the guided ones too
+    record = step_record(step, trajs, keep_group[:n], keep[:n], advantages[:n], loss_mask[:n], {**stats, **mismatch})
+    if guided:
+        record["expert_members"] = len(guided)
     record.update({"p_schedule": run.acceptance(step), "turn_schedule": run.turns(step), "lr": lr_now})
     if not run.config.consultation:
         record["p_t"] = 0.0  # consultation disabled: no expert can answer

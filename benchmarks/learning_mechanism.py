@@ -44,7 +44,16 @@ def _last_tenth_mean(records: list[dict[str, Any]], key: str) -> float:
     return float(np.mean(vals[-max(1, len(vals) // 10) :])) if vals else float("nan")
 
 
-def dose_table(out: Path, by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
+#: Each row's per-step training metrics (``metrics.jsonl``), one list per seed that has them.
+RowMetrics = dict[str, list[list[dict[str, Any]]]]
+
+
+def read_row_metrics(out: Path, by_row: dict[str, list[dict[str, Any]]]) -> RowMetrics:
+    """Every row's training metrics, read once for the dose table and the curves."""
+    return {key: [read_metrics(out / r["metrics"]) for r in recs if r.get("metrics")] for key, recs in by_row.items()}
+
+
+def dose_table(by_row: dict[str, list[dict[str, Any]]], row_metrics: RowMetrics) -> list[str]:
     """Dose, densification (first half) and own consult rate (last 10 %) of every RL row, per seed mean."""
     lines = [
         "## Dose and densification",
@@ -55,7 +64,7 @@ def dose_table(out: Path, by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     ]
     checks: list[str] = []
     for key, recs in by_row.items():
-        metrics = [read_metrics(out / r["metrics"]) for r in recs if r.get("metrics")]
+        metrics = row_metrics[key]
         if not metrics:
             continue
         dose = [_first_half_mean(m, "dose") for m in metrics]
@@ -147,7 +156,7 @@ def _wall_clock(metrics: list[dict[str, Any]]) -> np.ndarray:
     return np.cumsum([float(m.get("time_rollout_s") or 0.0) + float(m.get("time_train_s") or 0.0) for m in metrics])
 
 
-def curves(out: Path, by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
+def curves(out: Path, by_row: dict[str, list[dict[str, Any]]], row_metrics: RowMetrics) -> list[str]:
     """Held-out Pass@k at each curve point against RL steps and training wall-clock, plus a PNG."""
     lines = [
         "## Learning curves",
@@ -158,12 +167,11 @@ def curves(out: Path, by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
         "| row | step: Pass@k (wall-clock s) |",
         "|---|---|",
     ]
-    Metrics = list[list[dict[str, Any]]]
-    plotted: dict[str, tuple[list[int], list[float], list[float], Metrics]] = {}
+    plotted: dict[str, tuple[list[int], list[float], list[float], list[list[dict[str, Any]]]]] = {}
     for key, recs in by_row.items():
         if not recs[0].get("curve"):
             continue
-        metrics = [read_metrics(out / r["metrics"]) for r in recs if r.get("metrics")]
+        metrics = row_metrics[key]
         clocks = [_wall_clock(m) for m in metrics]
         steps = [int(s) for s, _ in recs[0]["curve"]]
         pts = [float(np.mean([dict(r["curve"]).get(s, np.nan) for r in recs])) for s in steps]
@@ -208,6 +216,7 @@ def write_mechanism_report(out: Path, records: list[dict[str, Any]], meta: dict[
         k: row_scores(k, [out / r["eval_csv"] for r in sorted(recs, key=lambda r: r["seed"])])
         for k, recs in by_row.items()
     }
+    row_metrics = read_row_metrics(out, by_row)
     lines = [
         "# EAPO's mechanism: a base that can use an expert, hints it must carry out (issue 20)",
         "",
@@ -220,11 +229,11 @@ def write_mechanism_report(out: Path, records: list[dict[str, Any]], meta: dict[
         "",
         *level_scores(scores),
         "",
-        *dose_table(out, by_row),
+        *dose_table(by_row, row_metrics),
         "",
         *newly_solved(scores),
         "",
-        *curves(out, by_row),
+        *curves(out, by_row, row_metrics),
         "",
         *verdict_lines(scores),
         *meta.get("notes", []),

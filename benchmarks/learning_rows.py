@@ -102,6 +102,7 @@ MECH_ROWS: tuple[Row, ...] = (
     Row("eapo_answer", "eapo_answer", "EAPO, reference expert (worked solution and answer)", "M"),
     Row("eapo_placebo", "eapo_placebo", "EAPO, constant expert (content-free), same schedule", "M"),
     Row("distill_full", "mech_distill_full", "Distillation SFT on the expert's solutions", "M"),
+    Row("luffy", "mech_luffy", "Guidance: the expert's solution in every group (LUFFY)", "M"),
 )
 MECH_ROW_BY_KEY = {r.key: r for r in MECH_ROWS}
 
@@ -180,7 +181,7 @@ PROFILES: dict[str, Profile] = {
         eval_problems=100,
         eval_k=4,
         segments=1,
-        prompts_per_step=8,  # half the full profile's: 1 seed of all six rows in <= 15 min on one core
+        prompts_per_step=8,  # half the full profile's: 1 seed of all seven rows in <= 15 min on one core
         row_set="mechanism",
         toy_regime=False,
         policy="agents/assets/expert_reader_base",

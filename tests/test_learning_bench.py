@@ -32,31 +32,38 @@ RESCALED_ROW_SCHEDULES: dict[tuple[str, str], dict[int, str]] = {
     },
     ("mechanism", "eapo_answer"): {
         3: "ValueError",
-        7: "piecewise:0=1.0,1=1.0,3=0.0 | linear:4.0:2.0:4",
-        40: "piecewise:0=1.0,8=1.0,18=0.0 | linear:4.0:2.0:20",
-        80: "piecewise:0=1.0,16=1.0,36=0.0 | linear:4.0:2.0:40",
-        100: "piecewise:0=1.0,20=1.0,45=0.0 | linear:4.0:2.0:50",
+        7: "piecewise:0=1.0,1=1.0,2=0.0 | linear:4.0:1.0:4",
+        40: "piecewise:0=1.0,6=1.0,12=0.0 | linear:4.0:1.0:24",
+        80: "piecewise:0=1.0,12=1.0,24=0.0 | linear:4.0:1.0:48",
+        100: "piecewise:0=1.0,15=1.0,30=0.0 | linear:4.0:1.0:60",
     },
     ("mechanism", "eapo_hint"): {
         3: "ValueError",
-        7: "piecewise:0=1.0,1=1.0,3=0.0 | linear:4.0:2.0:4",
-        40: "piecewise:0=1.0,8=1.0,18=0.0 | linear:4.0:2.0:20",
-        80: "piecewise:0=1.0,16=1.0,36=0.0 | linear:4.0:2.0:40",
-        100: "piecewise:0=1.0,20=1.0,45=0.0 | linear:4.0:2.0:50",
+        7: "piecewise:0=1.0,1=1.0,2=0.0 | linear:4.0:1.0:4",
+        40: "piecewise:0=1.0,6=1.0,12=0.0 | linear:4.0:1.0:24",
+        80: "piecewise:0=1.0,12=1.0,24=0.0 | linear:4.0:1.0:48",
+        100: "piecewise:0=1.0,15=1.0,30=0.0 | linear:4.0:1.0:60",
     },
     ("mechanism", "eapo_placebo"): {
         3: "ValueError",
-        7: "piecewise:0=1.0,1=1.0,3=0.0 | linear:4.0:2.0:4",
-        40: "piecewise:0=1.0,8=1.0,18=0.0 | linear:4.0:2.0:20",
-        80: "piecewise:0=1.0,16=1.0,36=0.0 | linear:4.0:2.0:40",
-        100: "piecewise:0=1.0,20=1.0,45=0.0 | linear:4.0:2.0:50",
+        7: "piecewise:0=1.0,1=1.0,2=0.0 | linear:4.0:1.0:4",
+        40: "piecewise:0=1.0,6=1.0,12=0.0 | linear:4.0:1.0:24",
+        80: "piecewise:0=1.0,12=1.0,24=0.0 | linear:4.0:1.0:48",
+        100: "piecewise:0=1.0,15=1.0,30=0.0 | linear:4.0:1.0:60",
     },
     ("mechanism", "self_explore"): {
-        3: "const:0.0 | linear:4.0:2.0:2",
-        7: "const:0.0 | linear:4.0:2.0:4",
-        40: "const:0.0 | linear:4.0:2.0:20",
-        80: "const:0.0 | linear:4.0:2.0:40",
-        100: "const:0.0 | linear:4.0:2.0:50",
+        3: "const:0.0 | linear:4.0:1.0:2",
+        7: "const:0.0 | linear:4.0:1.0:4",
+        40: "const:0.0 | linear:4.0:1.0:24",
+        80: "const:0.0 | linear:4.0:1.0:48",
+        100: "const:0.0 | linear:4.0:1.0:60",
+    },
+    ("mechanism", "luffy"): {
+        3: "const:0.0 | linear:4.0:1.0:2",
+        7: "const:0.0 | linear:4.0:1.0:4",
+        40: "const:0.0 | linear:4.0:1.0:24",
+        80: "const:0.0 | linear:4.0:1.0:48",
+        100: "const:0.0 | linear:4.0:1.0:60",
     },
     ("paper", "base"): {
         2: "linear:1.0:0.0:1 | linear:4.0:2.0:1",
@@ -320,13 +327,16 @@ def test_mechanism_profile_rows_share_prompt_caps_and_budget():
     profile = PROFILES["mechanism"]
     configs = {r.key: row_config(r, profile, 0, "p", "generated:arithmetic:1-2", "g") for r in MECH_ROWS}
     rl = [c for c in configs.values() if c.method == "eapo"]
-    assert len(rl) == 4 and all(c.consultation for c in rl)
+    assert len(rl) == 5 and all(c.consultation for c in rl)
     shared = {(c.max_turn_tokens, c.max_total_tokens, c.turn_schedule, c.consult_penalty, c.lr, c.steps) for c in rl}
     assert len(shared) == 1 and next(iter(shared))[0] >= 128
     assert parse_schedule(configs["self_explore"].acceptance_schedule)(0) == 0.0
     hint = parse_schedule(configs["eapo_hint"].acceptance_schedule)
     assert hint(0) == 1.0 and hint(profile.steps - 1) == 0.0
     assert configs["eapo_placebo"].acceptance_schedule == configs["eapo_hint"].acceptance_schedule
+    # the guidance baseline is self-exploration plus the expert's solution in every group, nothing else
+    luffy, explore = dataclasses.asdict(configs["luffy"]), dataclasses.asdict(configs["self_explore"])
+    assert {k for k in luffy if luffy[k] != explore[k]} == {"expert_in_group"} and luffy["expert_in_group"] == "every"
     assert PROFILES["mechanism_quick"].seeds == 1
 
 

@@ -13,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eapo_env  # noqa: F401  (registers the ids)
-from eapo_env.experts import ExpertReply, ExpertRequest
-from eapo_env.testing import assert_info_equal  # the parity helper, for users too (also read by task_env_checks)
+from eapo_env.testing import (  # the parity helper, for users too (also read by task_env_checks)
+    FaultyExpert,
+    assert_info_equal,
+)
 from envs.vector_env import EAPOVectorEnv
 from tests.conftest import SpyExpert
 from wrappers.turn import TurnWrapper
@@ -72,20 +74,11 @@ def fill(actions: list[str], problems: list[Any]) -> list[str]:
     return [f"<answer>{p.answer}</answer>" if a == GOLD else a for a, p in zip(actions, problems)]
 
 
-class FlakySpyExpert(SpyExpert):
-    """A spy whose replies to ``slow`` time out and to ``err`` fail, with latencies: a step's batch then
-    mixes clean, cut and failed replies (both of the vector env's reply paths)."""
-
-    def consult_sync(self, requests: Sequence[ExpertRequest]) -> list[ExpertReply]:
-        replies = super().consult_sync(requests)
-        out = []
-        for r, reply in zip(requests, replies):
-            if r.query == "slow":
-                reply = ExpertReply("", "timeout", 0.5, expert="spy", error="deadline")
-            elif r.query == "err":
-                reply = ExpertReply("", "error", 0.25, expert="spy", error="boom")
-            out.append(reply)
-        return out
+def flaky_spy() -> FaultyExpert:
+    """The kit's faulty spy: replies to ``slow`` time out, to ``err`` fail, to ``a long query text here``
+    are cut, with latencies: a step's batch then mixes clean, cut and failed replies (both of the vector
+    env's reply paths)."""
+    return FaultyExpert(long_chars=2_000)
 
 
 def make_pair(
@@ -94,12 +87,12 @@ def make_pair(
     """Ours, and SyncVectorEnv over N single envs built the same way (``gym.make`` + the wrappers)."""
 
     def single() -> gym.Env:
-        env = gym.make("EAPO-Math-v0", expert=FlakySpyExpert(), **BASE, **kw)
+        env = gym.make("EAPO-Math-v0", expert=flaky_spy(), **BASE, **kw)
         for wrapper in wrappers:
             env = wrapper(env)
         return env
 
-    spy = FlakySpyExpert()
+    spy = flaky_spy()
     vec = gym.make_vec("EAPO-Math-v0", num_envs=n, expert=spy, autoreset_mode=mode, env_wrappers=wrappers, **BASE, **kw)
     ref = SyncVectorEnv([single for _ in range(n)], autoreset_mode=mode)
     return vec, ref, spy
