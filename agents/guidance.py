@@ -31,10 +31,11 @@ from typing import Any
 
 import torch
 
-from agents.losses import token_logprobs
 from agents.policy.tokenizer import encode_segment
+from agents.rollout import RolloutBatch
 from agents.rollout.types import Trajectory
 from agents.traces import expert_solution_turn
+from agents.update import batch_logprobs
 
 
 def groups_needing_guidance(trajs: Sequence[Trajectory], correct: torch.Tensor, rule: str) -> list[int]:
@@ -72,7 +73,8 @@ def expert_members(
         problem = source.get(peer.problem_id)
         ids = encode_segment(tokenizer, expert_solution_turn(problem))
         member = Trajectory(prompt_ids=list(peer.prompt_ids), group_id=g, problem_id=peer.problem_id)
-        member.add_policy(ids[:max_tokens], [0.0] * len(ids[:max_tokens]))
+        kept = ids[:max_tokens]
+        member.add_policy(kept, [0.0] * len(kept))  # the log-probs are filled below, in one batch
         member.overlong = len(ids) > max_tokens
         whole = not member.overlong  # a cut solution is no answer: reward 0, and the overlong filter drops it
         member.reward, member.correct, member.terminated = float(whole), whole, whole
@@ -83,21 +85,11 @@ def expert_members(
 
 
 def _fill_logprobs(members: list[Trajectory], model: torch.nn.Module, temperature: float) -> None:
-    """Each member's policy-token log-probs under ``model`` (no grad, eval mode, one padded batch)."""
+    """Each member's policy-token log-probs under ``model`` (:func:`agents.update.batch_logprobs`)."""
     if not members:
         return
     device = next(model.parameters()).device
-    lengths = [len(m.prompt_ids) + len(m.token_ids) for m in members]
-    ids = torch.zeros(len(members), max(lengths), dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    for i, m in enumerate(members):
-        ids[i, : lengths[i]] = torch.tensor(m.prompt_ids + m.token_ids)
-        attn[i, : lengths[i]] = 1
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        lp = token_logprobs(model, ids.to(device), attn.to(device), temperature=temperature).float().cpu()
-    model.train(was_training)
+    lp = batch_logprobs(model, RolloutBatch.from_trajectories(members).to(device), temperature).cpu()
     for i, m in enumerate(members):
         p = len(m.prompt_ids)
-        m.logprobs = lp[i, p : lengths[i]].tolist()
+        m.logprobs = lp[i, p : p + len(m.token_ids)].tolist()

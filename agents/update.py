@@ -121,14 +121,10 @@ class CorrectedBatch(RolloutBatch):
     token_weights: torch.Tensor | None = None
 
 
-def correct_mismatch(
-    module: torch.nn.Module, batch: RolloutBatch, config: TrainConfig, chunk: int = 64
-) -> tuple[CorrectedBatch, dict[str, float]]:
-    """The learner's log-probs of the (device) batch under the weights that produced it (one no-grad
-    forward, before any update), against the engine's sampling log-probs: the batch with the weights of
-    ``config.mismatch_correction`` and the mismatch statistics of :func:`agents.losses.mismatch_weights`
-    (over every policy token: the filters act later, through the loss mask)."""
-    learner = torch.zeros_like(batch.old_logprobs)
+def batch_logprobs(module: torch.nn.Module, batch: RolloutBatch, temperature: float, chunk: int = 64) -> torch.Tensor:
+    """[B, T] tempered log-prob of every token of ``batch`` under ``module`` (no grad, eval mode, ``chunk``
+    rows per forward, each chunk cut to its longest row); 0 at padding and position 0."""
+    out = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=batch.input_ids.device)
     was_training = module.training
     module.eval()
     with torch.no_grad():
@@ -136,8 +132,19 @@ def correct_mismatch(
             rows = slice(lo, min(lo + chunk, len(batch)))
             width = int(batch.attention_mask[rows].sum(dim=1).max())
             ids, attn = batch.input_ids[rows, :width], batch.attention_mask[rows, :width]
-            learner[rows, :width] = token_logprobs(module, ids, attn, temperature=config.temperature)
+            out[rows, :width] = token_logprobs(module, ids, attn, temperature=temperature)
     module.train(was_training)
+    return out
+
+
+def correct_mismatch(
+    module: torch.nn.Module, batch: RolloutBatch, config: TrainConfig, chunk: int = 64
+) -> tuple[CorrectedBatch, dict[str, float]]:
+    """The learner's log-probs of the (device) batch under the weights that produced it (one no-grad
+    forward, before any update), against the engine's sampling log-probs: the batch with the weights of
+    ``config.mismatch_correction`` and the mismatch statistics of :func:`agents.losses.mismatch_weights`
+    (over every policy token: the filters act later, through the loss mask)."""
+    learner = batch_logprobs(module, batch, config.temperature, chunk)
     weights, stats = mismatch_weights(
         learner, batch.old_logprobs, batch.loss_mask, config.mismatch_correction, config.mismatch_cap
     )
