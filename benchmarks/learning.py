@@ -11,7 +11,8 @@ several sittings.
 Usage::
 
     python benchmarks/learning.py --quick                  # <= 15 min on 2 cores: Table 1 core rows, 1 seed
-    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full   # every row (~2 h of runs; --rows splits it into parallel streams)
+    python benchmarks/learning.py --out benchmarks/results/full   # every row, 3 seeds, expert-reader base (~4 h of runs; --rows streams)
+    python benchmarks/learning.py --profile tiny --out benchmarks/results/tiny   # the same rows on the tiny base
     python benchmarks/learning.py --smoke --policy DIR     # seconds: the plumbing only (tests)
     python benchmarks/learning.py --profile mechanism --quick   # issue 20's mechanism rows, 1 seed
     python benchmarks/learning.py --profile mechanism --out benchmarks/results/mechanism   # 3 seeds
@@ -158,7 +159,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="<= 15 min on 2 cores: fewer rows, steps, one seed")
     size.add_argument("--smoke", action="store_true", help="seconds: plumbing only (tests)")
-    ap.add_argument("--profile", default=None, choices=["mechanism"], help="a row set other than the paper's")
+    ap.add_argument(
+        "--profile",
+        default=None,
+        choices=["mechanism", "tiny"],
+        help="mechanism: issue 20's rows; tiny: the paper rows on the tiny base (level 1-2, 60 steps)",
+    )
     ap.add_argument("--seeds", type=int, default=None, help="training seeds per row (default: the profile's)")
     ap.add_argument("--steps", type=int, default=None, help="RL steps per row (default: the profile's)")
     ap.add_argument("--rows", default="", help="comma list of row keys (default: the profile's rows)")
@@ -176,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
     if args.profile == "mechanism":  # --quick: one seed, fewer steps; --smoke is the paper rows' plumbing
         name = "mechanism_quick" if args.quick else "mechanism"
+    elif args.profile == "tiny":
+        if args.quick or args.smoke:
+            raise SystemExit("--profile tiny has no --quick/--smoke size (--smoke already runs on a tiny policy)")
+        name = "tiny"
     profile = PROFILES[name]
     changes: dict[str, Any] = {}
     if args.seeds is not None:
@@ -252,7 +262,7 @@ def scope_notes(profile: Profile) -> list[str]:
         f"{profile.eval_k}. The full report (every row, 3 seeds, {full.steps} steps, {full.eval_problems} × "
         f"{full.eval_k}; resumable, rows may run in parallel streams into one --out) is produced by:",
         "",
-        "    python benchmarks/learning.py --seeds 3 --out benchmarks/results/full",
+        "    python benchmarks/learning.py --out benchmarks/results/full",
     ]
 
 

@@ -245,8 +245,11 @@ def header(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def design_section(meta: dict[str, Any], scores: dict[str, RowScores], group_size: int) -> list[str]:
-    """Why these problems, experts and K: the experiment's design, with the base's measured sparsity."""
+def design_section(
+    meta: dict[str, Any], scores: dict[str, RowScores], group_size: int, explore_method: str | None
+) -> list[str]:
+    """Why these problems, experts and K: the experiment's design, with the base's measured sparsity.
+    ``explore_method``: the method ``self_explore`` ran (``eapo`` with p(t) = 0 on the expert-reader base)."""
     lines = ["## Design (why this is a fair test of the paper's claim)", ""]
     if "base" in scores:
         m = scores["base"].means.mean(axis=0)
@@ -266,15 +269,26 @@ def design_section(meta: dict[str, Any], scores: dict[str, RowScores], group_siz
         "- **Experts.** `reference` returns the problem's worked solution: the strong, different expert "
         "(the role of QwQ-32B for a 7B policy). `policy` samples frozen replicas of the starting policy "
         "(homogeneous, Table 3). `noisy` is the reference with half of the final answers made wrong "
-        "(App. E's error sampling had > 50 % wrong), `constant` returns App. E's content-free sentence.",
+        "(App. E's error sampling had > 50 % wrong), `constant` returns App. E's content-free sentence. "
+        "The `hint` expert (the worked steps without the answer) and the test of what the reply teaches are "
+        "the mechanism report's (`benchmarks/results/mechanism/report.md`).",
         "- **K.** With the reference expert every reply is the same text, so K cannot matter there; Table 2 "
         "therefore compares K = 3 with K = 1 under the noisy expert, where three independent replies carry "
         "more evidence than one (a majority is right more often), at the same turn budget.",
         "- **One update budget.** Every RL row runs the same steps × prompts × G with the same learner; "
         "distillation SFT takes as many optimizer steps as an RL row; base and workflows train nothing. All "
         "rows start from the same policy and are evaluated on the same held-out problems, k samples each, "
-        "consultation off (workflows put their expert replies in the prompt, by definition).",
-        "- **Scale.** A ~1M-parameter policy on generated arithmetic, minutes per run on 2 CPU cores, is not "
+        "at one turn budget (the end of the turn schedule), consultation off (workflows put their expert "
+        "replies in the prompt, by definition).",
+    ]
+    if explore_method == "eapo":
+        lines.append(
+            "- **No prompt confound.** `self_explore` is EAPO with p(t) = 0: it trains on EAPO's prompt and "
+            "caps and its consults are answered `unavailable`, so it differs from `eapo` only in whether "
+            "experts answer (the same row as the mechanism report's)."
+        )
+    lines += [
+        "- **Scale.** A sub-1M-parameter policy on generated arithmetic, minutes per run on 2 CPU cores, is not "
         "a 7B model on AIME: the verdicts say whether the paper's *direction* holds in this regime, not its "
         "size.",
         "",
@@ -348,7 +362,8 @@ def write_report(out: Path, records: list[dict[str, Any]], meta: dict[str, Any])
         for k, recs in by_row.items()
     }
     group = next(iter(records))["config"]["group_size"]
-    lines = header(meta, records) + design_section(meta, scores, group)
+    explore = next((r["config"]["method"] for r in records if r["row"] == "self_explore"), None)
+    lines = header(meta, records) + design_section(meta, scores, group, explore)
     for table, title in TABLE_TITLES.items():
         shown = [e if isinstance(e, str) else e[0] for e in TABLE_ROWS[table]]
         if sum(k in scores for k in shown) >= (1 if table == "1" else 2):

@@ -6,10 +6,12 @@ at toy scale, identically for every row (:func:`row_config`):
 
 * the policy (one starting policy for all rows), training and held-out problems, the evaluation
   (problems, samples, seed 4242, which no training run draws);
-* the toy learner regime (learning rate, group size, token caps, turn budget and the learner's
-  mini-batch fields) read from ``agents/configs/quickstart.toml``, the regime the quickstart is tested
-  with, since the packaged configs carry the paper's 7B values (lr 1e-6). The consult penalty and p(t)
-  are the method's own (each row's config): they are what the EAPO rows compare;
+* the learner regime (learning rate, group size, token caps, turn budget and the learner's mini-batch
+  fields) read from one packaged config, the profile's ``regime``: ``eapo_hint.toml`` for the paper
+  rows on the expert-reader base (its 200-token turns fit level-2/3 solutions, and the mechanism rows
+  run it), ``quickstart.toml`` for the tiny base (``--smoke``), since the packaged paper configs carry
+  the paper's 7B values (lr 1e-6). The consult penalty and p(t) are the method's own (each row's
+  config): they are what the EAPO rows compare;
 * the update budget: RL rows run ``steps`` rollout batches; the packaged schedules write their step
   counts as shares of the run (``linear:1.0:0.0:25%``, :mod:`eapo_env.schedules`), so setting ``steps``
   is all it takes for an ablation to keep its shape (a budget-matched constant stays budget-matched);
@@ -32,8 +34,8 @@ from agents.config import TrainConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "agents" / "configs"
 HELDOUT_SEED = 4242
-#: Learner settings taken from quickstart.toml when present (the toy-scale regime; see module doc).
-TOY_KEYS = (
+#: Learner settings every row takes from its profile's regime config (see module doc).
+REGIME_KEYS = (
     "lr",
     "warmup_steps",
     "group_size",
@@ -118,12 +120,14 @@ class Profile:
     eval_problems: int
     eval_k: int
     segments: int
-    prompts_per_step: int | None = None  # None: the toy regime's
+    prompts_per_step: int | None = None  # None: the regime's
     group_size: int | None = None
     max_turn_tokens: int | None = None
     distill_problems: int = 2000
     row_set: str = "paper"  # "paper": ROWS; "mechanism": MECH_ROWS
-    toy_regime: bool = True  # False: each row keeps its own config's learner, caps and turn schedule
+    regime: str | None = "quickstart"  # the config whose REGIME_KEYS every row takes; None: each row's own
+    #: (row key, packaged config) pairs that replace a row's config in this profile
+    row_configs: tuple[tuple[str, str], ...] = ()
     policy: str | None = None  # starting policy relative to the repository root (None: the shipped tiny base)
     problems: str | None = None  # training and held-out spec (None: learning.DEFAULT_PROBLEMS)
 
@@ -131,6 +135,22 @@ class Profile:
 #: The mechanism rows' levels: 3 is the target (the expert-reader base alone ~1 %, with a hint ~45 %),
 #: 2 the retention level (alone ~20 %).
 MECH_PROBLEMS = "generated:arithmetic:2-3"
+
+
+def on_reader_base(profile: Profile) -> Profile:
+    """``profile`` on the expert-reader base, with the mechanism rows' levels and learner (``eapo_hint``).
+
+    Two rows take the mechanism's configs: self-exploration (EAPO's training prompt and caps with
+    p(t) = 0: no prompt confound; its runs are the mechanism report's, reused when copied in) and full
+    distillation (the reader base's distillation lr, 1e-4: the tiny base's 1e-3 undoes its pretraining).
+    Every row, the base and the workflows included, is evaluated at the regime's final turn budget.
+    """
+    own = (("self_explore", "mech_self_explore"), ("distill_full", "mech_distill_full"))
+    return dataclasses.replace(
+        profile, regime="eapo_hint", policy="agents/assets/expert_reader_base", problems=MECH_PROBLEMS, row_configs=own
+    )
+
+
 TABLE1 = ("base", "self_collab", "expert_workflow", "distill_full", "distill_lora", "self_explore", "eapo")
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -146,20 +166,30 @@ PROFILES: dict[str, Profile] = {
         max_turn_tokens=12,
         distill_problems=16,
     ),
-    "quick": Profile(
-        "quick",
-        ("base", "expert_workflow", "self_collab", "self_explore", "eapo"),
-        seeds=1,
-        steps=60,
-        eval_problems=100,
-        eval_k=8,
-        segments=2,
+    # Table 1's core rows, 1 seed, half the prompts of `full` and half its steps: <= 15 min on 2 cores.
+    "quick": on_reader_base(
+        Profile(
+            "quick",
+            ("base", "expert_workflow", "self_collab", "self_explore", "eapo"),
+            seeds=1,
+            steps=40,
+            eval_problems=100,
+            eval_k=4,
+            segments=1,
+            prompts_per_step=8,
+        )
     ),
-    # Every row, 3 seeds, 60 RL steps (the quickstart takes 100 on level 1 alone): ~2 h of single-thread
-    # runs, ~1 h on 2 cores as two --rows streams into one --out (benchmarks/results/full/report.md).
-    "full": Profile("full", tuple(r.key for r in ROWS), seeds=3, steps=60, eval_problems=200, eval_k=8, segments=2),
+    # Every row, 3 seeds, 80 RL steps on the expert-reader base (the mechanism rows' base, levels and
+    # learner): ~4 h of single-thread runs, ~2 h on 2 cores as two --rows streams into one --out
+    # (benchmarks/results/full/report.md); self_explore's runs are the mechanism report's (see on_reader_base).
+    "full": on_reader_base(
+        Profile("full", tuple(r.key for r in ROWS), seeds=3, steps=80, eval_problems=200, eval_k=8, segments=2)
+    ),
+    # The paper rows on the tiny base and the quickstart's level 1-2 regime (the `full` profile until issue 20
+    # moved it to the expert-reader base): benchmarks/results/tiny/report.md.
+    "tiny": Profile("tiny", tuple(r.key for r in ROWS), seeds=3, steps=60, eval_problems=200, eval_k=8, segments=2),
     # Issue 20: the mechanism rows from the expert-reader base, their own (identical) learner and caps
-    # (level-2 solutions need ~83 tokens: the toy regime's 64-token turns would cut them).
+    # (level-2 solutions need ~83 tokens: the tiny base's 64-token turns would cut them).
     "mechanism": Profile(
         "mechanism",
         tuple(r.key for r in MECH_ROWS),
@@ -169,7 +199,7 @@ PROFILES: dict[str, Profile] = {
         eval_k=8,
         segments=2,
         row_set="mechanism",
-        toy_regime=False,
+        regime=None,
         policy="agents/assets/expert_reader_base",
         problems=MECH_PROBLEMS,
     ),
@@ -183,7 +213,7 @@ PROFILES: dict[str, Profile] = {
         segments=1,
         prompts_per_step=8,  # half the full profile's: 1 seed of all seven rows in <= 15 min on one core
         row_set="mechanism",
-        toy_regime=False,
+        regime=None,
         policy="agents/assets/expert_reader_base",
         distill_problems=1000,
         problems=MECH_PROBLEMS,
@@ -201,12 +231,11 @@ def rows_for(profile: str) -> list[Row]:
     return [table[k] for k in PROFILES[profile].rows]
 
 
-def toy_regime(path: Path = CONFIGS / "quickstart.toml") -> dict[str, Any]:
-    """The learner settings of ``quickstart.toml`` that :class:`TrainConfig` knows (see ``TOY_KEYS``)."""
-    quick = load_config(path)
+def regime_settings(name: str) -> dict[str, Any]:
+    """The learner settings (``REGIME_KEYS``) of the packaged config ``name`` that :class:`TrainConfig` knows."""
+    regime = load_config(CONFIGS / f"{name}.toml")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    out = {k: getattr(quick, k) for k in TOY_KEYS if k in known}
-    return out
+    return {k: getattr(regime, k) for k in REGIME_KEYS if k in known}
 
 
 def updates_per_step(config: TrainConfig) -> int:
@@ -226,10 +255,9 @@ def row_config(
     segment_steps: int | None = None,
 ) -> TrainConfig:
     """The packaged config of ``row`` with the benchmark's shared settings (module doc)."""
-    own = load_config(row.config)
-    toy = toy_regime() if profile.toy_regime else {}
+    own = load_config(dict(profile.row_configs).get(row.key, row.config))
     steps = profile.steps
-    changes: dict[str, Any] = dict(toy)
+    changes: dict[str, Any] = regime_settings(profile.regime) if profile.regime else {}
     changes.update(
         policy=policy,
         seed=seed,
@@ -250,6 +278,9 @@ def row_config(
         if getattr(profile, name) is not None:
             changes[name] = getattr(profile, name)
     full = own.replace(**changes)
+    if full.expert == "policy":  # replicas reply as long as a turn may be (the packaged 96 cuts level-3 solutions)
+        cap = max(int(full.expert_kwargs.get("max_new_tokens", 0)), full.max_turn_tokens)
+        full = full.replace(expert_kwargs={**full.expert_kwargs, "max_new_tokens": cap})
     # The schedules resolved over the whole run, written out: a segment (``segment_steps``, a curve point)
     # runs to an earlier end on the same schedules, and the record and report name the counts that ran.
     cfg = full.replace(

@@ -234,7 +234,7 @@ def test_a_rerun_reuses_finished_rows(smoke_report):
 
 
 def test_rows_scale_their_schedules_to_the_benchmark_budget():
-    profile = PROFILES["quick"]
+    profile = PROFILES["full"]
     by_key = {r.key: r for r in ROWS}
     default = parse_schedule(row_config(by_key["eapo"], profile, 0, "p", "g", "g").acceptance_schedule)
     const = parse_schedule(row_config(by_key["sched_const"], profile, 0, "p", "g", "g").acceptance_schedule)
@@ -247,7 +247,8 @@ def test_relative_schedules_resolve_to_what_rescaling_produced(key):
     """The rows set only ``steps``; the packaged share-of-the-run schedules give each row, at each budget,
     the very schedules the string rescaling used to write (and a piecewise too short still fails)."""
     row_set, row_key = key
-    profile = PROFILES["mechanism" if row_set == "mechanism" else "quick"]
+    # the paper rows' pins were taken on the tiny base's quickstart regime (turns 4 -> 2), which smoke keeps
+    profile = PROFILES["mechanism" if row_set == "mechanism" else "smoke"]
     for steps, expected in RESCALED_ROW_SCHEDULES[key].items():
         budget = dataclasses.replace(profile, steps=steps)
         if expected == "ValueError":
@@ -338,6 +339,43 @@ def test_mechanism_profile_rows_share_prompt_caps_and_budget():
     luffy, explore = dataclasses.asdict(configs["luffy"]), dataclasses.asdict(configs["self_explore"])
     assert {k for k in luffy if luffy[k] != explore[k]} == {"expert_in_group"} and luffy["expert_in_group"] == "every"
     assert PROFILES["mechanism_quick"].seeds == 1
+
+
+@pytest.mark.parametrize("name", ["full", "quick"])
+def test_paper_rows_run_on_the_expert_reader_base_with_the_mechanism_learner(name):
+    """The paper rows (Tables 1/2/3/9, App. E) re-run on the reader base: every row takes ``eapo_hint``'s
+    learner, caps and turn schedule; only each row's method, expert, K and p(t) differ."""
+    from learning_rows import MECH_ROW_BY_KEY
+
+    profile = PROFILES[name]
+    configs = {k: row_config(row_table(profile)[k], profile, 0, "p", "g", "g") for k in profile.rows}
+    assert profile.policy == "agents/assets/expert_reader_base" and profile.problems == "generated:arithmetic:2-3"
+    shared = {
+        (c.max_turn_tokens, c.max_total_tokens, c.turn_schedule, c.resolved_eval_max_turns) for c in configs.values()
+    }
+    assert shared == {(200, 900, configs["eapo"].turn_schedule, 1)}  # one evaluation budget for every row
+    rl = [c for c in configs.values() if c.method == "eapo"]
+    assert {(c.lr, c.group_size, c.consult_penalty, c.consultation) for c in rl} == {(3e-5, 8, 0.3, True)}
+    # self-exploration is the mechanism's: EAPO's prompt with p(t) = 0, the very config of its mechanism runs
+    explore = configs["self_explore"]
+    assert explore.method == "eapo" and parse_schedule(explore.acceptance_schedule)(0) == 0.0
+    if name == "full":
+        mech = PROFILES["mechanism"]
+        assert explore == row_config(MECH_ROW_BY_KEY["self_explore"], mech, 0, "p", "g", "g")
+    for key, cfg in configs.items():
+        if cfg.expert == "policy":  # replicas may reply with a whole turn, not the packaged 96 tokens
+            assert cfg.expert_kwargs["max_new_tokens"] == 200, key
+
+
+def test_the_tiny_profile_keeps_the_paper_rows_on_the_tiny_base_and_its_quickstart_regime():
+    import learning
+
+    tiny = PROFILES["tiny"]
+    assert tiny.policy is None and tiny.problems is None and tiny.rows == PROFILES["full"].rows
+    cfg = row_config(row_table(tiny)["self_explore"], tiny, 0, "p", "g", "g")
+    assert (cfg.method, cfg.max_turn_tokens, cfg.turn_schedule) == ("self_explore", 64, "linear:4.0:2.0:30")
+    with pytest.raises(SystemExit, match="no --quick"):
+        learning.main(["--profile", "tiny", "--quick"])
 
 
 def test_mechanism_report_states_the_prediction_before_results_and_the_dose(tmp_path):
