@@ -135,6 +135,8 @@ class Profile:
 #: The mechanism rows' levels: 3 is the target (the expert-reader base alone ~1 %, with a hint ~45 %),
 #: 2 the retention level (alone ~20 %).
 MECH_PROBLEMS = "generated:arithmetic:2-3"
+#: The expert-reader base (issue 20), relative to the repository root: the mechanism and paper rows' start.
+READER_BASE = "agents/assets/expert_reader_base"
 
 
 def on_reader_base(profile: Profile) -> Profile:
@@ -146,9 +148,7 @@ def on_reader_base(profile: Profile) -> Profile:
     Every row, the base and the workflows included, is evaluated at the regime's final turn budget.
     """
     own = (("self_explore", "mech_self_explore"), ("distill_full", "mech_distill_full"))
-    return dataclasses.replace(
-        profile, regime="eapo_hint", policy="agents/assets/expert_reader_base", problems=MECH_PROBLEMS, row_configs=own
-    )
+    return dataclasses.replace(profile, regime="eapo_hint", policy=READER_BASE, problems=MECH_PROBLEMS, row_configs=own)
 
 
 TABLE1 = ("base", "self_collab", "expert_workflow", "distill_full", "distill_lora", "self_explore", "eapo")
@@ -200,7 +200,7 @@ PROFILES: dict[str, Profile] = {
         segments=2,
         row_set="mechanism",
         regime=None,
-        policy="agents/assets/expert_reader_base",
+        policy=READER_BASE,
         problems=MECH_PROBLEMS,
     ),
     "mechanism_quick": Profile(
@@ -214,7 +214,7 @@ PROFILES: dict[str, Profile] = {
         prompts_per_step=8,  # half the full profile's: 1 seed of all seven rows in <= 15 min on one core
         row_set="mechanism",
         regime=None,
-        policy="agents/assets/expert_reader_base",
+        policy=READER_BASE,
         distill_problems=1000,
         problems=MECH_PROBLEMS,
     ),
